@@ -1,0 +1,16 @@
+export { Tensor, tensor, zeros, type DType, type DataArray, type OrtLikeTensor, type TensorOptions } from './tensor.js';
+export { DisposedError } from './errors.js';
+export { tidy, keep } from './engine.js';
+export { memory, resetPeakMemory, type MemoryInfo } from './memory.js';
+export {
+  backends,
+  selectDevice,
+  getNumThreads,
+  setNumThreads,
+  emptyCache,
+  type BackendInfo,
+  type Device,
+  type DeviceChoice,
+  type DeviceSelection,
+} from './backends.js';
+export { matmul, matmulSync } from './ops/matmul.js';

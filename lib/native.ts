@@ -1,0 +1,94 @@
+// The native addon's surface, typed in one place. Everything here is implemented in
+// native/napi; nothing else in lib/ touches the addon object directly.
+import bindings from 'bindings';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+export type NativeDType = 'float32' | 'int32' | 'float16' | 'bfloat16';
+export type NativeDevice = 'cpu' | 'cuda' | 'cuda-emu';
+export type NativeArray = Float32Array | Int32Array | Uint16Array;
+
+/** A native tensor. Owned by exactly one `Tensor`; never exposed to users. */
+export interface TensorHandle {
+  dispose(): void;
+  readonly disposed: boolean;
+  readSync(): NativeArray;
+  read(): Promise<NativeArray>;
+  toSync(device: NativeDevice): TensorHandle;
+  to(device: NativeDevice): Promise<TensorHandle>;
+  info(): { shape: number[]; dtype: NativeDType; device: NativeDevice; bytes: number; borrowed: boolean };
+}
+
+export interface NativeMemory {
+  tensors: number;
+  hostBytes: number;
+  deviceBytes: number;
+  peakHostBytes: number;
+  peakDeviceBytes: number;
+}
+
+export interface NativeBackendInfo {
+  name: NativeDevice;
+  available: boolean;
+  reason?: string;
+  description?: string;
+  threads?: number;
+  simd?: 'avx2-fma' | 'scalar';
+  reservedBytes?: number;
+  driverAllocations?: number;
+}
+
+export interface NativeAddon {
+  TensorHandle: new () => TensorHandle;
+  createTensor(
+    data: NativeArray | null,
+    shape: readonly number[],
+    dtype: NativeDType,
+    device: NativeDevice,
+    copy: boolean,
+  ): TensorHandle;
+  memory(): NativeMemory;
+  resetPeakMemory(): void;
+  backends(): NativeBackendInfo[];
+  emptyCache(device: NativeDevice): void;
+  synchronize(device: NativeDevice): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  availableCores(): number;
+  setCpuSimd(simd: 'scalar' | 'avx2-fma'): void;
+  readonly builtWithCuda: boolean;
+
+  matmulSync(a: TensorHandle, b: TensorHandle): TensorHandle;
+  matmul(a: TensorHandle, b: TensorHandle): Promise<TensorHandle>;
+}
+
+// The package root: the nearest directory above this file whose package.json is secvit's.
+// (dist/cjs has a package.json of its own, which would fool bindings' own search.)
+function packageRoot(): string {
+  let dir = path.dirname(bindings.getFileName());
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'secvit') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('secvit: cannot find the package root above ' + bindings.getFileName());
+    dir = up;
+  }
+}
+
+function load(): NativeAddon {
+  // SECVIT_ADDON_PATH picks a specific build (e.g. the AddressSanitizer one in CI).
+  const explicit = process.env.SECVIT_ADDON_PATH;
+  if (explicit) return createRequire(process.cwd() + '/')(explicit) as NativeAddon;
+  try {
+    return bindings({ bindings: 'secvit', module_root: packageRoot() }) as NativeAddon;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `secvit: the native addon could not be loaded (${why.split('\n')[0]}). ` +
+        'Build it with `npm run build:native` (needs cmake and a C++ compiler).',
+    );
+  }
+}
+
+export const native: NativeAddon = load();

@@ -1,0 +1,217 @@
+import { DisposedError } from './errors.js';
+import { registerForGc, registerTrackedClass, track, unregisterForGc } from './engine.js';
+import { checkDevice, type Device, type DeviceChoice } from './backends.js';
+import { native, type NativeArray, type TensorHandle } from './native.js';
+
+export type DType = 'float32' | 'int32' | 'float16' | 'bfloat16';
+/** float32 -> Float32Array, int32 -> Int32Array; float16/bfloat16 -> Uint16Array of raw bits. */
+export type TypedArrayFor<D extends DType> = D extends 'float32'
+  ? Float32Array
+  : D extends 'int32'
+    ? Int32Array
+    : Uint16Array;
+export type DataArray = Float32Array | Int32Array | Uint16Array;
+
+/** An onnxruntime-style tensor: `{ type, data, dims }` (an `ort.Tensor` is one). */
+export interface OrtLikeTensor {
+  readonly type: string;
+  readonly data: unknown;
+  readonly dims: readonly number[];
+}
+
+export interface TensorOptions {
+  /** Where the tensor lives. Default 'cpu'. 'auto': CUDA when usable, else the CPU. */
+  device?: DeviceChoice;
+  /** Element type. Default: from the data (Float32Array -> float32, Int32Array -> int32), else float32. */
+  dtype?: DType;
+  /**
+   * CPU tensors made from a TypedArray of the tensor's dtype share its memory (no copy) unless
+   * `copy` is true. A shared array must not be transferred or resized while the tensor lives;
+   * writes to it are visible to the tensor.
+   */
+  copy?: boolean;
+}
+
+const DTYPES: readonly string[] = ['float32', 'int32', 'float16', 'bfloat16'];
+
+/** A dense, row-major n-dimensional array on one device, owned from JavaScript. */
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly device: Device;
+  /** Number of elements. */
+  readonly size: number;
+  #handle: TensorHandle | null;
+
+  /** @internal Tensors are made by `tensor()` and by ops, never with `new`. */
+  constructor(handle: TensorHandle) {
+    if (!(handle instanceof native.TensorHandle)) throw new TypeError('Tensor: use tensor() to create tensors');
+    const info = handle.info();
+    this.#handle = handle;
+    this.shape = Object.freeze(info.shape);
+    this.dtype = info.dtype;
+    this.device = info.device;
+    this.size = info.shape.reduce((a, b) => a * b, 1);
+    registerForGc(this, handle);
+    track(this);
+  }
+
+  /** True once dispose() was called (or the tensor was released by a scope). */
+  get disposed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** @internal The native handle; throws DisposedError naming `op` if disposed. */
+  handle(op: string, what = 'tensor'): TensorHandle {
+    if (this.#handle === null) throw new DisposedError(op, what);
+    return this.#handle;
+  }
+
+  /** A copy of the elements, read off the JS thread. */
+  async data(): Promise<DataArray> {
+    return (await this.handle('data').read()) as DataArray;
+  }
+
+  /** A copy of the elements, read synchronously (blocks until device work is done). */
+  dataSync(): DataArray {
+    return this.handle('dataSync').readSync() as DataArray;
+  }
+
+  /** A copy of this tensor on `device` (always a new tensor, also for the same device). */
+  async to(device: DeviceChoice): Promise<Tensor> {
+    const h = this.handle('to');
+    return new Tensor(await h.to(checkDevice(device, 'to: device')));
+  }
+
+  /** Synchronous `to()`. */
+  toSync(device: DeviceChoice): Tensor {
+    const h = this.handle('to');
+    return new Tensor(h.toSync(checkDevice(device, 'to: device')));
+  }
+
+  /** An onnxruntime-style `{ type, data, dims }` copy on the host. */
+  toOrt(): { type: DType; data: DataArray; dims: number[] } {
+    return { type: this.dtype, data: this.dataSync(), dims: [...this.shape] };
+  }
+
+  /** Releases the tensor's memory now. Idempotent. */
+  dispose(): void {
+    if (this.#handle === null) return;
+    const h = this.#handle;
+    this.#handle = null;
+    unregisterForGc(this);
+    h.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}], ${this.device}${this.disposed ? ', disposed' : ''})`;
+  }
+}
+registerTrackedClass(Tensor);
+
+function isOrtLike(v: unknown): v is OrtLikeTensor {
+  return (
+    typeof v === 'object' && v !== null && !ArrayBuffer.isView(v) && !Array.isArray(v) &&
+    'type' in v && 'data' in v && 'dims' in v
+  );
+}
+
+function checkShape(shape: unknown, what: string): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${what}: expected an array of integers, got ${typeof shape}`);
+  if (shape.length > 8) throw new RangeError(`${what}: at most 8 dimensions are supported, got ${shape.length}`);
+  return shape.map((d, i) => {
+    if (typeof d !== 'number') throw new TypeError(`${what}[${i}]: expected an integer, got ${typeof d}`);
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`${what}[${i}]: expected an integer >= 0, got ${d}`);
+    return d;
+  });
+}
+
+function defaultDType(data: unknown): DType {
+  if (data instanceof Int32Array) return 'int32';
+  return 'float32';
+}
+
+/** Converts `data` to the array class of `dtype`; `shared` says whether no copy was made. */
+function toNativeArray(data: unknown, dtype: DType, what: string): { array: NativeArray; shared: boolean } {
+  if (dtype === 'float16' || dtype === 'bfloat16') {
+    if (data instanceof Uint16Array) return { array: data, shared: true };
+    throw new TypeError(`${what}: dtype ${dtype} needs a Uint16Array of raw bits, got ${describe(data)}`);
+  }
+  if (dtype === 'float32' && data instanceof Float32Array) return { array: data, shared: true };
+  if (dtype === 'int32' && data instanceof Int32Array) return { array: data, shared: true };
+  if (Array.isArray(data) || (ArrayBuffer.isView(data) && !(data instanceof DataView))) {
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array)
+      throw new TypeError(`${what}: BigInt arrays are not supported`);
+    const src = data as ArrayLike<unknown>;
+    const out = dtype === 'int32' ? new Int32Array(src.length) : new Float32Array(src.length);
+    for (let i = 0; i < src.length; i++) {
+      const v = src[i];
+      if (typeof v !== 'number') throw new TypeError(`${what}[${i}]: expected a number, got ${typeof v}`);
+      if (dtype === 'int32' && !Number.isInteger(v)) throw new RangeError(`${what}[${i}]: int32 needs integers, got ${v}`);
+      out[i] = v;
+    }
+    return { array: out, shared: false };
+  }
+  throw new TypeError(`${what}: expected a TypedArray, an array of numbers or an onnxruntime-style tensor, got ${describe(data)}`);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (ArrayBuffer.isView(v)) return v.constructor.name;
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+/**
+ * Creates a tensor from a Float32Array, Int32Array, any other numeric TypedArray or number[]
+ * (converted), or an onnxruntime-style `{ type, data, dims }`. `shape` defaults to the ORT dims,
+ * or 1-D. Errors: TypeError for wrong types, RangeError when the shape does not fit the data.
+ */
+export function tensor(
+  data: ArrayLike<number> | ArrayBufferView | OrtLikeTensor,
+  shape?: readonly number[],
+  options: TensorOptions = {},
+): Tensor {
+  if (typeof options !== 'object' || options === null) throw new TypeError('tensor: options must be an object');
+  let values: unknown = data;
+  let dtype = options.dtype;
+  if (dtype !== undefined && !DTYPES.includes(dtype))
+    throw new TypeError(`tensor: dtype: expected 'float32', 'int32', 'float16' or 'bfloat16', got '${String(dtype)}'`);
+  if (isOrtLike(data)) {
+    if (typeof data.type !== 'string' || !DTYPES.includes(data.type))
+      throw new TypeError(`tensor: onnxruntime tensor type '${String(data.type)}' is not supported (float32, int32, float16, bfloat16)`);
+    if (dtype !== undefined && dtype !== data.type)
+      throw new TypeError(`tensor: dtype '${dtype}' differs from the onnxruntime tensor's type '${data.type}'`);
+    dtype = data.type as DType;
+    values = data.data;
+    shape ??= checkShape(data.dims, 'tensor: dims');
+  }
+  dtype ??= defaultDType(values);
+  const length = (values as { length?: unknown })?.length;
+  const dims = shape === undefined ? [typeof length === 'number' ? length : 0] : checkShape(shape, 'tensor: shape');
+  const { array, shared } = toNativeArray(values, dtype, 'tensor: data');
+  const numel = dims.reduce((a, b) => a * b, 1);
+  if (array.length !== numel)
+    throw new RangeError(`tensor: shape [${dims.join(',')}] needs ${numel} elements, got ${array.length}`);
+  const device = checkDevice(options.device ?? 'cpu', 'tensor: device');
+  // Device tensors always copy; CPU tensors copy when asked or when the data was converted.
+  return new Tensor(native.createTensor(array, dims, dtype, device, options.copy === true || !shared));
+}
+
+/** A zero-filled tensor. */
+export function zeros(shape: readonly number[], options: Omit<TensorOptions, 'copy'> = {}): Tensor {
+  const dims = checkShape(shape, 'zeros: shape');
+  const dtype = options.dtype ?? 'float32';
+  if (!DTYPES.includes(dtype)) throw new TypeError(`zeros: dtype: unknown dtype '${String(dtype)}'`);
+  return new Tensor(native.createTensor(null, dims, dtype, checkDevice(options.device ?? 'cpu', 'zeros: device'), true));
+}
+
+/** Validates that `t` is a live Tensor and returns its handle (TypeError / DisposedError). */
+export function handleOf(t: unknown, op: string, what: string): TensorHandle {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} must be a Tensor, got ${describe(t)}`);
+  return t.handle(op, what);
+}

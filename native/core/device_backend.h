@@ -1,0 +1,44 @@
+// The interface every non-CPU backend implements. The CUDA backend (native/cuda) is compiled
+// twice from the same sources: by nvcc against the real CUDA runtime ("cuda") and by the host
+// compiler against the emulator in native/emu ("cuda-emu"). Both builds implement this.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "device.h"
+
+namespace secvit {
+
+class DeviceBackend {
+ public:
+  virtual ~DeviceBackend() = default;
+  virtual Device device() const = 0;
+  // True when the backend can run work. When false, `reason` says why in words a user can act on.
+  virtual bool available(std::string* reason) = 0;
+  // A short description of the device ("NVIDIA H100 80GB HBM3, sm_90", "CUDA emulator").
+  virtual std::string description() = 0;
+  // Device memory from the caching allocator. Never returns null: throws on failure.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* ptr, size_t bytes) = 0;
+  // Copies. They return when the bytes are at their destination (host memory may be reused).
+  virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_on_device(void* dst, const void* src, size_t bytes) = 0;
+  // Waits for all work queued by secvit on this device.
+  virtual void synchronize() = 0;
+  // Bytes held by the caching allocator: in use plus cached for reuse.
+  virtual size_t reserved_bytes() = 0;
+  // Returns cached, unused blocks to the driver.
+  virtual void empty_cache() = 0;
+  // How many times the allocator had to ask the driver for memory (a cache miss).
+  virtual size_t driver_allocations() = 0;
+};
+
+// Never null. A backend that was not built reports available() == false with the reason.
+DeviceBackend* device_backend(Device device);
+
+// Throws an Error naming `what` when `device` cannot be used.
+void require_device(Device device, const char* what);
+
+}  // namespace secvit

@@ -1,0 +1,51 @@
+#include "matmul.h"
+
+#include <algorithm>
+
+#include "../core/cpu_features.h"
+#include "../core/thread_pool.h"
+
+namespace secvit::cpu {
+
+void matmul_f32_rows_scalar(const MatmulParams& p, int64_t bi, int64_t row_begin,
+                            int64_t row_end) {
+  const float* a = p.a + bi * p.stride_a;
+  const float* b = p.b + bi * p.stride_b;
+  float* c = p.c + bi * p.stride_c;
+  for (int64_t i = row_begin; i < row_end; ++i) {
+    float* ci = c + i * p.n;
+    std::fill(ci, ci + p.n, 0.0f);
+    for (int64_t kk = 0; kk < p.k; ++kk) {
+      const float av = a[i * p.k + kk];
+      const float* bk = b + kk * p.n;
+      for (int64_t j = 0; j < p.n; ++j) ci[j] += av * bk[j];
+    }
+  }
+}
+
+#if !defined(SECVIT_HAVE_AVX2_KERNELS)
+void matmul_f32_rows_avx2(const MatmulParams& p, int64_t bi, int64_t rb, int64_t re) {
+  matmul_f32_rows_scalar(p, bi, rb, re);
+}
+#endif
+
+void matmul_f32(const MatmulParams& p) {
+  if (p.batch <= 0 || p.m <= 0 || p.n <= 0) return;
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  // Work items are (problem, block of 4 rows); a chunk of items should be worth ~64k flops.
+  const int64_t row_blocks = (p.m + 3) / 4;
+  const int64_t items = p.batch * row_blocks;
+  const int64_t flops_per_item = 2 * 4 * p.n * std::max<int64_t>(p.k, 1);
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(flops_per_item, 1));
+  ThreadPool::instance().parallel_for(items, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t bi = it / row_blocks;
+      const int64_t r0 = (it % row_blocks) * 4;
+      const int64_t r1 = std::min(p.m, r0 + 4);
+      if (avx2) matmul_f32_rows_avx2(p, bi, r0, r1);
+      else matmul_f32_rows_scalar(p, bi, r0, r1);
+    }
+  });
+}
+
+}  // namespace secvit::cpu

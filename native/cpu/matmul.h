@@ -1,0 +1,28 @@
+// CPU matmul, fp32, row-major: C[M,N] = A[M,K] . B[K,N] for each of `batch` independent
+// problems (strides in elements between problems; a stride of 0 broadcasts).
+//
+// Algorithm: rows of C are split across the thread pool in blocks of 4; each block walks C in
+// 4x16 register tiles (8 ymm accumulators on AVX2), streaming one row of B per k.
+// Cost: 2*M*N*K flops per problem; bytes >= 4*(M*K + K*N + M*N).
+#pragma once
+
+#include <cstdint>
+
+namespace secvit::cpu {
+
+struct MatmulParams {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t batch, m, k, n;
+  int64_t stride_a, stride_b, stride_c;  // elements between consecutive problems
+};
+
+void matmul_f32(const MatmulParams& p);
+
+// The row-range kernels behind matmul_f32, one per SIMD path: C rows [row_begin, row_end) of
+// problem `bi`. Exposed so the dispatcher and tests can call a specific path.
+void matmul_f32_rows_scalar(const MatmulParams& p, int64_t bi, int64_t row_begin, int64_t row_end);
+void matmul_f32_rows_avx2(const MatmulParams& p, int64_t bi, int64_t row_begin, int64_t row_end);
+
+}  // namespace secvit::cpu

@@ -1,0 +1,18 @@
+// Entry points of the CUDA backend, declared for both builds (see cuda_compat.h): the real one
+// lives in secvit::cuda_impl, the emulated one in secvit::cuda_emu_impl.
+#pragma once
+
+#include "../core/device_backend.h"
+
+struct CUstream_st;
+
+namespace secvit {
+namespace cuda_impl {
+DeviceBackend* backend();
+CUstream_st* stream();  // cudaStream_t; throws when the backend is unavailable
+}  // namespace cuda_impl
+namespace cuda_emu_impl {
+DeviceBackend* backend();
+CUstream_st* stream();
+}  // namespace cuda_emu_impl
+}  // namespace secvit

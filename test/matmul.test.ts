@@ -1,0 +1,151 @@
+// The CPU matmul against a double-precision reference, on both SIMD paths and thread counts;
+// async calls off the event loop; the thread pool under concurrent calls.
+import { afterAll, describe, expect, it } from 'vitest';
+import { backends, getNumThreads, matmul, matmulSync, memory, setNumThreads, tensor } from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { matmulRef } from './helpers/reference.js';
+import { relError, Rng } from './helpers/random.js';
+
+// fp32 accumulation over K terms: relative error grows like sqrt(K) * 6e-8; 1e-5 is ample for
+// K <= 1000 and far below what a wrong index would give (~1).
+const FP32_TOL = 1e-5;
+
+const cpu = backends().find((b) => b.name === 'cpu')!;
+const simdPaths: Array<'scalar' | 'avx2-fma'> = cpu.simd === 'avx2-fma' ? ['scalar', 'avx2-fma'] : ['scalar'];
+const defaultThreads = getNumThreads();
+
+afterAll(() => {
+  setNumThreads(defaultThreads);
+  if (cpu.simd) native.setCpuSimd(cpu.simd);
+});
+
+function check(batch: number, m: number, k: number, n: number, bBatched: boolean, seed: number) {
+  const rng = new Rng(seed);
+  const a = rng.normals(batch * m * k);
+  const b = rng.normals((bBatched ? batch : 1) * k * n);
+  using ta = tensor(a, batch > 1 || bBatched ? [batch, m, k] : [m, k]);
+  using tb = tensor(b, bBatched ? [batch, k, n] : [k, n]);
+  using out = matmulSync(ta, tb);
+  expect(out.shape).toEqual(batch > 1 || bBatched ? [batch, m, n] : [m, n]);
+  const err = relError(out.dataSync(), matmulRef(a, b, batch, m, k, n, bBatched));
+  expect(err).toBeLessThan(FP32_TOL);
+}
+
+describe.each(simdPaths)('matmul on the %s path', (simd) => {
+  it.each([1, 2])('matches the reference with %i thread(s), odd sizes included', (threads) => {
+    native.setCpuSimd(simd);
+    setNumThreads(threads);
+    check(1, 1, 1, 1, false, 10);
+    check(1, 7, 13, 5, false, 11);
+    check(1, 33, 17, 31, false, 12);
+    check(1, 64, 96, 48, false, 13);
+    check(3, 9, 21, 35, true, 14);
+    check(4, 5, 16, 17, false, 15);
+    check(1, 129, 257, 67, false, 16);
+  });
+});
+
+describe('matmul errors', () => {
+  it('names the arguments and what was expected', () => {
+    using a = tensor(new Float32Array(6).fill(1), [2, 3]);
+    using b = tensor(new Float32Array(8).fill(1), [4, 2]);
+    using i = tensor(new Int32Array(6), [3, 2]);
+    using v = tensor(new Float32Array(3).fill(1), [3]);
+    expect(() => matmulSync(a, b)).toThrow(new RangeError('matmul: inner dimensions differ: a [2,3] has K=3, b [4,2] has K=4'));
+    expect(() => matmulSync(a, i)).toThrow(new TypeError('matmul: a and b must be float32, got float32 and int32'));
+    expect(() => matmulSync(v, b)).toThrow(/matmul: a must be \[M,K\] or \[B,M,K\], got \[3\]/);
+    expect(() => matmulSync(a, 'x' as never)).toThrow(new TypeError('matmul: b must be a Tensor, got string'));
+  });
+
+  it('refuses mixed devices and disposed inputs', async () => {
+    using a = tensor(new Float32Array(4).fill(1), [2, 2]);
+    using d = tensor(new Float32Array(4).fill(1), [2, 2], { device: 'cuda-emu' });
+    expect(() => matmulSync(a, d)).toThrow(/must be on one device, got cpu and cuda-emu/);
+    const gone = tensor(new Float32Array(4).fill(1), [2, 2]);
+    gone.dispose();
+    await expect(matmul(a, gone)).rejects.toThrow('matmul: b was disposed');
+  });
+});
+
+describe('async calls', () => {
+  it('do not block the event loop', async () => {
+    setNumThreads(defaultThreads);
+    const n = 640;
+    const rng = new Rng(20);
+    using a = tensor(rng.normals(n * n), [n, n]);
+    // Several chained products so the native work lasts long enough to observe.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const start = performance.now();
+    let acc = await matmul(a, a);
+    for (let i = 0; i < 5; i++) {
+      const next = await matmul(acc, a);
+      acc.dispose();
+      acc = next;
+    }
+    const elapsed = performance.now() - start;
+    clearInterval(timer);
+    acc.dispose();
+    // The timer fired while the products ran; a blocked loop would give at most one tick per
+    // await (6). Require a good fraction of the ideal 1 tick per ms.
+    expect(elapsed).toBeGreaterThan(20);
+    expect(ticks).toBeGreaterThan(Math.min(elapsed / 4, 30));
+
+    // The synchronous variant, by contrast, does block.
+    let syncTicks = 0;
+    const t2 = setInterval(() => syncTicks++, 1);
+    const s = matmulSync(a, a);
+    const s2 = matmulSync(s, a);
+    clearInterval(t2);
+    s.dispose();
+    s2.dispose();
+    expect(syncTicks).toBe(0);
+  });
+
+  it('share the thread pool correctly under concurrency, also while it is resized', async () => {
+    const rng = new Rng(21);
+    const jobs = Array.from({ length: 12 }, (_, j) => {
+      const m = 20 + j * 3;
+      const k = 31 + j;
+      const n = 17 + 2 * j;
+      return { m, k, n, a: rng.normals(m * k), b: rng.normals(k * n) };
+    });
+    const tensors = jobs.map((j) => [tensor(j.a, [j.m, j.k]), tensor(j.b, [j.k, j.n])] as const);
+    const pending = tensors.map(([a, b], idx) => {
+      if (idx === 4) setNumThreads(1);
+      if (idx === 8) setNumThreads(3);
+      return matmul(a, b);
+    });
+    const outs = await Promise.all(pending);
+    outs.forEach((o, idx) => {
+      const j = jobs[idx];
+      expect(relError(o.dataSync(), matmulRef(j.a, j.b, 1, j.m, j.k, j.n, false))).toBeLessThan(FP32_TOL);
+      o.dispose();
+    });
+    tensors.forEach(([a, b]) => {
+      a.dispose();
+      b.dispose();
+    });
+    setNumThreads(defaultThreads);
+    expect(getNumThreads()).toBe(defaultThreads);
+  });
+
+  it('report errors from the worker thread as rejections without leaking', async () => {
+    const before = memory();
+    using a = tensor(new Float32Array(6).fill(1), [2, 3]);
+    await expect(matmul(a, a)).rejects.toThrow(RangeError);
+    expect(memory().tensors).toBe(before.tensors + 1);
+  });
+});
+
+describe('threads', () => {
+  it('default to the cores this process may use, and validate setNumThreads', () => {
+    expect(defaultThreads).toBe(native.availableCores());
+    expect(() => setNumThreads(0)).toThrow(RangeError);
+    expect(() => setNumThreads(1.5)).toThrow(TypeError);
+    setNumThreads(2);
+    expect(getNumThreads()).toBe(2);
+    expect(backends().find((b) => b.name === 'cpu')!.threads).toBe(2);
+    setNumThreads(defaultThreads);
+  });
+});
