@@ -9,6 +9,8 @@ export default defineConfig({
     // backstop be tested.
     pool: 'forks',
     poolOptions: { forks: { execArgv: ['--expose-gc'], maxForks: 2, minForks: 1 } },
+    // New tensors start as NaN bytes: an output element a kernel forgets to write fails.
+    env: { SECVIT_POISON: '1' },
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -14,3 +14,15 @@ export {
   type DeviceSelection,
 } from './backends.js';
 export { matmul, matmulSync } from './ops/matmul.js';
+export {
+  secAttention,
+  secAttentionSync,
+  secAttentionUnfusedSync,
+  windowAttention,
+  windowAttentionSync,
+  globalAttention,
+  globalAttentionSync,
+  type SecAttentionOptions,
+  type SecAttentionResult,
+  type WindowAttentionOptions,
+} from './ops/attention.js';

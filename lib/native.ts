@@ -20,6 +20,9 @@ export interface TensorHandle {
   info(): { shape: number[]; dtype: NativeDType; device: NativeDevice; bytes: number; borrowed: boolean };
 }
 
+/** secAttention's result: the output, or output and order when the order was asked for. */
+export type SecResult = TensorHandle | { out: TensorHandle; order: TensorHandle };
+
 export interface NativeMemory {
   tensors: number;
   hostBytes: number;
@@ -60,6 +63,14 @@ export interface NativeAddon {
   readonly builtWithCuda: boolean;
 
   matmulSync(a: TensorHandle, b: TensorHandle): TensorHandle;
+  secAttentionSync(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): SecResult;
+  secAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): Promise<SecResult>;
+  secAttentionUnfusedSync(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): SecResult;
+  secAttentionUnfused(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): Promise<SecResult>;
+  windowAttentionSync(q: TensorHandle, k: TensorHandle, v: TensorHandle, height: number, width: number, wh: number, ww: number, sh: number, sw: number): TensorHandle;
+  windowAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle, height: number, width: number, wh: number, ww: number, sh: number, sw: number): Promise<TensorHandle>;
+  globalAttentionSync(q: TensorHandle, k: TensorHandle, v: TensorHandle): TensorHandle;
+  globalAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle): Promise<TensorHandle>;
   matmul(a: TensorHandle, b: TensorHandle): Promise<TensorHandle>;
 }
 

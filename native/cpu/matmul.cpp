@@ -14,7 +14,7 @@ void matmul_f32_rows_scalar(const MatmulParams& p, int64_t bi, int64_t row_begin
   float* c = p.c + bi * p.stride_c;
   for (int64_t i = row_begin; i < row_end; ++i) {
     float* ci = c + i * p.n;
-    std::fill(ci, ci + p.n, 0.0f);
+    if (!p.accumulate) std::fill(ci, ci + p.n, 0.0f);
     for (int64_t kk = 0; kk < p.k; ++kk) {
       const float av = a[i * p.k + kk];
       const float* bk = b + kk * p.n;
@@ -28,6 +28,17 @@ void matmul_f32_rows_avx2(const MatmulParams& p, int64_t bi, int64_t rb, int64_t
   matmul_f32_rows_scalar(p, bi, rb, re);
 }
 #endif
+
+void matmul_f32_serial(const MatmulParams& p) {
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  for (int64_t bi = 0; bi < p.batch; ++bi) {
+    for (int64_t r0 = 0; r0 < p.m; r0 += 4) {
+      const int64_t r1 = std::min(p.m, r0 + 4);
+      if (avx2) matmul_f32_rows_avx2(p, bi, r0, r1);
+      else matmul_f32_rows_scalar(p, bi, r0, r1);
+    }
+  }
+}
 
 void matmul_f32(const MatmulParams& p) {
   if (p.batch <= 0 || p.m <= 0 || p.n <= 0) return;

@@ -16,9 +16,12 @@ struct MatmulParams {
   float* c;
   int64_t batch, m, k, n;
   int64_t stride_a, stride_b, stride_c;  // elements between consecutive problems
+  bool accumulate = false;                // C += A.B instead of C = A.B
 };
 
 void matmul_f32(const MatmulParams& p);
+// The same on the calling thread only, for small products inside an already parallel kernel.
+void matmul_f32_serial(const MatmulParams& p);
 
 // The row-range kernels behind matmul_f32, one per SIMD path: C rows [row_begin, row_end) of
 // problem `bi`. Exposed so the dispatcher and tests can call a specific path.

@@ -12,9 +12,16 @@ namespace {
 // C[R x 16] tile at (i, j) over the full K. R is 1..4 (the tail rows of a block).
 template <int R>
 inline void tile_4x16(const float* a, const float* b, float* c, int64_t k, int64_t n, int64_t i,
-                      int64_t j) {
+                      int64_t j, bool accumulate) {
   __m256 acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    if (accumulate) {
+      acc[r][0] = _mm256_loadu_ps(c + (i + r) * n + j);
+      acc[r][1] = _mm256_loadu_ps(c + (i + r) * n + j + 8);
+    } else {
+      acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    }
+  }
   for (int64_t kk = 0; kk < k; ++kk) {
     const float* bk = b + kk * n + j;
     const __m256 b0 = _mm256_loadu_ps(bk);
@@ -32,14 +39,15 @@ inline void tile_4x16(const float* a, const float* b, float* c, int64_t k, int64
 }
 
 template <int R>
-inline void rows(const float* a, const float* b, float* c, int64_t k, int64_t n, int64_t i) {
+inline void rows(const float* a, const float* b, float* c, int64_t k, int64_t n, int64_t i,
+                 bool accumulate) {
   int64_t j = 0;
-  for (; j + 16 <= n; j += 16) tile_4x16<R>(a, b, c, k, n, i, j);
+  for (; j + 16 <= n; j += 16) tile_4x16<R>(a, b, c, k, n, i, j, accumulate);
   if (j == n) return;
   // Column tail (< 16 wide): scalar FMA chains, still one pass over K.
   for (int r = 0; r < R; ++r) {
     float* ci = c + (i + r) * n;
-    std::fill(ci + j, ci + n, 0.0f);
+    if (!accumulate) std::fill(ci + j, ci + n, 0.0f);
     for (int64_t kk = 0; kk < k; ++kk) {
       const float av = a[(i + r) * k + kk];
       const float* bk = b + kk * n;
@@ -56,10 +64,10 @@ void matmul_f32_rows_avx2(const MatmulParams& p, int64_t bi, int64_t row_begin,
   const float* b = p.b + bi * p.stride_b;
   float* c = p.c + bi * p.stride_c;
   switch (row_end - row_begin) {
-    case 4: rows<4>(a, b, c, p.k, p.n, row_begin); break;
-    case 3: rows<3>(a, b, c, p.k, p.n, row_begin); break;
-    case 2: rows<2>(a, b, c, p.k, p.n, row_begin); break;
-    case 1: rows<1>(a, b, c, p.k, p.n, row_begin); break;
+    case 4: rows<4>(a, b, c, p.k, p.n, row_begin, p.accumulate); break;
+    case 3: rows<3>(a, b, c, p.k, p.n, row_begin, p.accumulate); break;
+    case 2: rows<2>(a, b, c, p.k, p.n, row_begin, p.accumulate); break;
+    case 1: rows<1>(a, b, c, p.k, p.n, row_begin, p.accumulate); break;
     default:
       for (int64_t i = row_begin; i < row_end; i += 4)
         matmul_f32_rows_avx2(p, bi, i, std::min(row_end, i + 4));

@@ -9,6 +9,7 @@
 #include "core/device_backend.h"
 #include "core/memory_stats.h"
 #include "core/thread_pool.h"
+#include "attention_binding.h"
 #include "js_errors.h"
 #include "ops_binding.h"
 #include "tensor_handle.h"
@@ -211,6 +212,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("builtWithCuda", false);
 #endif
   InitOps(env, exports);
+  InitAttention(env, exports);
   return exports;
 }
 

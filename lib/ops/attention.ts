@@ -1,0 +1,119 @@
+// SEC, window and global attention (SPEC sections 1-2).
+//
+// Convention: no d^-0.5 scale is applied inside these ops. Like the authors' model, pass keys
+// that are already scaled (k * d^-0.5) when you want scaled dot-product attention.
+import { handleOf, Tensor } from '../tensor.js';
+import { native, type TensorHandle } from '../native.js';
+
+export interface SecAttentionOptions {
+  /**
+   * Number of clusters C. Each (image, head) sorts its tokens by cosine similarity to the mean
+   * key and cuts the sorted list into C clusters of floor/ceil(L/C) tokens. C <= 1: one cluster
+   * (global attention). C > L is a RangeError.
+   */
+  clusters: number;
+  /** Also return the sorted token order, int32 [B, H, L]. */
+  returnOrder?: boolean;
+}
+
+export interface SecAttentionResult {
+  out: Tensor;
+  order: Tensor;
+}
+
+export interface WindowAttentionOptions {
+  /** Token grid: L = height * width, row-major. */
+  height: number;
+  width: number;
+  /** Window size [wh, ww]; each at most the grid's size. The grid is padded to a multiple (padded keys masked). */
+  window: readonly [number, number];
+  /** Cyclic shift: true for half a window (Swin's shifted windows), or [sh, sw] smaller than the window. */
+  shift?: boolean | readonly [number, number];
+}
+
+function checkOptions(op: string, options: unknown): Record<string, unknown> {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${op}: options must be an object`);
+  return options as Record<string, unknown>;
+}
+
+function qkv(op: string, q: Tensor, k: Tensor, v: Tensor): [TensorHandle, TensorHandle, TensorHandle] {
+  return [handleOf(q, op, 'q'), handleOf(k, op, 'k'), handleOf(v, op, 'v')];
+}
+
+function secArgs(op: string, options: SecAttentionOptions): [number, boolean] {
+  const o = checkOptions(op, options);
+  if (typeof o.clusters !== 'number') throw new TypeError(`${op}: clusters must be a number, got ${typeof o.clusters}`);
+  if (!Number.isInteger(o.clusters)) throw new RangeError(`${op}: clusters must be an integer, got ${o.clusters}`);
+  if (o.returnOrder !== undefined && typeof o.returnOrder !== 'boolean')
+    throw new TypeError(`${op}: returnOrder must be a boolean, got ${typeof o.returnOrder}`);
+  return [o.clusters, o.returnOrder === true];
+}
+
+type SecReturn<O> = O extends { returnOrder: true } ? SecAttentionResult : Tensor;
+
+function wrapSec(r: TensorHandle | { out: TensorHandle; order: TensorHandle }): Tensor | SecAttentionResult {
+  if (r instanceof native.TensorHandle) return new Tensor(r as TensorHandle);
+  const pair = r as { out: TensorHandle; order: TensorHandle };
+  return { out: new Tensor(pair.out), order: new Tensor(pair.order) };
+}
+
+/**
+ * SEC attention: q, k, v [B, H, L, D] float32 on one device. Returns [B, H, L, D] in the
+ * original token order, or `{ out, order }` with `returnOrder`. Runs off the JS thread.
+ */
+export async function secAttention<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): Promise<SecReturn<O>> {
+  const [clusters, returnOrder] = secArgs('secAttention', options);
+  const r = await native.secAttention(...qkv('secAttention', q, k, v), clusters, returnOrder);
+  return wrapSec(r) as SecReturn<O>;
+}
+
+/** Synchronous `secAttention`. */
+export function secAttentionSync<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
+  const [clusters, returnOrder] = secArgs('secAttention', options);
+  return wrapSec(native.secAttentionSync(...qkv('secAttention', q, k, v), clusters, returnOrder)) as SecReturn<O>;
+}
+
+/**
+ * The unfused SEC sequence (scores, sort, gather, attention, scatter as separate passes with
+ * materialized intermediates). Same result as `secAttention`; exists as a benchmark baseline.
+ */
+export function secAttentionUnfusedSync<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
+  const [clusters, returnOrder] = secArgs('secAttentionUnfused', options);
+  return wrapSec(native.secAttentionUnfusedSync(...qkv('secAttentionUnfused', q, k, v), clusters, returnOrder)) as SecReturn<O>;
+}
+
+function windowArgs(op: string, options: WindowAttentionOptions): [number, number, number, number, number, number] {
+  const o = checkOptions(op, options);
+  for (const key of ['height', 'width'] as const) {
+    if (typeof o[key] !== 'number') throw new TypeError(`${op}: ${key} must be a number, got ${typeof o[key]}`);
+  }
+  const win = o.window;
+  if (!Array.isArray(win) || win.length !== 2 || win.some((x) => typeof x !== 'number'))
+    throw new TypeError(`${op}: window must be [wh, ww], got ${JSON.stringify(win)}`);
+  let shift: [number, number] = [0, 0];
+  if (o.shift === true) shift = [Math.floor(win[0] / 2), Math.floor(win[1] / 2)];
+  else if (Array.isArray(o.shift) && o.shift.length === 2) shift = [o.shift[0], o.shift[1]];
+  else if (o.shift !== undefined && o.shift !== false)
+    throw new TypeError(`${op}: shift must be a boolean or [sh, sw], got ${JSON.stringify(o.shift)}`);
+  return [o.height as number, o.width as number, win[0], win[1], shift[0], shift[1]];
+}
+
+/** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. */
+export async function windowAttention(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Promise<Tensor> {
+  const args = windowArgs('windowAttention', options);
+  return new Tensor(await native.windowAttention(...qkv('windowAttention', q, k, v), ...args));
+}
+
+export function windowAttentionSync(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
+  const args = windowArgs('windowAttention', options);
+  return new Tensor(native.windowAttentionSync(...qkv('windowAttention', q, k, v), ...args));
+}
+
+/** Plain softmax attention over all L tokens. q, k, v [B, H, L, D]. */
+export async function globalAttention(q: Tensor, k: Tensor, v: Tensor): Promise<Tensor> {
+  return new Tensor(await native.globalAttention(...qkv('globalAttention', q, k, v)));
+}
+
+export function globalAttentionSync(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  return new Tensor(native.globalAttentionSync(...qkv('globalAttention', q, k, v)));
+}

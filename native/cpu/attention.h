@@ -1,0 +1,54 @@
+// SEC, window and global attention on the CPU (SPEC section 1 and 2). No d^-0.5 scale inside:
+// the model folds it into k.
+//
+// Layout: q, k, v, out are [B, H, L, D] fp32, contiguous; order is [B, H, L] int32.
+// All three run on group_attention's engine, parallel over (image, head, group, block of 64
+// queries) on the native pool.
+//
+// SEC (per image and head): g = mean_i k_i; s_i = <g/|g|, k_i/|k_i|> (eps 1e-12, in double so
+// that near-ties order like the double reference); order = indices sorted by (s_i, i); cluster
+// c = sorted positions [floor(cL/C), floor((c+1)L/C)); attention within each cluster; outputs
+// written to out[order[p]]. C <= 1 is one cluster (global attention).
+// Cost: 4 * B*H * sum_c n_c^2 * D flops (+ the sort, L log L per head); q, k, v read once
+// (k twice: scores, then attention), out written once.
+#pragma once
+
+#include <cstdint>
+
+namespace secvit::cpu {
+
+struct AttentionParams {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  int64_t b, h, l, d;
+};
+
+// order may be null when the caller does not want it (a scratch buffer is used).
+void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* order);
+
+// The same computation as a sequence of separate passes with materialized intermediates
+// (scores; sort; gather q, k, v into sorted order; attention per contiguous cluster with the
+// full n x n score matrix; scatter), as a composition of separate ops would run it. Exists as
+// the benchmark's baseline for what fusion saves.
+void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32_t* order);
+
+// Scores and stable order only: order [B, H, L].
+void sec_order(const AttentionParams& p, int32_t* order);
+
+struct WindowParams {
+  int64_t height, width;        // L = height * width, row-major
+  int64_t win_h, win_w;         // window size
+  int64_t shift_h, shift_w;     // cyclic shift (0: none), each < the window size
+};
+
+// Swin-style window attention: the grid is padded to multiples of the window (padded keys
+// masked out), rolled by (-shift_h, -shift_w), cut into windows; with a shift, tokens attend
+// only to tokens of the same region (Swin's mask, as exact exclusion). Outputs land at the
+// tokens' original positions.
+void window_attention_f32(const AttentionParams& p, const WindowParams& w);
+
+void global_attention_f32(const AttentionParams& p);
+
+}  // namespace secvit::cpu

@@ -1,0 +1,118 @@
+#include "group_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../core/cpu_features.h"
+#include "matmul.h"
+
+namespace secvit::cpu {
+namespace {
+
+// Per-thread buffers, grown once and reused: no heap allocation per call in steady state.
+struct Scratch {
+  std::vector<float> q, kt, v, s, o, m, l, alpha;
+};
+thread_local Scratch t_scratch;
+
+template <typename T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+}  // namespace
+
+void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* row = s + i * nk;
+    float mx = m[i];
+    for (int64_t j = 0; j < nk; ++j) mx = std::max(mx, row[j]);
+    if (mx == kNegInf) {  // every key so far masked: nothing to add, nothing to rescale
+      std::fill(row, row + nk, 0.0f);
+      alpha[i] = 1.0f;
+      continue;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < nk; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    alpha[i] = std::exp(m[i] - mx);
+    l[i] = l[i] * alpha[i] + sum;
+    m[i] = mx;
+  }
+}
+
+#if !defined(SECVIT_HAVE_AVX2_KERNELS)
+void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
+  softmax_tile_scalar(s, nq, nk, m, l, alpha);
+}
+#endif
+
+void attend_group(const HeadTensors& t, const TokenGroup& g) {
+  const int64_t d = t.d;
+  const int64_t nq = g.q_end - g.q_begin;
+  if (nq <= 0 || g.n <= 0) return;
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  Scratch& sc = t_scratch;
+  const int64_t tile = std::min(g.n, kKeyTile);
+  float* q = grow(sc.q, size_t(nq * d));
+  float* kt = grow(sc.kt, size_t(d * tile));
+  float* v = grow(sc.v, size_t(tile * d));
+  float* s = grow(sc.s, size_t(nq * tile));
+  float* o = grow(sc.o, size_t(nq * d));
+  float* m = grow(sc.m, size_t(nq));
+  float* l = grow(sc.l, size_t(nq));
+  float* alpha = grow(sc.alpha, size_t(nq));
+
+  for (int64_t i = 0; i < nq; ++i) {
+    const float* src = t.q + int64_t(g.members[g.q_begin + i]) * d;
+    std::copy(src, src + d, q + i * d);
+    m[i] = kNegInf;
+    l[i] = 0.0f;
+  }
+  std::fill(o, o + nq * d, 0.0f);
+
+  for (int64_t k0 = 0; k0 < g.n; k0 += tile) {
+    const int64_t nk = std::min(tile, g.n - k0);
+    for (int64_t j = 0; j < nk; ++j) {
+      const int64_t tok = g.members[k0 + j];
+      const float* ks = t.k + tok * d;
+      const float* vs = t.v + tok * d;
+      for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[c];
+      std::copy(vs, vs + d, v + j * d);
+    }
+    // S = Q K^T
+    matmul_f32_serial(MatmulParams{q, kt, s, 1, nq, d, nk, 0, 0, 0, false});
+    if (g.labels != nullptr) {
+      for (int64_t i = 0; i < nq; ++i) {
+        const int32_t li = g.labels[g.q_begin + i];
+        for (int64_t j = 0; j < nk; ++j)
+          if (g.labels[k0 + j] != li) s[i * nk + j] = kNegInf;
+      }
+    }
+    if (avx2) softmax_tile_avx2(s, nq, nk, m, l, alpha);
+    else softmax_tile_scalar(s, nq, nk, m, l, alpha);
+    if (k0 > 0) {
+      for (int64_t i = 0; i < nq; ++i) {
+        const float a = alpha[i];
+        if (a != 1.0f) for (int64_t c = 0; c < d; ++c) o[i * d + c] *= a;
+      }
+    }
+    // O += P V
+    matmul_f32_serial(MatmulParams{s, v, o, 1, nq, nk, d, 0, 0, 0, true});
+  }
+
+  for (int64_t i = 0; i < nq; ++i) {
+    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * d;
+    const float inv = 1.0f / l[i];
+    for (int64_t c = 0; c < d; ++c) dst[c] = o[i * d + c] * inv;
+  }
+}
+
+}  // namespace secvit::cpu

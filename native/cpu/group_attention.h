@@ -1,0 +1,47 @@
+// Softmax attention inside one group of tokens, gathered by index and written back in place:
+// the engine behind SEC, window and global attention on the CPU (one engine, so that the three
+// differ only in how they group tokens).
+//
+// Layout: q, k, v, out are one (image, head): [L, D] rows, row stride D, fp32.
+// A group is a list of token indices (`members`); members [q_begin, q_end) are the queries of
+// this call, all members are keys. Optional per-member `labels` mask out keys whose label
+// differs from the query's (Swin's shifted-window regions).
+//
+// Algorithm (flash-attention style, so a group of any size fits in cache): gather the queries
+// once; for each tile of up to kKeyTile keys gather K^T and V, S = Q K^T (register-tiled
+// matmul), online softmax (running max m, sum l, rescale of the accumulator by
+// exp(m_old - m_new)), O += P V. Finally out[members[i]] = O_i / l_i: the scatter to the
+// original token order is the write itself.
+// Cost per call: 4 * nq * n * D flops; reads nq*D + 2*n*D floats, writes nq*D floats.
+#pragma once
+
+#include <cstdint>
+
+namespace secvit::cpu {
+
+constexpr int64_t kQueryBlock = 64;   // queries per task: the unit of parallel work
+constexpr int64_t kKeyTile = 256;     // keys per online-softmax step
+
+struct HeadTensors {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  int64_t d;
+};
+
+struct TokenGroup {
+  const int32_t* members;
+  int64_t n;
+  const int32_t* labels;  // nullptr: no mask
+  int64_t q_begin, q_end;
+};
+
+void attend_group(const HeadTensors& t, const TokenGroup& g);
+
+// Online-softmax step on a tile S [nq x nk] (row stride nk), one SIMD path each: replaces S
+// by exp(S - m_new), updates m and l, and returns in alpha the factor for the accumulator rows.
+void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
+void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
+
+}  // namespace secvit::cpu

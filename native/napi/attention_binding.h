@@ -1,0 +1,7 @@
+#pragma once
+
+#include <napi.h>
+
+namespace secvit::napi {
+void InitAttention(Napi::Env env, Napi::Object exports);
+}

@@ -1,0 +1,191 @@
+// SEC, window and global attention against the double-precision references of SPEC 1-2, on
+// every backend that has the kernels. Fresh seeded inputs; outputs are poisoned (SECVIT_POISON)
+// so an unwritten element fails.
+import { describe, expect, it } from 'vitest';
+import {
+  globalAttention, globalAttentionSync, secAttention, secAttentionSync, secAttentionUnfusedSync,
+  tensor, windowAttentionSync, type Device, type Tensor,
+} from '../lib/index.js';
+import { globalAttentionRef, secAttentionRef, windowAttentionRef, type AttnShape } from './helpers/attention-ref.js';
+import { relError, Rng } from './helpers/random.js';
+
+// fp32 kernels accumulate in fp32 over at most a few thousand terms: ||out-ref||/||ref|| stays
+// around 1e-7..1e-6. 1e-5 is the bound the issue sets for fp32.
+const FP32_TOL = 1e-5;
+
+const DEVICES: Device[] = ['cpu'];
+
+interface Inputs {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  s: AttnShape;
+}
+
+function inputs(seed: number, b: number, h: number, l: number, d: number): Inputs {
+  const rng = new Rng(seed);
+  const n = b * h * l * d;
+  return { q: rng.normals(n, 0.5), k: rng.normals(n, 0.5), v: rng.normals(n), s: { b, h, l, d } };
+}
+
+function upload(x: Inputs, device: Device): [Tensor, Tensor, Tensor] {
+  const shape = [x.s.b, x.s.h, x.s.l, x.s.d];
+  return [tensor(x.q, shape, { device }), tensor(x.k, shape, { device }), tensor(x.v, shape, { device })];
+}
+
+function disposeAll(...ts: Tensor[]) {
+  ts.forEach((t) => t.dispose());
+}
+
+describe.each(DEVICES)('secAttention on %s', (device) => {
+  const cases: Array<[string, number, number, number, number, number]> = [
+    // name, B, H, L, D, C
+    ['L prime, C not dividing L', 2, 3, 97, 32, 7],
+    ['L not divisible by C', 1, 2, 100, 16, 7],
+    ['C = 1 (global), several key tiles', 1, 2, 600, 32, 1],
+    ['C = L (each token alone)', 1, 1, 64, 64, 64],
+    ['C = 2', 2, 2, 150, 32, 2],
+    ['C = 13, odd D-sized heads', 1, 4, 333, 16, 13],
+    ['C = 32', 1, 2, 320, 32, 32],
+    ['C = 64, D = 64', 1, 1, 448, 64, 64],
+    ['B*H = 32', 4, 8, 49, 16, 3],
+    ['C = 0 means one cluster', 1, 1, 50, 16, 0],
+  ];
+  it.each(cases)('%s (B=%i H=%i L=%i D=%i C=%i)', (_name, b, h, l, d, c) => {
+    const x = inputs(1000 + l + c, b, h, l, d);
+    const [q, k, v] = upload(x, device);
+    const { out, order } = secAttentionSync(q, k, v, { clusters: c, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, c);
+    expect(out.shape).toEqual([b, h, l, d]);
+    expect(order.shape).toEqual([b, h, l]);
+    expect(order.dtype).toBe('int32');
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    // Without the order the same output comes back.
+    const plain = secAttentionSync(q, k, v, { clusters: c });
+    expect(relError(plain.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order, plain);
+  });
+
+  it('handles L = 4096 (C = 32)', () => {
+    const x = inputs(7, 1, 1, 4096, 32);
+    const [q, k, v] = upload(x, device);
+    const out = secAttentionSync(q, k, v, { clusters: 32 });
+    expect(relError(out.dataSync(), secAttentionRef(x.q, x.k, x.v, x.s, 32).out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out);
+  });
+
+  it('orders exact ties by token index and resolves near-ties like the reference', () => {
+    const x = inputs(8, 1, 2, 120, 16);
+    const { d, l } = x.s;
+    // Head 0: groups of identical keys (exact ties). Head 1: keys differing by 1e-6 (near-ties).
+    for (let i = 0; i < l; i++) {
+      const src = (i % 10) * d;
+      for (let c = 0; c < d; c++) x.k[i * d + c] = x.k[src + c];
+    }
+    for (let i = 0; i < l; i++) {
+      const src = l * d + (i % 7) * d;
+      for (let c = 0; c < d; c++) x.k[l * d + i * d + c] = x.k[src + c] * (1 + (c === 0 ? 1e-6 * (i % 5) : 0));
+    }
+    const [q, k, v] = upload(x, device);
+    const { out, order } = secAttentionSync(q, k, v, { clusters: 6, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, 6);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order);
+  });
+
+  it('gives the same result asynchronously, and the unfused sequence agrees', async () => {
+    const x = inputs(9, 2, 2, 98, 32);
+    const [q, k, v] = upload(x, device);
+    const a = await secAttention(q, k, v, { clusters: 4 });
+    const s = secAttentionSync(q, k, v, { clusters: 4 });
+    expect(Array.from(await a.data())).toEqual(Array.from(s.dataSync()));
+    if (device === 'cpu') {
+      const u = secAttentionUnfusedSync(q, k, v, { clusters: 4 });
+      expect(relError(u.dataSync(), s.dataSync())).toBeLessThan(FP32_TOL);
+      u.dispose();
+    }
+    disposeAll(q, k, v, a, s);
+  });
+});
+
+describe.each(DEVICES)('windowAttention on %s', (device) => {
+  const cases: Array<[string, number, number, number, number, number, number, number, number]> = [
+    // name, H, height, width, wh, ww, sh, sw, D
+    ['exact tiling', 2, 8, 8, 4, 4, 0, 0, 16],
+    ['padding on both axes', 2, 7, 9, 3, 4, 0, 0, 32],
+    ['shifted, exact tiling', 1, 8, 12, 4, 6, 2, 3, 16],
+    ['shifted with padding', 3, 7, 9, 3, 4, 1, 2, 16],
+    ['7x14 windows on 14x14 (98-token groups)', 2, 14, 14, 7, 14, 0, 0, 32],
+    ['Swin 7x7, shifted', 1, 14, 14, 7, 7, 3, 3, 32],
+  ];
+  it.each(cases)('%s', (_name, h, height, width, wh, ww, sh, sw, d) => {
+    const x = inputs(2000 + height * width + sh, 2, h, height * width, d);
+    const [q, k, v] = upload(x, device);
+    const out = windowAttentionSync(q, k, v, { height, width, window: [wh, ww], shift: [sh, sw] });
+    const ref = windowAttentionRef(x.q, x.k, x.v, x.s, height, width, wh, ww, sh, sw);
+    expect(relError(out.dataSync(), ref)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out);
+  });
+
+  it('shift: true is half a window', () => {
+    const x = inputs(31, 1, 1, 64, 16);
+    const [q, k, v] = upload(x, device);
+    const out = windowAttentionSync(q, k, v, { height: 8, width: 8, window: [4, 4], shift: true });
+    expect(relError(out.dataSync(), windowAttentionRef(x.q, x.k, x.v, x.s, 8, 8, 4, 4, 2, 2))).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out);
+  });
+});
+
+describe.each(DEVICES)('globalAttention on %s', (device) => {
+  it.each([
+    [1, 1, 1, 16],
+    [2, 3, 300, 32],
+    [1, 2, 77, 64],
+  ])('B=%i H=%i L=%i D=%i', async (b, h, l, d) => {
+    const x = inputs(3000 + l, b, h, l, d);
+    const [q, k, v] = upload(x, device);
+    const out = globalAttentionSync(q, k, v);
+    const ref = globalAttentionRef(x.q, x.k, x.v, x.s);
+    expect(relError(out.dataSync(), ref)).toBeLessThan(FP32_TOL);
+    const outAsync = await globalAttention(q, k, v);
+    expect(relError(outAsync.dataSync(), ref)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, outAsync);
+  });
+});
+
+describe('attention errors', () => {
+  const x = inputs(50, 1, 2, 12, 16);
+  it('name the argument, what was expected and what arrived', () => {
+    const [q, k, v] = upload(x, 'cpu');
+    const k2 = tensor(new Float32Array(2 * 13 * 16).fill(0.5), [1, 2, 13, 16]);
+    const qi = tensor(new Int32Array(2 * 12 * 16), [1, 2, 12, 16]);
+    const q3 = tensor(new Float32Array(24 * 16).fill(1), [2, 12, 16]);
+    const big = tensor(new Float32Array(2 * 12 * 300).fill(1), [1, 2, 12, 300]);
+    const qe = tensor(x.q, [1, 2, 12, 16], { device: 'cuda-emu' });
+    expect(() => secAttentionSync(q, k2, v, { clusters: 2 })).toThrow(new RangeError('secAttention: q, k and v must have one shape, got [1,2,12,16], [1,2,13,16] and [1,2,12,16]'));
+    expect(() => secAttentionSync(qi, k, v, { clusters: 2 })).toThrow(new TypeError('secAttention: q must be float32, got int32'));
+    expect(() => secAttentionSync(q3, q3, q3, { clusters: 2 })).toThrow(/q must be \[B, H, L, D\], got \[2,12,16\]/);
+    expect(() => secAttentionSync(q, k, v, { clusters: 13 })).toThrow(new RangeError('secAttention: clusters must be at most L (12), got 13'));
+    expect(() => secAttentionSync(q, k, v, { clusters: 2.5 })).toThrow(new RangeError('secAttention: clusters must be an integer, got 2.5'));
+    expect(() => secAttentionSync(q, k, v, { clusters: '2' as unknown as number })).toThrow(TypeError);
+    expect(() => secAttentionSync(q, k, v, undefined as never)).toThrow(new TypeError('secAttention: options must be an object'));
+    expect(() => secAttentionSync(big, big, big, { clusters: 2 })).toThrow(new RangeError('secAttention: head dim D must be in [1, 256], got 300'));
+    expect(() => secAttentionSync(qe, k, v, { clusters: 2 })).toThrow(/must be on one device, got cuda-emu, cpu and cpu/);
+    expect(() => windowAttentionSync(q, k, v, { height: 3, width: 4, window: [4, 4] })).toThrow(new RangeError('windowAttention: window [4, 4] is larger than the grid [3, 4]'));
+    expect(() => windowAttentionSync(q, k, v, { height: 3, width: 5, window: [2, 2] })).toThrow(/height x width \(3 x 5 = 15\) must equal L \(12\)/);
+    expect(() => windowAttentionSync(q, k, v, { height: 3, width: 4, window: [2, 2], shift: [2, 0] })).toThrow(/shift \[2, 0\] must be smaller than the window/);
+    expect(() => windowAttentionSync(q, k, v, { height: 3, width: 4, window: 2 as never })).toThrow(TypeError);
+    expect(() => globalAttentionSync(q, k, 'v' as never)).toThrow(new TypeError('globalAttention: v must be a Tensor, got string'));
+    disposeAll(q, k, v, k2, qi, q3, big, qe);
+  });
+
+  it('reject disposed inputs with DisposedError', async () => {
+    const [q, k, v] = upload(x, 'cpu');
+    v.dispose();
+    expect(() => secAttentionSync(q, k, v, { clusters: 2 })).toThrow('secAttention: v was disposed');
+    await expect(globalAttention(q, k, v)).rejects.toThrow('globalAttention: v was disposed');
+    disposeAll(q, k);
+  });
+});
