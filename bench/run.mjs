@@ -45,6 +45,7 @@ export async function runGroup(title, tasks, { time = 400, iterations = 5 } = {}
   });
   console.log(`\n${title}`);
   console.table(rows.map((r) => ({ name: r.name, 'median ms': r.medianMs.toFixed(3), 'GFLOP/s': r.gflops?.toFixed(2) ?? '', samples: r.samples })));
+  // (peak memory per task is added by the caller where it is measured)
   return { title, rows };
 }
 
@@ -75,10 +76,68 @@ async function matmulGroup(opts, threads) {
   return groups;
 }
 
+// SecViT-T/S stage shapes at 224x224: (H, L, D, C) with grid side; every SEC cluster holds 98
+// tokens, like a 7x14 window.
+const STAGES = [
+  { stage: 0, h: 2, side: 56, d: 32, c: 32 },
+  { stage: 1, h: 4, side: 28, d: 32, c: 8 },
+  { stage: 2, h: 8, side: 14, d: 32, c: 2 },
+];
+
+/** Median ms and the peak host bytes of one call (memory() peak over the call, output included). */
+function peakOf(fn) {
+  secvit.resetPeakMemory();
+  const base = secvit.memory().hostBytes;
+  const r = fn();
+  const peak = secvit.memory().peakHostBytes - base;
+  (r.out ?? r).dispose();
+  r.order?.dispose();
+  return peak;
+}
+
+async function attentionGroup(opts, threads, batch, st) {
+  const l = st.side * st.side;
+  const n = batch * st.h * l * st.d;
+  const shape = [batch, st.h, l, st.d];
+  const q = secvit.tensor(seeded(n, 11), shape);
+  const k = secvit.tensor(seeded(n, 12), shape);
+  const v = secvit.tensor(seeded(n, 13), shape);
+  const bhl = batch * st.h * l;
+  const flops = (group) => 4 * bhl * group * st.d;
+  const grid = { height: st.side, width: st.side };
+  const tasks = [
+    { name: `SEC fused (C=${st.c})`, flops: flops(l / st.c), call: () => secvit.secAttentionSync(q, k, v, { clusters: st.c }) },
+    { name: 'window 7x14', flops: flops(98), call: () => secvit.windowAttentionSync(q, k, v, { ...grid, window: [7, 14] }) },
+    { name: 'window 7x7', flops: flops(49), call: () => secvit.windowAttentionSync(q, k, v, { ...grid, window: [7, 7] }) },
+    { name: `SEC unfused (C=${st.c})`, flops: flops(l / st.c), call: () => secvit.secAttentionUnfusedSync(q, k, v, { clusters: st.c }) },
+  ];
+  // Global attention at L=3136 costs 32x a clustered pass; only in --full runs for large inputs.
+  if (opts.full || bhl * l <= 2 * 784 * 784 * 4) tasks.push({ name: 'global', flops: flops(l), call: () => secvit.globalAttentionSync(q, k, v) });
+  const peaks = tasks.map((t) => peakOf(t.call));
+  const group = await runGroup(
+    `attention stage ${st.stage}: B=${batch} H=${st.h} L=${l} D=${st.d}, ${threads} thread(s)`,
+    tasks.map((t) => ({ name: t.name, flops: t.flops, fn: () => t.call().dispose() })),
+    { time: opts.full ? 500 : 150, iterations: 3 },
+  );
+  group.rows.forEach((r, i) => (r.peakBytes = peaks[i]));
+  const sec = group.rows[0].medianMs;
+  const ratios = {
+    secOverWindow7x14: sec / group.rows[1].medianMs,
+    secOverWindow7x7: sec / group.rows[2].medianMs,
+    unfusedOverSec: group.rows[3].medianMs / sec,
+  };
+  console.log(`  SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}, SEC/window(7x7) = ${ratios.secOverWindow7x7.toFixed(3)}, unfused/fused = ${ratios.unfusedOverSec.toFixed(2)}; peak MiB: ${group.rows.map((r) => (r.peakBytes / 2 ** 20).toFixed(1)).join(' / ')}`);
+  q.dispose();
+  k.dispose();
+  v.dispose();
+  return { ...group, batch, threads, stage: st.stage, ratios };
+}
+
 export async function main(argv = process.argv.slice(2)) {
   const opts = parseArgs(argv);
   const defaultThreads = secvit.getNumThreads();
-  const threadCounts = opts.threads ?? [...new Set([1, defaultThreads])];
+  // Quick runs use the default thread count; --full adds 1 thread.
+  const threadCounts = opts.threads ?? (opts.full ? [...new Set([1, defaultThreads])] : [defaultThreads]);
   const machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length,
@@ -89,7 +148,10 @@ export async function main(argv = process.argv.slice(2)) {
   const results = [];
   for (const t of threadCounts) {
     secvit.setNumThreads(t);
-    results.push(...(await matmulGroup(opts, t)));
+    for (const batch of [1, 8]) {
+      for (const st of STAGES) results.push(await attentionGroup(opts, t, batch, st));
+    }
+    if (opts.full) results.push(...(await matmulGroup(opts, t)));
   }
   secvit.setNumThreads(defaultThreads);
   mkdirSync(path.dirname(opts.json), { recursive: true });

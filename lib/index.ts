@@ -26,3 +26,4 @@ export {
   type SecAttentionResult,
   type WindowAttentionOptions,
 } from './ops/attention.js';
+export { decodeHalf, encodeHalf } from './half.js';

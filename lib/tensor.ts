@@ -2,6 +2,7 @@ import { DisposedError } from './errors.js';
 import { registerForGc, registerTrackedClass, track, unregisterForGc } from './engine.js';
 import { checkDevice, type Device, type DeviceChoice } from './backends.js';
 import { native, type NativeArray, type TensorHandle } from './native.js';
+import { encodeHalf } from './half.js';
 
 export type DType = 'float32' | 'int32' | 'float16' | 'bfloat16';
 /** float32 -> Float32Array, int32 -> Int32Array; float16/bfloat16 -> Uint16Array of raw bits. */
@@ -138,8 +139,14 @@ function defaultDType(data: unknown): DType {
 /** Converts `data` to the array class of `dtype`; `shared` says whether no copy was made. */
 function toNativeArray(data: unknown, dtype: DType, what: string): { array: NativeArray; shared: boolean } {
   if (dtype === 'float16' || dtype === 'bfloat16') {
+    // A Uint16Array holds raw bits; any other numbers are rounded to the 16-bit type.
     if (data instanceof Uint16Array) return { array: data, shared: true };
-    throw new TypeError(`${what}: dtype ${dtype} needs a Uint16Array of raw bits, got ${describe(data)}`);
+    if (Array.isArray(data) || data instanceof Float32Array || data instanceof Float64Array) {
+      for (let i = 0; i < data.length; i++)
+        if (typeof data[i] !== 'number') throw new TypeError(`${what}[${i}]: expected a number, got ${typeof data[i]}`);
+      return { array: encodeHalf(data as ArrayLike<number>, dtype), shared: false };
+    }
+    throw new TypeError(`${what}: dtype ${dtype} needs a Uint16Array of raw bits, a Float32Array or numbers, got ${describe(data)}`);
   }
   if (dtype === 'float32' && data instanceof Float32Array) return { array: data, shared: true };
   if (dtype === 'int32' && data instanceof Int32Array) return { array: data, shared: true };

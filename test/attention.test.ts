@@ -3,17 +3,20 @@
 // so an unwritten element fails.
 import { describe, expect, it } from 'vitest';
 import {
+  decodeHalf, encodeHalf,
   globalAttention, globalAttentionSync, secAttention, secAttentionSync, secAttentionUnfusedSync,
   tensor, windowAttentionSync, type Device, type Tensor,
 } from '../lib/index.js';
 import { globalAttentionRef, secAttentionRef, windowAttentionRef, type AttnShape } from './helpers/attention-ref.js';
 import { relError, Rng } from './helpers/random.js';
+import { testDevices } from './helpers/backends.js';
 
 // fp32 kernels accumulate in fp32 over at most a few thousand terms: ||out-ref||/||ref|| stays
 // around 1e-7..1e-6. 1e-5 is the bound the issue sets for fp32.
 const FP32_TOL = 1e-5;
 
-const DEVICES: Device[] = ['cpu'];
+// cpu and cuda-emu always (cuda-emu runs the .cu kernels through the emulator), cuda with a GPU.
+const DEVICES: Device[] = testDevices();
 
 interface Inputs {
   q: Float32Array;
@@ -50,6 +53,9 @@ describe.each(DEVICES)('secAttention on %s', (device) => {
     ['C = 64, D = 64', 1, 1, 448, 64, 64],
     ['B*H = 32', 4, 8, 49, 16, 3],
     ['C = 0 means one cluster', 1, 1, 50, 16, 0],
+    ['D = 24 (not a template size)', 1, 2, 130, 24, 5],
+    ['D = 100 (several lanes per query)', 1, 1, 77, 100, 3],
+    ['D = 256', 1, 1, 40, 256, 2],
   ];
   it.each(cases)('%s (B=%i H=%i L=%i D=%i C=%i)', (_name, b, h, l, d, c) => {
     const x = inputs(1000 + l + c, b, h, l, d);
@@ -73,6 +79,16 @@ describe.each(DEVICES)('secAttention on %s', (device) => {
     const out = secAttentionSync(q, k, v, { clusters: 32 });
     expect(relError(out.dataSync(), secAttentionRef(x.q, x.k, x.v, x.s, 32).out)).toBeLessThan(FP32_TOL);
     disposeAll(q, k, v, out);
+  });
+
+  it('sorts long sequences (L = 9000: the multi-block sort path on CUDA)', () => {
+    const x = inputs(70, 1, 2, 9000, 16);
+    const [q, k, v] = upload(x, device);
+    const { out, order } = secAttentionSync(q, k, v, { clusters: 64, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, 64);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order);
   });
 
   it('orders exact ties by token index and resolves near-ties like the reference', () => {
@@ -155,6 +171,53 @@ describe.each(DEVICES)('globalAttention on %s', (device) => {
   });
 });
 
+// 16-bit inputs run on tensor cores (CUDA) with fp32 accumulation; P and the output are rounded
+// to the 16-bit type, so the error is that of one or two roundings: bfloat16 (8 significant
+// bits) <= 1e-2, float16 (11 bits) <= 5e-3. The reference uses the rounded inputs in double.
+const HALF_TOL = { bfloat16: 1e-2, float16: 5e-3 } as const;
+
+describe.each(DEVICES.flatMap((d) => (['bfloat16', 'float16'] as const).map((t) => [d, t] as const)))('%s attention in %s', (device, dtype) => {
+  function half(x: Inputs): { q: Float32Array; k: Float32Array; v: Float32Array; t: Tensor[] } {
+    const shape = [x.s.b, x.s.h, x.s.l, x.s.d];
+    const bits = [x.q, x.k, x.v].map((a) => encodeHalf(a, dtype));
+    const [q, k, v] = bits.map((b) => decodeHalf(b, dtype));
+    return { q, k, v, t: bits.map((b) => tensor(b, shape, { dtype, device })) };
+  }
+  const decode = (t: Tensor) => decodeHalf(t.dataSync() as Uint16Array, dtype);
+
+  it.each([
+    ['L prime, C = 7', 2, 2, 97, 32, 7],
+    ['D = 64, C = 3', 1, 2, 300, 64, 3],
+    ['D = 128, C = 2', 1, 1, 70, 128, 2],
+    ['D = 24 (padded channels)', 1, 2, 90, 24, 4],
+    ['C = 1 over several key tiles', 1, 1, 200, 16, 1],
+  ])('secAttention: %s', (_n, b, h, l, d, c) => {
+    const x = half(inputs(4000 + l + d, b, h, l, d));
+    const { out, order } = secAttentionSync(x.t[0], x.t[1], x.t[2], { clusters: c, returnOrder: true });
+    expect(out.dtype).toBe(dtype);
+    const ref = secAttentionRef(x.q, x.k, x.v, { b, h, l, d }, c);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(decode(out), ref.out)).toBeLessThan(HALF_TOL[dtype]);
+    disposeAll(...x.t, out, order);
+  });
+
+  it('windowAttention, shifted with padding', () => {
+    const s = { b: 1, h: 2, l: 63, d: 32 };
+    const x = half(inputs(4100, s.b, s.h, s.l, s.d));
+    const out = windowAttentionSync(x.t[0], x.t[1], x.t[2], { height: 7, width: 9, window: [3, 4], shift: [1, 2] });
+    expect(relError(decode(out), windowAttentionRef(x.q, x.k, x.v, s, 7, 9, 3, 4, 1, 2))).toBeLessThan(HALF_TOL[dtype]);
+    disposeAll(...x.t, out);
+  });
+
+  it('globalAttention', () => {
+    const s = { b: 2, h: 1, l: 150, d: 32 };
+    const x = half(inputs(4200, s.b, s.h, s.l, s.d));
+    const out = globalAttentionSync(x.t[0], x.t[1], x.t[2]);
+    expect(relError(decode(out), globalAttentionRef(x.q, x.k, x.v, s))).toBeLessThan(HALF_TOL[dtype]);
+    disposeAll(...x.t, out);
+  });
+});
+
 describe('attention errors', () => {
   const x = inputs(50, 1, 2, 12, 16);
   it('name the argument, what was expected and what arrived', () => {
@@ -165,7 +228,12 @@ describe('attention errors', () => {
     const big = tensor(new Float32Array(2 * 12 * 300).fill(1), [1, 2, 12, 300]);
     const qe = tensor(x.q, [1, 2, 12, 16], { device: 'cuda-emu' });
     expect(() => secAttentionSync(q, k2, v, { clusters: 2 })).toThrow(new RangeError('secAttention: q, k and v must have one shape, got [1,2,12,16], [1,2,13,16] and [1,2,12,16]'));
-    expect(() => secAttentionSync(qi, k, v, { clusters: 2 })).toThrow(new TypeError('secAttention: q must be float32, got int32'));
+    expect(() => secAttentionSync(qi, k, v, { clusters: 2 })).toThrow(new TypeError('secAttention: q must be float32, bfloat16 or float16, got int32'));
+    const kb = tensor(x.k, [1, 2, 12, 16], { dtype: 'bfloat16' });
+    expect(() => secAttentionSync(q, kb, v, { clusters: 2 })).toThrow(new TypeError('secAttention: q, k and v must have one dtype, got float32, bfloat16 and float32'));
+    const hb = tensor(new Float32Array(2 * 12 * 200).fill(0.5), [1, 2, 12, 200], { dtype: 'bfloat16', device: 'cuda-emu' });
+    expect(() => globalAttentionSync(hb, hb, hb)).toThrow(new RangeError('globalAttention: the bfloat16 tensor-core kernels support head dim D <= 128, got 200'));
+    disposeAll(kb, hb);
     expect(() => secAttentionSync(q3, q3, q3, { clusters: 2 })).toThrow(/q must be \[B, H, L, D\], got \[2,12,16\]/);
     expect(() => secAttentionSync(q, k, v, { clusters: 13 })).toThrow(new RangeError('secAttention: clusters must be at most L (12), got 13'));
     expect(() => secAttentionSync(q, k, v, { clusters: 2.5 })).toThrow(new RangeError('secAttention: clusters must be an integer, got 2.5'));

@@ -1,6 +1,6 @@
 // Construction, validation, reading back and moving tensors.
 import { describe, expect, it } from 'vitest';
-import { DisposedError, memory, Tensor, tensor, zeros } from '../lib/index.js';
+import { decodeHalf, DisposedError, encodeHalf, memory, Tensor, tensor, zeros } from '../lib/index.js';
 import { Rng } from './helpers/random.js';
 
 describe('tensor() construction', () => {
@@ -75,6 +75,22 @@ describe('tensor() construction', () => {
     expect(b.dtype).toBe('bfloat16');
   });
 
+  it('rounds numbers to bfloat16/float16 (nearest even) and decodes them back', () => {
+    const values = [1, -2.5, 0.1, 65504, 3.140625, 1e-7, -0];
+    using b = tensor(values, [7], { dtype: 'bfloat16' });
+    using h = tensor(new Float32Array(values), [7], { dtype: 'float16' });
+    // bfloat16 keeps 8 significant bits, float16 11: compare with those roundings of the values.
+    const bf = decodeHalf(b.dataSync() as Uint16Array, 'bfloat16');
+    const hf = decodeHalf(h.dataSync() as Uint16Array, 'float16');
+    values.forEach((v, i) => {
+      expect(Math.abs(bf[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8);
+      expect(Math.abs(hf[i] - v)).toBeLessThanOrEqual(Math.max(Math.abs(v) * 2 ** -11, 2 ** -25));
+    });
+    expect(Array.from(b.dataSync().slice(0, 2))).toEqual([0x3f80, 0xc020]);
+    expect(Array.from(h.dataSync().slice(0, 4))).toEqual([0x3c00, 0xc100, 0x2e66, 0x7bff]);
+    expect(Array.from(encodeHalf([1.00390625], 'bfloat16'))).toEqual([0x3f80]); // tie -> even
+  });
+
   it('makes zero-filled tensors, including empty ones', () => {
     using z = zeros([3, 5]);
     expect(Array.from(z.dataSync())).toEqual(new Array(15).fill(0));
@@ -101,7 +117,7 @@ describe('tensor() validation', () => {
     expect(() => tensor('abc' as unknown as number[])).toThrow(/tensor: data: expected a TypedArray/);
     expect(() => tensor([1, 'a'] as unknown as number[], [2])).toThrow(/tensor: data\[1\]: expected a number, got string/);
     expect(() => tensor(new Float32Array(2), [2], { dtype: 'float64' as 'float32' })).toThrow(TypeError);
-    expect(() => tensor(new Float32Array(2), [2], { dtype: 'float16' })).toThrow(/float16 needs a Uint16Array/);
+    expect(() => tensor(new Int8Array(2), [2], { dtype: 'float16' })).toThrow(/float16 needs a Uint16Array of raw bits, a Float32Array or numbers/);
     expect(() => tensor(new BigInt64Array(2) as unknown as Float32Array, [2])).toThrow(TypeError);
     expect(() => tensor({ type: 'string', data: ['a'], dims: [1] })).toThrow(/type 'string' is not supported/);
   });

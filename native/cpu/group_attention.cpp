@@ -48,7 +48,22 @@ void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, f
   }
 }
 
+void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
+  for (int64_t i = 0; i < l; ++i) {
+    double dot = 0.0, kn = 0.0;
+    for (int64_t c = 0; c < d; ++c) {
+      const double kv = k[i * d + c];
+      dot += g[c] * kv;
+      kn += kv * kv;
+    }
+    out[i] = dot / (gn * std::max(std::sqrt(kn), 1e-12));
+  }
+}
+
 #if !defined(SECVIT_HAVE_AVX2_KERNELS)
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
+  cosine_scores_scalar(k, l, d, g, gn, out);
+}
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
   softmax_tile_scalar(s, nq, nk, m, l, alpha);
 }
@@ -70,7 +85,11 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   float* l = grow(sc.l, size_t(nq));
   float* alpha = grow(sc.alpha, size_t(nq));
 
+  // Members are scattered over the head (SEC's order is a permutation): prefetch rows a few
+  // members ahead so the gathers overlap their cache misses.
+  constexpr int64_t kAhead = 4;
   for (int64_t i = 0; i < nq; ++i) {
+    if (i + kAhead < nq) __builtin_prefetch(t.q + int64_t(g.members[g.q_begin + i + kAhead]) * d);
     const float* src = t.q + int64_t(g.members[g.q_begin + i]) * d;
     std::copy(src, src + d, q + i * d);
     m[i] = kNegInf;
@@ -81,6 +100,11 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   for (int64_t k0 = 0; k0 < g.n; k0 += tile) {
     const int64_t nk = std::min(tile, g.n - k0);
     for (int64_t j = 0; j < nk; ++j) {
+      if (j + kAhead < nk) {
+        const int64_t ahead = g.members[k0 + j + kAhead];
+        __builtin_prefetch(t.k + ahead * d);
+        __builtin_prefetch(t.v + ahead * d);
+      }
       const int64_t tok = g.members[k0 + j];
       const float* ks = t.k + tok * d;
       const float* vs = t.v + tok * d;

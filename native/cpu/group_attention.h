@@ -19,7 +19,7 @@
 
 namespace secvit::cpu {
 
-constexpr int64_t kQueryBlock = 64;   // queries per task: the unit of parallel work
+constexpr int64_t kQueryBlock = 128;  // queries per task: a 98-token group is one task
 constexpr int64_t kKeyTile = 256;     // keys per online-softmax step
 
 struct HeadTensors {
@@ -43,5 +43,10 @@ void attend_group(const HeadTensors& t, const TokenGroup& g);
 // by exp(S - m_new), updates m and l, and returns in alpha the factor for the accumulator rows.
 void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
+
+// Cosine scores of one head's keys against g/|g| (see attention.h), in double:
+// out[i] = <g, k_i> / (gn * max(|k_i|, 1e-12)).
+void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out);
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out);
 
 }  // namespace secvit::cpu

@@ -50,6 +50,29 @@ inline float hsum(__m256 v) {
 
 }  // namespace
 
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
+  for (int64_t i = 0; i < l; ++i) {
+    const float* row = k + i * d;
+    __m256d dot = _mm256_setzero_pd(), kn = _mm256_setzero_pd();
+    int64_t c = 0;
+    for (; c + 4 <= d; c += 4) {
+      const __m256d kv = _mm256_cvtps_pd(_mm_loadu_ps(row + c));
+      dot = _mm256_fmadd_pd(_mm256_loadu_pd(g + c), kv, dot);
+      kn = _mm256_fmadd_pd(kv, kv, kn);
+    }
+    __m128d d2 = _mm_add_pd(_mm256_castpd256_pd128(dot), _mm256_extractf128_pd(dot, 1));
+    __m128d n2 = _mm_add_pd(_mm256_castpd256_pd128(kn), _mm256_extractf128_pd(kn, 1));
+    double sd = _mm_cvtsd_f64(_mm_add_sd(d2, _mm_unpackhi_pd(d2, d2)));
+    double sn = _mm_cvtsd_f64(_mm_add_sd(n2, _mm_unpackhi_pd(n2, n2)));
+    for (; c < d; ++c) {
+      const double kv = row[c];
+      sd += g[c] * kv;
+      sn += kv * kv;
+    }
+    out[i] = sd / (gn * std::max(std::sqrt(sn), 1e-12));
+  }
+}
+
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < nq; ++i) {

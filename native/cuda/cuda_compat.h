@@ -29,8 +29,11 @@ template <class T>
 using sv_identity_t = T;
 
 #if defined(SECVIT_CUDA_EMU)
-#define SV_LAUNCH(kernel, grid, block, smem, stream, ...) \
-  ::secvit::emu::launch(kernel, dim3(grid), dim3(block), size_t(smem), stream, ##__VA_ARGS__)
+// The emulator gets the kernel's spelling too, for its error messages (static and anonymous-
+// namespace kernels have no symbol it could look up).
+#define SV_LAUNCH(kernel, grid, block, smem, stream, ...)                                   \
+  ::secvit::emu::launch_named(#kernel, kernel, dim3(grid), dim3(block), size_t(smem), stream, \
+                              ##__VA_ARGS__)
 #define SV_SHARED(type, name) sv_identity_t<type>& name = *::secvit::emu::shared_static<type>()
 #define SV_DYNAMIC_SHARED(type, name) type* name = ::secvit::emu::shared_dynamic<type>()
 #else

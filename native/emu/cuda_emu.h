@@ -1,10 +1,7 @@
-// TRANSITIONAL (replaced by the emulator's umbrella header).
+// The CUDA emulator as kernels and host code see it: the runtime API (memory, streams, errors)
+// plus the execution model (threadIdx, __syncthreads, shuffles, atomics, launches). Included by
+// native/cuda/cuda_compat.h when SECVIT_CUDA_EMU is defined; nothing else should need it.
 #pragma once
+
 #include "cuda_emu_runtime.h"
-#if __has_include("cuda_emu_exec.h")
 #include "cuda_emu_exec.h"
-#else
-namespace secvit::emu {
-inline const char* last_launch_message() { return ""; }
-}
-#endif

@@ -4,7 +4,10 @@
 
 #include "async_call.h"
 #include "attention_binding.h"
+#include "core/device_backend.h"
+#include "core/half.h"
 #include "cpu/attention.h"
+#include "cuda/attention.h"
 #include "js_errors.h"
 #include "tensor_handle.h"
 
@@ -37,8 +40,12 @@ void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
   const Tensor* ts[3] = {&q, &k, &v};
   const char* names[3] = {"q", "k", "v"};
   for (int i = 0; i < 3; ++i) {
-    if (ts[i]->dtype != DType::Float32)
-      throw_type_error(op, ": ", names[i], " must be float32, got ", dtype_name(ts[i]->dtype));
+    if (ts[i]->dtype == DType::Int32)
+      throw_type_error(op, ": ", names[i], " must be float32, bfloat16 or float16, got ",
+                       dtype_name(ts[i]->dtype));
+    if (ts[i]->dtype != q.dtype)
+      throw_type_error(op, ": q, k and v must have one dtype, got ", dtype_name(q.dtype), ", ",
+                       dtype_name(k.dtype), " and ", dtype_name(v.dtype));
     if (ts[i]->shape.size() != 4)
       throw_range_error(op, ": ", names[i], " must be [B, H, L, D], got ", shape_string(ts[i]->shape));
   }
@@ -50,6 +57,9 @@ void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
                       device_name(k.device()), " and ", device_name(v.device()));
   const int64_t d = q.shape[3];
   if (d < 1 || d > 256) throw_range_error(op, ": head dim D must be in [1, 256], got ", d);
+  if (q.dtype != DType::Float32 && q.device() != Device::Cpu && d > 128)
+    throw_range_error(op, ": the ", dtype_name(q.dtype),
+                      " tensor-core kernels support head dim D <= 128, got ", d);
   if (q.shape[2] > (int64_t(1) << 30)) throw_range_error(op, ": L is too large: ", q.shape[2]);
 }
 
@@ -85,26 +95,106 @@ AttentionCall parse(const Napi::CallbackInfo& info, Kind kind) {
       throw_range_error(op, ": shift [", w.shift_h, ", ", w.shift_w,
                         "] must be smaller than the window [", w.win_h, ", ", w.win_w, "]");
   }
-  if (call.q.device() != Device::Cpu)
-    throw_runtime_error(op, ": not implemented on ", device_name(call.q.device()), " yet");
+  if (kind == Kind::SecUnfused && (call.q.device() != Device::Cpu || call.q.dtype != DType::Float32))
+    throw_runtime_error(op, ": the unfused baseline runs on float32 cpu tensors only, got ",
+                        dtype_name(call.q.dtype), " on ", device_name(call.q.device()));
+  require_device(call.q.device(), op);
   return call;
 }
 
-void run(AttentionCall& c) {
+// The CUDA entry points of one build of native/cuda (real or emulated).
+struct CudaAttentionOps {
+  void (*sec)(const CudaAttentionArgs&, int64_t, int32_t*);
+  void (*window)(const CudaAttentionArgs&, const CudaWindowArgs&);
+  void (*global)(const CudaAttentionArgs&);
+};
+
+CudaAttentionOps cuda_ops(Device device) {
+  if (device == Device::CudaEmu)
+    return {cuda_emu_impl::sec_attention, cuda_emu_impl::window_attention,
+            cuda_emu_impl::global_attention};
+#if defined(SECVIT_HAVE_CUDA)
+  return {cuda_impl::sec_attention, cuda_impl::window_attention, cuda_impl::global_attention};
+#else
+  throw_runtime_error("cuda: secvit was built without CUDA");
+#endif
+}
+
+void run_device(AttentionCall& c, int32_t* order) {
   const Shape& s = c.q.shape;
-  c.out = empty_tensor(s, DType::Float32, c.q.device());
-  cpu::AttentionParams p{c.q.data<float>(), c.k.data<float>(), c.v.data<float>(),
-                         c.out.data<float>(), s[0], s[1], s[2], s[3]};
+  const CudaAttentionOps ops = cuda_ops(c.q.device());
+  const CudaAttnType type = c.q.dtype == DType::Float32
+                               ? CudaAttnType::F32
+                               : (c.q.dtype == DType::BFloat16 ? CudaAttnType::BF16 : CudaAttnType::F16);
+  const CudaAttentionArgs a{c.q.storage->data(), c.k.storage->data(), c.v.storage->data(),
+                            c.out.storage->data(), s[0] * s[1], s[2], s[3], type};
+  switch (c.kind) {
+    case Kind::Sec: ops.sec(a, c.clusters, order); break;
+    case Kind::Window: {
+      const auto& w = c.window;
+      ops.window(a, CudaWindowArgs{w.height, w.width, w.win_h, w.win_w, w.shift_h, w.shift_w});
+      break;
+    }
+    case Kind::Global: ops.global(a); break;
+    case Kind::SecUnfused: break;  // rejected in parse()
+  }
+  // Settle here, on the calling (worker) thread: the result is complete when the call returns
+  // and kernel failures surface as this call's error.
+  device_backend(c.q.device())->synchronize();
+}
+
+// 16-bit tensors on the CPU: widen to fp32, run the fp32 kernels, round the result back.
+Tensor widen(const Tensor& t) {
+  Tensor w = empty_tensor(t.shape, DType::Float32, Device::Cpu);
+  const uint16_t* src = t.data<uint16_t>();
+  float* dst = w.data<float>();
+  const int64_t n = t.numel();
+  const bool bf16 = t.dtype == DType::BFloat16;
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16 ? bf16_to_f32(src[i]) : f16_to_f32(src[i]);
+  return w;
+}
+
+void run(AttentionCall& c);
+
+void run_cpu_16bit(AttentionCall& c) {
+  const DType dtype = c.q.dtype;
+  AttentionCall wide = c;
+  wide.q = widen(c.q);
+  wide.k = widen(c.k);
+  wide.v = widen(c.v);
+  run(wide);
+  c.out = empty_tensor(c.q.shape, dtype, Device::Cpu);
+  const float* src = wide.out.data<float>();
+  uint16_t* dst = c.out.data<uint16_t>();
+  const int64_t n = c.out.numel();
+  for (int64_t i = 0; i < n; ++i) dst[i] = dtype == DType::BFloat16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+  c.order = std::move(wide.order);
+  c.q = c.k = c.v = Tensor();
+}
+
+void run(AttentionCall& c) {
+  if (c.q.device() == Device::Cpu && c.q.dtype != DType::Float32) {
+    run_cpu_16bit(c);
+    return;
+  }
+  const Shape& s = c.q.shape;
+  c.out = empty_tensor(s, c.q.dtype, c.q.device());
   int32_t* order = nullptr;
   if (c.return_order) {
     c.order = empty_tensor(Shape{s[0], s[1], s[2]}, DType::Int32, c.q.device());
     order = c.order.data<int32_t>();
   }
-  switch (c.kind) {
-    case Kind::Sec: cpu::sec_attention_f32(p, c.clusters, order); break;
-    case Kind::SecUnfused: cpu::sec_attention_unfused_f32(p, c.clusters, order); break;
-    case Kind::Window: cpu::window_attention_f32(p, c.window); break;
-    case Kind::Global: cpu::global_attention_f32(p); break;
+  if (c.q.device() != Device::Cpu) {
+    run_device(c, order);
+  } else {
+    const cpu::AttentionParams p{c.q.data<float>(), c.k.data<float>(), c.v.data<float>(),
+                                 c.out.data<float>(), s[0], s[1], s[2], s[3]};
+    switch (c.kind) {
+      case Kind::Sec: cpu::sec_attention_f32(p, c.clusters, order); break;
+      case Kind::SecUnfused: cpu::sec_attention_unfused_f32(p, c.clusters, order); break;
+      case Kind::Window: cpu::window_attention_f32(p, c.window); break;
+      case Kind::Global: cpu::global_attention_f32(p); break;
+    }
   }
   // Inputs are no longer needed: release them before the result reaches JS.
   c.q = c.k = c.v = Tensor();

@@ -1,0 +1,45 @@
+// Window attention (SPEC section 2) on the fused kernel of group_attention.cuh: groups are the
+// windows of the padded, cyclically shifted grid, computed from geometry in the Map (no index
+// tables); padded slots are neither keys nor written; with a shift, Swin's region labels mask
+// keys of other regions. Cost and traffic as SEC attention at the same group size, minus the
+// scores and the sort.
+#include "attention_launch.cuh"
+
+namespace secvit {
+namespace SV_CUDA_NS {
+namespace {
+
+struct WindowMap {
+  int height, width, hp, wp, wh, ww, sh, sw, nwx;
+  static constexpr bool kMasked = true;
+  __device__ __forceinline__ int size(int, int) const { return wh * ww; }
+  __device__ __forceinline__ int token(int, int g, int s) const {
+    const int ys = (g / nwx) * wh + s / ww, xs = (g % nwx) * ww + s % ww;
+    const int y = (ys + sh) % hp, x = (xs + sw) % wp;
+    return (y < height && x < width) ? y * width + x : -1;
+  }
+  // Swin's regions of the rolled, padded grid per axis: [0, P-w), [P-w, P-s), [P-s, P).
+  __device__ __forceinline__ static int region(int x, int p, int w, int s) {
+    return s == 0 ? 0 : (x < p - w ? 0 : (x < p - s ? 1 : 2));
+  }
+  __device__ __forceinline__ int label(int g, int s) const {
+    const int ys = (g / nwx) * wh + s / ww, xs = (g % nwx) * ww + s % ww;
+    return region(ys, hp, wh, sh) * 3 + region(xs, wp, ww, sw);
+  }
+};
+
+}  // namespace
+
+void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w) {
+  if (a.bh * a.l == 0) return;
+  const int hp = int((w.height + w.win_h - 1) / w.win_h * w.win_h);
+  const int wp = int((w.width + w.win_w - 1) / w.win_w * w.win_w);
+  const int nwx = wp / int(w.win_w);
+  const WindowMap map{int(w.height), int(w.width), hp, wp, int(w.win_h), int(w.win_w),
+                      int(w.shift_h), int(w.shift_w), nwx};
+  launch_attention(a, map, (hp / int(w.win_h)) * nwx, int(w.win_h * w.win_w),
+                   "window attention kernel");
+}
+
+}  // namespace SV_CUDA_NS
+}  // namespace secvit
