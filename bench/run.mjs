@@ -11,13 +11,16 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
 
 function parseArgs(argv) {
-  const opts = { full: false, json: path.join(root, 'bench', 'results', 'latest.json'), threads: null };
+  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda' };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--full') opts.full = true;
+    else if (argv[i] === '--gpu') opts.gpu = true;
+    else if (argv[i] === '--device') opts.device = argv[++i];
     else if (argv[i] === '--json') opts.json = argv[++i];
     else if (argv[i] === '--threads') opts.threads = argv[++i].split(',').map(Number);
     else throw new RangeError(`bench: unknown argument '${argv[i]}'`);
   }
+  opts.json ??= path.join(root, 'bench', 'results', opts.gpu ? 'gpu-latest.json' : 'latest.json');
   return opts;
 }
 
@@ -133,8 +136,67 @@ async function attentionGroup(opts, threads, batch, st) {
   return { ...group, batch, threads, stage: st.stage, ratios };
 }
 
+// GPU: fused SEC vs window vs global in fp32 and bf16, plus the effective bandwidth of fused SEC
+// (q, k, v read once + out written once) next to a device-to-device copy of the same tensors
+// timed in the same run. --device cuda-emu runs it through the emulator (a smoke test of this
+// script only: emulator timings mean nothing).
+async function gpuGroups(opts) {
+  const device = opts.device;
+  const results = [];
+  for (const dtype of ['float32', 'bfloat16']) {
+    for (const batch of opts.full ? [1, 8] : [1, 8]) {
+      for (const st of STAGES) {
+        const l = st.side * st.side;
+        const n = batch * st.h * l * st.d;
+        const shape = [batch, st.h, l, st.d];
+        const make = (seed) => secvit.tensor(seeded(n, seed), shape, { device, dtype });
+        const q = make(21), k = make(22), v = make(23);
+        const elem = dtype === 'float32' ? 4 : 2;
+        const tensorBytes = n * elem;
+        const bhl = batch * st.h * l;
+        const flops = (group) => 4 * bhl * group * st.d;
+        const grid = { height: st.side, width: st.side };
+        const tasks = [
+          { name: `SEC fused (C=${st.c})`, flops: flops(l / st.c), bytes: 4 * tensorBytes, fn: () => secvit.secAttentionSync(q, k, v, { clusters: st.c }).dispose() },
+          { name: 'window 7x14', flops: flops(98), bytes: 4 * tensorBytes, fn: () => secvit.windowAttentionSync(q, k, v, { ...grid, window: [7, 14] }).dispose() },
+          { name: 'window 7x7', flops: flops(49), bytes: 4 * tensorBytes, fn: () => secvit.windowAttentionSync(q, k, v, { ...grid, window: [7, 7] }).dispose() },
+          { name: 'global', flops: flops(l), bytes: 4 * tensorBytes, fn: () => secvit.globalAttentionSync(q, k, v).dispose() },
+          // Device-to-device copy of q (read + write: 2 x tensor bytes), the bandwidth yardstick.
+          { name: 'd2d copy of q', bytes: 2 * tensorBytes, fn: () => q.toSync(device).dispose() },
+        ];
+        const group = await runGroup(`GPU ${device} ${dtype}: stage ${st.stage} B=${batch} H=${st.h} L=${l} D=${st.d}`, tasks, { time: 300, iterations: 5 });
+        group.rows.forEach((r, i) => (r.gbPerS = tasks[i].bytes / (r.medianMs * 1e6)));
+        const copyBw = group.rows[4].gbPerS;
+        const ratios = {
+          secOverWindow7x14: group.rows[0].medianMs / group.rows[1].medianMs,
+          secBandwidthOverCopy: group.rows[0].gbPerS / copyBw,
+        };
+        console.log(`  SEC effective ${group.rows[0].gbPerS.toFixed(1)} GB/s = ${(100 * ratios.secBandwidthOverCopy).toFixed(1)}% of copy (${copyBw.toFixed(1)} GB/s); SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}`);
+        results.push({ ...group, dtype, batch, stage: st.stage, ratios });
+        q.dispose();
+        k.dispose();
+        v.dispose();
+      }
+    }
+  }
+  return results;
+}
+
 export async function main(argv = process.argv.slice(2)) {
   const opts = parseArgs(argv);
+  if (opts.gpu) {
+    const info = secvit.backends().find((b) => b.name === opts.device);
+    if (!info?.available) {
+      console.log(`secvit bench --gpu: no GPU is present here, nothing was measured (${opts.device}: ${info?.reason ?? 'unknown device'}).`);
+      return;
+    }
+    console.log(`secvit bench --gpu on ${opts.device}: ${info.description}`);
+    const results = await gpuGroups(opts);
+    mkdirSync(path.dirname(opts.json), { recursive: true });
+    writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), device: info, results }, null, 2));
+    console.log(`\nwrote ${opts.json}`);
+    return;
+  }
   const defaultThreads = secvit.getNumThreads();
   // Quick runs use the default thread count; --full adds 1 thread.
   const threadCounts = opts.threads ?? (opts.full ? [...new Set([1, defaultThreads])] : [defaultThreads]);

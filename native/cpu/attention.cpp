@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -21,20 +22,67 @@ HeadTensors head(const AttentionParams& p, int64_t bh) {
 
 inline int64_t cluster_start(int64_t c, int64_t l, int64_t clusters) { return c * l / clusters; }
 
-// Cosine scores against the mean key, in double (see attention.h), then the stable order:
-// contiguous (score, index) pairs sort several times faster than indices with an indirect
-// comparator (no dependent loads in the comparisons).
-struct ScoredToken {  // 16 bytes: sorting moves whole entries, no indirection
-  double score;
-  int32_t index;
-  bool operator<(const ScoredToken& o) const {
-    return score < o.score || (score == o.score && index < o.index);
-  }
+// Per-calling-thread tables, grown once and reused: no heap allocation per call once warm.
+template <typename T>
+T* call_scratch(std::vector<T>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  return v.data();
+}
+
+// Maps a double to a uint64 whose unsigned order is the double's order (-0 taken as +0).
+inline uint64_t orderable_bits(double x) {
+  if (x == 0.0) x = 0.0;
+  uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b >> 63) != 0 ? ~b : b | (uint64_t(1) << 63);
+}
+
+struct OrderScratch {
+  std::vector<double> g, scores;
+  std::vector<uint64_t> keys, keys_tmp;
+  std::vector<int32_t> idx_tmp;
 };
 
-void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order,
-                    std::vector<ScoredToken>& tokens, std::vector<double>& g,
-                    std::vector<double>& scores) {
+// Stable argsort of scores, ascending: LSD radix sort on the orderable bits, one byte per pass,
+// starting from the identity so ties keep index order. Passes whose byte is the same for every
+// key are skipped (cosines in [-1, 1] share their high bytes), so a head costs a few O(L)
+// passes instead of O(L log L) comparisons.
+void radix_argsort(const double* scores, int64_t l, int32_t* order, OrderScratch& sc) {
+  sc.keys.resize(size_t(l));
+  sc.keys_tmp.resize(size_t(l));
+  sc.idx_tmp.resize(size_t(l));
+  uint64_t* keys = sc.keys.data();
+  uint64_t* keys_out = sc.keys_tmp.data();
+  int32_t* idx = order;
+  int32_t* idx_out = sc.idx_tmp.data();
+  for (int64_t i = 0; i < l; ++i) {
+    keys[i] = orderable_bits(scores[i]);
+    idx[i] = int32_t(i);
+  }
+  for (int shift = 0; shift < 64; shift += 8) {
+    int64_t count[256] = {0};
+    for (int64_t i = 0; i < l; ++i) ++count[(keys[i] >> shift) & 0xff];
+    if (count[(keys[0] >> shift) & 0xff] == l) continue;  // one bucket: nothing moves
+    int64_t pos = 0;
+    for (int b = 0; b < 256; ++b) {
+      const int64_t c = count[b];
+      count[b] = pos;
+      pos += c;
+    }
+    for (int64_t i = 0; i < l; ++i) {
+      const int64_t dst = count[(keys[i] >> shift) & 0xff]++;
+      keys_out[dst] = keys[i];
+      idx_out[dst] = idx[i];
+    }
+    std::swap(keys, keys_out);
+    std::swap(idx, idx_out);
+  }
+  if (idx != order) std::copy(idx, idx + l, order);
+}
+
+// Cosine scores against the mean key, in double (see attention.h), then the stable order.
+void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderScratch& sc) {
+  std::vector<double>& g = sc.g;
   g.assign(size_t(d), 0.0);
   for (int64_t i = 0; i < l; ++i)
     for (int64_t c = 0; c < d; ++c) g[c] += k[i * d + c];
@@ -44,21 +92,17 @@ void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order,
     gn += g[c] * g[c];
   }
   gn = std::max(std::sqrt(gn), 1e-12);
-  scores.resize(size_t(l));
-  if (cpu_simd() == CpuSimd::Avx2Fma) cosine_scores_avx2(k, l, d, g.data(), gn, scores.data());
-  else cosine_scores_scalar(k, l, d, g.data(), gn, scores.data());
-  tokens.resize(size_t(l));
-  for (int64_t i = 0; i < l; ++i) tokens[i] = ScoredToken{scores[i], int32_t(i)};
-  std::sort(tokens.begin(), tokens.end());
-  for (int64_t i = 0; i < l; ++i) order[i] = tokens[i].index;
+  sc.scores.resize(size_t(l));
+  if (cpu_simd() == CpuSimd::Avx2Fma) cosine_scores_avx2(k, l, d, g.data(), gn, sc.scores.data());
+  else cosine_scores_scalar(k, l, d, g.data(), gn, sc.scores.data());
+  radix_argsort(sc.scores.data(), l, order, sc);
 }
 
 void order_all_heads(const AttentionParams& p, int32_t* order) {
   ThreadPool::instance().parallel_for(p.b * p.h, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<ScoredToken> tokens;
-    thread_local std::vector<double> g, scores;
+    thread_local OrderScratch scratch;
     for (int64_t bh = begin; bh < end; ++bh)
-      order_one_head(p.k + bh * p.l * p.d, p.l, p.d, order + bh * p.l, tokens, g, scores);
+      order_one_head(p.k + bh * p.l * p.d, p.l, p.d, order + bh * p.l, scratch);
   });
 }
 
@@ -91,15 +135,32 @@ void sec_order(const AttentionParams& p, int32_t* order) { order_all_heads(p, or
 void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* order) {
   if (p.b * p.h * p.l == 0) return;
   if (clusters < 1) clusters = 1;
-  std::vector<int32_t> scratch;
   if (clusters == 1 && order == nullptr) {
     global_attention_f32(p);
     return;
   }
-  if (order == nullptr) {
-    scratch.resize(size_t(p.b * p.h * p.l));
-    order = scratch.data();
+  thread_local std::vector<int32_t> scratch;
+  if (order == nullptr) order = call_scratch(scratch, p.b * p.h * p.l);
+  const int64_t heads = p.b * p.h;
+  if (heads >= 2 * ThreadPool::instance().threads()) {
+    // Enough heads to keep every thread busy: one task per head orders its tokens and then
+    // attends its clusters while that head's k and v are still in L2 (ordering all heads
+    // first streams every head through the cache before any attention reads it back).
+    ThreadPool::instance().parallel_for(heads, 1, [&](int64_t begin, int64_t end) {
+      thread_local OrderScratch sc;
+      for (int64_t bh = begin; bh < end; ++bh) {
+        int32_t* ord = order + bh * p.l;
+        order_one_head(p.k + bh * p.l * p.d, p.l, p.d, ord, sc);
+        for (int64_t c = 0; c < clusters; ++c) {
+          const int64_t s0 = cluster_start(c, p.l, clusters), n = cluster_start(c + 1, p.l, clusters) - s0;
+          for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock)
+            attend_group(head(p, bh), TokenGroup{ord + s0, n, nullptr, q0, std::min(n, q0 + kQueryBlock)});
+        }
+      }
+    });
+    return;
   }
+  // Few heads: order them all, then spread (head, cluster, query block) over the pool.
   order_all_heads(p, order);
   const int64_t max_cluster = (p.l + clusters - 1) / clusters;
   attend_partition(p, order, clusters, max_cluster,
@@ -108,11 +169,11 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
 
 void global_attention_f32(const AttentionParams& p) {
   if (p.b * p.h * p.l == 0) return;
-  // Identity membership, shared by every head.
-  std::vector<int32_t> identity(static_cast<size_t>(p.b * p.h * p.l));
-  for (int64_t bh = 0; bh < p.b * p.h; ++bh)
-    std::iota(identity.begin() + bh * p.l, identity.begin() + (bh + 1) * p.l, 0);
-  attend_partition(p, identity.data(), 1, p.l, [&](int64_t c) { return c * p.l; });
+  // Identity membership for every head.
+  thread_local std::vector<int32_t> ids;
+  int32_t* identity = call_scratch(ids, p.b * p.h * p.l);
+  for (int64_t bh = 0; bh < p.b * p.h; ++bh) std::iota(identity + bh * p.l, identity + (bh + 1) * p.l, 0);
+  attend_partition(p, identity, 1, p.l, [&](int64_t c) { return c * p.l; });
 }
 
 void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
@@ -129,8 +190,12 @@ void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
     return x < pdim - win ? 0 : (x < pdim - shift ? 1 : 2);
   };
   // Members (original token indices) and labels of every window, shared by all heads.
-  std::vector<int32_t> members(static_cast<size_t>(windows * wsize)), labels(static_cast<size_t>(windows * wsize));
-  std::vector<int64_t> count(static_cast<size_t>(windows)), label_mixed(static_cast<size_t>(windows));
+  thread_local std::vector<int32_t> member_buf, label_buf;
+  thread_local std::vector<int64_t> count_buf, mixed_buf;
+  int32_t* members = call_scratch(member_buf, windows * wsize);
+  int32_t* labels = call_scratch(label_buf, windows * wsize);
+  int64_t* count = call_scratch(count_buf, windows);
+  int64_t* label_mixed = call_scratch(mixed_buf, windows);
   for (int64_t wy = 0; wy < nwy; ++wy) {
     for (int64_t wx = 0; wx < nwx; ++wx) {
       const int64_t win = wy * nwx + wx;
@@ -162,8 +227,7 @@ void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
       const int64_t n = count[win];
       const int64_t q0 = qb * kQueryBlock;
       if (q0 >= n) continue;
-      TokenGroup g{members.data() + win * wsize, n,
-                   label_mixed[win] ? labels.data() + win * wsize : nullptr, q0,
+      TokenGroup g{members + win * wsize, n, label_mixed[win] ? labels + win * wsize : nullptr, q0,
                    std::min(n, q0 + kQueryBlock)};
       attend_group(head(p, bh), g);
     }
