@@ -11,11 +11,13 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
 
 function parseArgs(argv) {
-  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda' };
+  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8] };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--full') opts.full = true;
     else if (argv[i] === '--gpu') opts.gpu = true;
     else if (argv[i] === '--device') opts.device = argv[++i];
+    else if (argv[i] === '--stages') opts.stages = argv[++i].split(',').map(Number);
+    else if (argv[i] === '--batches') opts.batches = argv[++i].split(',').map(Number);
     else if (argv[i] === '--json') opts.json = argv[++i];
     else if (argv[i] === '--threads') opts.threads = argv[++i].split(',').map(Number);
     else throw new RangeError(`bench: unknown argument '${argv[i]}'`);
@@ -144,8 +146,8 @@ async function gpuGroups(opts) {
   const device = opts.device;
   const results = [];
   for (const dtype of ['float32', 'bfloat16']) {
-    for (const batch of opts.full ? [1, 8] : [1, 8]) {
-      for (const st of STAGES) {
+    for (const batch of opts.batches) {
+      for (const st of STAGES.filter((x) => opts.stages.includes(x.stage))) {
         const l = st.side * st.side;
         const n = batch * st.h * l * st.d;
         const shape = [batch, st.h, l, st.d];
@@ -161,17 +163,21 @@ async function gpuGroups(opts) {
           { name: 'window 7x14', flops: flops(98), bytes: 4 * tensorBytes, fn: () => secvit.windowAttentionSync(q, k, v, { ...grid, window: [7, 14] }).dispose() },
           { name: 'window 7x7', flops: flops(49), bytes: 4 * tensorBytes, fn: () => secvit.windowAttentionSync(q, k, v, { ...grid, window: [7, 7] }).dispose() },
           { name: 'global', flops: flops(l), bytes: 4 * tensorBytes, fn: () => secvit.globalAttentionSync(q, k, v).dispose() },
+          { name: `SEC unfused (C=${st.c})`, flops: flops(l / st.c), bytes: 4 * tensorBytes, fn: () => secvit.secAttentionUnfusedSync(q, k, v, { clusters: st.c }).dispose() },
           // Device-to-device copy of q (read + write: 2 x tensor bytes), the bandwidth yardstick.
           { name: 'd2d copy of q', bytes: 2 * tensorBytes, fn: () => q.toSync(device).dispose() },
         ];
-        const group = await runGroup(`GPU ${device} ${dtype}: stage ${st.stage} B=${batch} H=${st.h} L=${l} D=${st.d}`, tasks, { time: 300, iterations: 5 });
+        const group = await runGroup(`GPU ${device} ${dtype}: stage ${st.stage} B=${batch} H=${st.h} L=${l} D=${st.d}`, tasks,
+          device === 'cuda' ? { time: 300, iterations: 5 } : { time: 1, iterations: 1 });
         group.rows.forEach((r, i) => (r.gbPerS = tasks[i].bytes / (r.medianMs * 1e6)));
-        const copyBw = group.rows[4].gbPerS;
+        const copyBw = group.rows[5].gbPerS;
         const ratios = {
           secOverWindow7x14: group.rows[0].medianMs / group.rows[1].medianMs,
+          secOverWindow7x7: group.rows[0].medianMs / group.rows[2].medianMs,
+          unfusedOverSec: group.rows[4].medianMs / group.rows[0].medianMs,
           secBandwidthOverCopy: group.rows[0].gbPerS / copyBw,
         };
-        console.log(`  SEC effective ${group.rows[0].gbPerS.toFixed(1)} GB/s = ${(100 * ratios.secBandwidthOverCopy).toFixed(1)}% of copy (${copyBw.toFixed(1)} GB/s); SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}`);
+        console.log(`  SEC effective ${group.rows[0].gbPerS.toFixed(1)} GB/s = ${(100 * ratios.secBandwidthOverCopy).toFixed(1)}% of copy (${copyBw.toFixed(1)} GB/s); SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}; unfused/fused = ${ratios.unfusedOverSec.toFixed(2)}`);
         results.push({ ...group, dtype, batch, stage: st.stage, ratios });
         q.dispose();
         k.dispose();
@@ -210,8 +216,8 @@ export async function main(argv = process.argv.slice(2)) {
   const results = [];
   for (const t of threadCounts) {
     secvit.setNumThreads(t);
-    for (const batch of [1, 8]) {
-      for (const st of STAGES) results.push(await attentionGroup(opts, t, batch, st));
+    for (const batch of opts.batches) {
+      for (const st of STAGES.filter((x) => opts.stages.includes(x.stage))) results.push(await attentionGroup(opts, t, batch, st));
     }
     if (opts.full) results.push(...(await matmulGroup(opts, t)));
   }

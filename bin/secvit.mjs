@@ -13,6 +13,6 @@ if (command === 'bench') {
   const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
   console.log(JSON.stringify({ backends: secvit.backends(), auto: secvit.selectDevice('auto') }, null, 2));
 } else {
-  console.log('usage: secvit bench [--full] [--json FILE] [--threads N]   run the benchmarks\n       secvit info                                     show the backends');
+  console.log('usage: secvit bench [--full] [--json FILE] [--threads N,M] [--stages 0,1,2] [--batches 1,8] [--gpu [--device cuda|cuda-emu]]   run the benchmarks\n       secvit info                                     show the backends');
   process.exitCode = command === 'help' || command === '--help' ? 0 : 2;
 }

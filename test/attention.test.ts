@@ -117,11 +117,11 @@ describe.each(DEVICES)('secAttention on %s', (device) => {
     const a = await secAttention(q, k, v, { clusters: 4 });
     const s = secAttentionSync(q, k, v, { clusters: 4 });
     expect(Array.from(await a.data())).toEqual(Array.from(s.dataSync()));
-    if (device === 'cpu') {
-      const u = secAttentionUnfusedSync(q, k, v, { clusters: 4 });
-      expect(relError(u.dataSync(), s.dataSync())).toBeLessThan(FP32_TOL);
-      u.dispose();
-    }
+    const u = secAttentionUnfusedSync(q, k, v, { clusters: 4, returnOrder: true });
+    expect(relError(u.out.dataSync(), s.dataSync())).toBeLessThan(FP32_TOL);
+    expect(relError(u.out.dataSync(), secAttentionRef(x.q, x.k, x.v, x.s, 4).out)).toBeLessThan(FP32_TOL);
+    expect(Array.from(u.order.dataSync())).toEqual(Array.from(secAttentionRef(x.q, x.k, x.v, x.s, 4).order));
+    disposeAll(u.out, u.order);
     disposeAll(q, k, v, a, s);
   });
 });

@@ -31,6 +31,7 @@ struct CudaWindowArgs {
   void sec_order(const void* k, CudaAttnType type, int32_t* order, int64_t bh, int64_t l,     \
                  int64_t d);                                                                 \
   void sec_attention(const CudaAttentionArgs& a, int64_t clusters, int32_t* order);          \
+  void sec_attention_unfused(const CudaAttentionArgs& a, int64_t clusters, int32_t* order);  \
   void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w);                \
   void global_attention(const CudaAttentionArgs& a);                                         \
   }

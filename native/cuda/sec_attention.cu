@@ -7,6 +7,8 @@
 #include "attention.h"
 #include "cuda_backend.h"
 #include "device_buffer.cuh"
+#include <algorithm>
+
 #include "attention_launch.cuh"
 #include "sec_kernels.cuh"
 
@@ -27,6 +29,44 @@ struct SecMap {
   }
   __device__ __forceinline__ int label(int, int) const { return 0; }
 };
+
+// The unfused baseline attends clusters that are already contiguous in sorted tensors.
+struct SortedClusterMap {
+  int l;
+  int clusters;
+  static constexpr bool kMasked = false;
+  __device__ __forceinline__ int start(int c) const { return int(int64_t(c) * l / clusters); }
+  __device__ __forceinline__ int size(int, int c) const { return start(c + 1) - start(c); }
+  __device__ __forceinline__ int token(int, int c, int s) const { return start(c) + s; }
+  __device__ __forceinline__ int label(int, int) const { return 0; }
+};
+
+// rows: dst[bh, p, :] = src[bh, order[bh, p], :] (gather) or dst[bh, order[bh, p], :] =
+// src[bh, p, :] (scatter), for rows of `row_bytes` bytes copied as 16-bit words.
+__global__ void permute_rows_kernel(const unsigned short* __restrict__ src,
+                                    unsigned short* __restrict__ dst,
+                                    const int32_t* __restrict__ order, int l, int row_words,
+                                    int scatter) {
+  const int64_t bh = blockIdx.y;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < int64_t(l) * row_words;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int p = int(e / row_words), w = int(e % row_words);
+    const int64_t perm = order[bh * l + p];
+    const int64_t from = scatter ? p : perm, to = scatter ? perm : p;
+    dst[(bh * l + to) * row_words + w] = src[(bh * l + from) * row_words + w];
+  }
+}
+
+void permute_rows(const void* src, void* dst, const int32_t* order, const CudaAttentionArgs& a,
+                  bool scatter) {
+  const int row_words = int(a.d * (a.type == CudaAttnType::F32 ? 2 : 1));
+  const int64_t words = a.l * row_words;
+  const unsigned blocks = unsigned(std::min<int64_t>((words + 255) / 256, 1024));
+  SV_LAUNCH(permute_rows_kernel, dim3(blocks, unsigned(a.bh)), dim3(256), 0, stream(),
+            static_cast<const unsigned short*>(src), static_cast<unsigned short*>(dst), order,
+            int(a.l), row_words, scatter ? 1 : 0);
+  SV_CUDA_CHECK_LAUNCH("permute_rows_kernel");
+}
 
 }  // namespace
 
@@ -53,6 +93,36 @@ void sec_attention(const CudaAttentionArgs& a, int64_t clusters, int32_t* order)
   const SecMap map{order, int(a.l), int(clusters)};
   const int max_cluster = int((a.l + clusters - 1) / clusters);
   launch_attention(a, map, int(clusters), max_cluster, "SEC attention kernel");
+}
+
+}  // namespace SV_CUDA_NS
+}  // namespace secvit
+
+namespace secvit {
+namespace SV_CUDA_NS {
+
+// The same computation as sec_attention as separate passes with materialized intermediates
+// (order; gather q, k, v into sorted order; attention over contiguous clusters; scatter), as a
+// composition of separate ops would run it: the benchmark's baseline for what fusion saves.
+void sec_attention_unfused(const CudaAttentionArgs& a, int64_t clusters, int32_t* order) {
+  if (a.bh * a.l == 0) return;
+  if (clusters < 1) clusters = 1;
+  const size_t bytes = size_t(a.bh * a.l * a.d) * (a.type == CudaAttnType::F32 ? 4 : 2);
+  DeviceBuffer own_order(order == nullptr ? size_t(a.bh * a.l) * sizeof(int32_t) : 0);
+  if (order == nullptr) order = own_order.as<int32_t>();
+  DeviceBuffer qs(bytes), ks(bytes), vs(bytes), os(bytes);
+  sec_order(a.k, a.type, order, a.bh, a.l, a.d);
+  permute_rows(a.q, qs.as<void>(), order, a, false);
+  permute_rows(a.k, ks.as<void>(), order, a, false);
+  permute_rows(a.v, vs.as<void>(), order, a, false);
+  CudaAttentionArgs sorted = a;
+  sorted.q = qs.as<void>();
+  sorted.k = ks.as<void>();
+  sorted.v = vs.as<void>();
+  sorted.out = os.as<void>();
+  launch_attention(sorted, SortedClusterMap{int(a.l), int(clusters)}, int(clusters),
+                   int((a.l + clusters - 1) / clusters), "SEC attention kernel (unfused)");
+  permute_rows(os.as<void>(), a.out, order, a, true);
 }
 
 }  // namespace SV_CUDA_NS

@@ -95,9 +95,9 @@ AttentionCall parse(const Napi::CallbackInfo& info, Kind kind) {
       throw_range_error(op, ": shift [", w.shift_h, ", ", w.shift_w,
                         "] must be smaller than the window [", w.win_h, ", ", w.win_w, "]");
   }
-  if (kind == Kind::SecUnfused && (call.q.device() != Device::Cpu || call.q.dtype != DType::Float32))
-    throw_runtime_error(op, ": the unfused baseline runs on float32 cpu tensors only, got ",
-                        dtype_name(call.q.dtype), " on ", device_name(call.q.device()));
+  if (kind == Kind::SecUnfused && call.q.device() == Device::Cpu && call.q.dtype != DType::Float32)
+    throw_runtime_error(op, ": the unfused baseline runs on float32 tensors on the cpu, got ",
+                        dtype_name(call.q.dtype));
   require_device(call.q.device(), op);
   return call;
 }
@@ -105,16 +105,18 @@ AttentionCall parse(const Napi::CallbackInfo& info, Kind kind) {
 // The CUDA entry points of one build of native/cuda (real or emulated).
 struct CudaAttentionOps {
   void (*sec)(const CudaAttentionArgs&, int64_t, int32_t*);
+  void (*sec_unfused)(const CudaAttentionArgs&, int64_t, int32_t*);
   void (*window)(const CudaAttentionArgs&, const CudaWindowArgs&);
   void (*global)(const CudaAttentionArgs&);
 };
 
 CudaAttentionOps cuda_ops(Device device) {
   if (device == Device::CudaEmu)
-    return {cuda_emu_impl::sec_attention, cuda_emu_impl::window_attention,
-            cuda_emu_impl::global_attention};
+    return {cuda_emu_impl::sec_attention, cuda_emu_impl::sec_attention_unfused,
+            cuda_emu_impl::window_attention, cuda_emu_impl::global_attention};
 #if defined(SECVIT_HAVE_CUDA)
-  return {cuda_impl::sec_attention, cuda_impl::window_attention, cuda_impl::global_attention};
+  return {cuda_impl::sec_attention, cuda_impl::sec_attention_unfused, cuda_impl::window_attention,
+          cuda_impl::global_attention};
 #else
   throw_runtime_error("cuda: secvit was built without CUDA");
 #endif
@@ -136,7 +138,7 @@ void run_device(AttentionCall& c, int32_t* order) {
       break;
     }
     case Kind::Global: ops.global(a); break;
-    case Kind::SecUnfused: break;  // rejected in parse()
+    case Kind::SecUnfused: ops.sec_unfused(a, c.clusters, order); break;
   }
   // Settle here, on the calling (worker) thread: the result is complete when the call returns
   // and kernel failures surface as this call's error.

@@ -1,0 +1,40 @@
+// The benchmark scripts themselves: they must run and report the ratios BENCHMARKS.md quotes.
+// Smallest configuration only (timings here mean nothing); the GPU script runs on cuda-emu,
+// the only way to exercise it without a GPU.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+function bench(args: string[]): { out: string; json: { results: Array<{ rows: Array<{ name: string; medianMs: number }>; ratios?: Record<string, number> }> } } {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'secvit-bench-')), 'out.json');
+  const out = execFileSync(process.execPath, ['bin/secvit.mjs', 'bench', ...args, '--json', file], { encoding: 'utf8' });
+  return { out, json: JSON.parse(readFileSync(file, 'utf8')) };
+}
+
+describe('benchmark scripts', () => {
+  it('CPU: SEC fused vs window, global and unfused, with ratios', () => {
+    const { json } = bench(['--stages', '2', '--batches', '1', '--threads', '1']);
+    const group = json.results.find((g) => g.ratios)!;
+    expect(group.rows.map((r) => r.name)).toEqual(['SEC fused (C=2)', 'window 7x14', 'window 7x7', 'SEC unfused (C=2)', 'global']);
+    for (const r of group.rows) expect(r.medianMs).toBeGreaterThan(0);
+    expect(group.ratios!.secOverWindow7x14).toBeGreaterThan(0);
+    expect(group.ratios!.unfusedOverSec).toBeGreaterThan(0);
+  });
+
+  it('GPU script: runs on cuda-emu, fp32 and bf16, with the copy bandwidth', () => {
+    const { out, json } = bench(['--gpu', '--device', 'cuda-emu', '--stages', '2', '--batches', '1']);
+    expect(out).toContain('of copy');
+    expect(json.results).toHaveLength(2);
+    for (const g of json.results) {
+      expect(g.rows.map((r) => r.name)).toEqual(['SEC fused (C=2)', 'window 7x14', 'window 7x7', 'global', 'SEC unfused (C=2)', 'd2d copy of q']);
+      expect(g.ratios!.secBandwidthOverCopy).toBeGreaterThan(0);
+    }
+  });
+
+  it('GPU script: says plainly when no GPU is present', () => {
+    const out = execFileSync(process.execPath, ['bin/secvit.mjs', 'bench', '--gpu'], { encoding: 'utf8' });
+    if (!out.includes('secvit bench --gpu on cuda:')) expect(out).toMatch(/no GPU is present here, nothing was measured \(cuda: .+\)/);
+  });
+});
