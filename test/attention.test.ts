@@ -233,7 +233,9 @@ describe('attention errors', () => {
     expect(() => secAttentionSync(q, kb, v, { clusters: 2 })).toThrow(new TypeError('secAttention: q, k and v must have one dtype, got float32, bfloat16 and float32'));
     const hb = tensor(new Float32Array(2 * 12 * 200).fill(0.5), [1, 2, 12, 200], { dtype: 'bfloat16', device: 'cuda-emu' });
     expect(() => globalAttentionSync(hb, hb, hb)).toThrow(new RangeError('globalAttention: the bfloat16 tensor-core kernels support head dim D <= 128, got 200'));
-    disposeAll(kb, hb);
+    const many = tensor(new Float32Array(65536).fill(1), [65536, 1, 1, 1], { device: 'cuda-emu' });
+    expect(() => secAttentionSync(many, many, many, { clusters: 1 })).toThrow(new RangeError('secAttention: B x H must be at most 65535 on cuda-emu, got 65536'));
+    disposeAll(kb, hb, many);
     expect(() => secAttentionSync(q3, q3, q3, { clusters: 2 })).toThrow(/q must be \[B, H, L, D\], got \[2,12,16\]/);
     expect(() => secAttentionSync(q, k, v, { clusters: 13 })).toThrow(new RangeError('secAttention: clusters must be at most L (12), got 13'));
     expect(() => secAttentionSync(q, k, v, { clusters: 2.5 })).toThrow(new RangeError('secAttention: clusters must be an integer, got 2.5'));

@@ -106,26 +106,31 @@ void order_all_heads(const AttentionParams& p, int32_t* order) {
   });
 }
 
-// Runs attention over groups given as consecutive runs of `members` (one list per head):
-// group c of head bh is members[bh*L + starts(c) ...]. Parallel over (head, group, q-block).
-template <typename Starts>
-void attend_partition(const AttentionParams& p, const int32_t* members, int64_t groups,
-                      int64_t max_group, Starts starts) {
+// Runs attention over every (head, group, block of kQueryBlock queries) on the pool.
+// group_of(bh, g) gives the group's members, size and labels; the query range is set here.
+template <typename GroupOf>
+void attend_groups(const AttentionParams& p, int64_t groups, int64_t max_group, GroupOf group_of) {
   const int64_t qblocks = (max_group + kQueryBlock - 1) / kQueryBlock;
   const int64_t tasks = p.b * p.h * groups * qblocks;
   ThreadPool::instance().parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t qb = t % qblocks;
-      const int64_t c = (t / qblocks) % groups;
+      const int64_t g = (t / qblocks) % groups;
       const int64_t bh = t / (qblocks * groups);
-      const int64_t s0 = starts(c), s1 = starts(c + 1);
+      TokenGroup group = group_of(bh, g);
       const int64_t q0 = qb * kQueryBlock;
-      if (q0 >= s1 - s0) continue;
-      TokenGroup g{members + bh * p.l + s0, s1 - s0, nullptr, q0,
-                   std::min(s1 - s0, q0 + kQueryBlock)};
-      attend_group(head(p, bh), g);
+      if (q0 >= group.n) continue;
+      group.q_begin = q0;
+      group.q_end = std::min(group.n, q0 + kQueryBlock);
+      attend_group(head(p, bh), group);
     }
   });
+}
+
+// Cluster c of head bh: sorted positions [floor(cL/C), floor((c+1)L/C)) of its order.
+TokenGroup sec_cluster(const int32_t* order, int64_t l, int64_t clusters, int64_t bh, int64_t c) {
+  const int64_t s0 = cluster_start(c, l, clusters);
+  return TokenGroup{order + bh * l + s0, cluster_start(c + 1, l, clusters) - s0, nullptr, 0, 0};
 }
 
 }  // namespace
@@ -149,12 +154,13 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
     ThreadPool::instance().parallel_for(heads, 1, [&](int64_t begin, int64_t end) {
       thread_local OrderScratch sc;
       for (int64_t bh = begin; bh < end; ++bh) {
-        int32_t* ord = order + bh * p.l;
-        order_one_head(p.k + bh * p.l * p.d, p.l, p.d, ord, sc);
+        order_one_head(p.k + bh * p.l * p.d, p.l, p.d, order + bh * p.l, sc);
         for (int64_t c = 0; c < clusters; ++c) {
-          const int64_t s0 = cluster_start(c, p.l, clusters), n = cluster_start(c + 1, p.l, clusters) - s0;
-          for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock)
-            attend_group(head(p, bh), TokenGroup{ord + s0, n, nullptr, q0, std::min(n, q0 + kQueryBlock)});
+          TokenGroup g = sec_cluster(order, p.l, clusters, bh, c);
+          for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
+            g.q_end = std::min(g.n, g.q_begin + kQueryBlock);
+            attend_group(head(p, bh), g);
+          }
         }
       }
     });
@@ -162,18 +168,18 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
   }
   // Few heads: order them all, then spread (head, cluster, query block) over the pool.
   order_all_heads(p, order);
-  const int64_t max_cluster = (p.l + clusters - 1) / clusters;
-  attend_partition(p, order, clusters, max_cluster,
-                   [&](int64_t c) { return cluster_start(c, p.l, clusters); });
+  attend_groups(p, clusters, (p.l + clusters - 1) / clusters, [&](int64_t bh, int64_t c) {
+    return sec_cluster(order, p.l, clusters, bh, c);
+  });
 }
 
 void global_attention_f32(const AttentionParams& p) {
   if (p.b * p.h * p.l == 0) return;
-  // Identity membership for every head.
+  // One group per head: every token, in order (the same list serves every head).
   thread_local std::vector<int32_t> ids;
-  int32_t* identity = call_scratch(ids, p.b * p.h * p.l);
-  for (int64_t bh = 0; bh < p.b * p.h; ++bh) std::iota(identity + bh * p.l, identity + (bh + 1) * p.l, 0);
-  attend_partition(p, identity, 1, p.l, [&](int64_t c) { return c * p.l; });
+  int32_t* identity = call_scratch(ids, p.l);
+  std::iota(identity, identity + p.l, 0);
+  attend_groups(p, 1, p.l, [&](int64_t, int64_t) { return TokenGroup{identity, p.l, nullptr, 0, 0}; });
 }
 
 void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
@@ -217,20 +223,9 @@ void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
       label_mixed[win] = shifted && mixed;
     }
   }
-  const int64_t qblocks = (wsize + kQueryBlock - 1) / kQueryBlock;
-  const int64_t tasks = p.b * p.h * windows * qblocks;
-  ThreadPool::instance().parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t qb = t % qblocks;
-      const int64_t win = (t / qblocks) % windows;
-      const int64_t bh = t / (qblocks * windows);
-      const int64_t n = count[win];
-      const int64_t q0 = qb * kQueryBlock;
-      if (q0 >= n) continue;
-      TokenGroup g{members + win * wsize, n, label_mixed[win] ? labels + win * wsize : nullptr, q0,
-                   std::min(n, q0 + kQueryBlock)};
-      attend_group(head(p, bh), g);
-    }
+  attend_groups(p, windows, wsize, [&](int64_t, int64_t win) {
+    return TokenGroup{members + win * wsize, count[win],
+                      label_mixed[win] ? labels + win * wsize : nullptr, 0, 0};
   });
 }
 

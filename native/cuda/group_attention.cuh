@@ -4,7 +4,7 @@
 // Layout: q, k, v, out [BH, L, D] fp32 row-major. A Map says, for (head, group, slot), which
 // token sits in the slot (-1: padding, never a key, never written) and, when kMasked, a region
 // label (keys of another label are masked out: Swin's shifted-window mask).
-// Algorithm: grid (query tile, group, head). Each query is owned by G = DMAX/32 lanes (1 for
+// Algorithm: grid (group, query tile, head). Each query is owned by G = DMAX/32 lanes (1 for
 // D <= 32) that hold its q slice and an fp32 accumulator in registers. The block walks the
 // group's keys in tiles of KT: gathers K and V rows through the Map into shared memory (the
 // SEC gather), then every query computes its scores against the tile (shared-memory
@@ -53,10 +53,11 @@ __global__ void __launch_bounds__(kGroupThreads)
   int* tok = reinterpret_cast<int*>(vs + T::KT * DMAX);  // [KT] token of each key slot
   int* lab = tok + T::KT;                                // [KT] region label
 
-  const int bh = blockIdx.z, group = blockIdx.y;
+  // Groups on x (up to 2^31-1 of them), query tiles on y, heads on z.
+  const int bh = blockIdx.z, group = blockIdx.x;
   const int n = map.size(bh, group);
   const int gl = threadIdx.x % T::G;                     // lane within the query's lanes
-  const int slot = blockIdx.x * T::QPB + threadIdx.x / T::G;
+  const int slot = blockIdx.y * T::QPB + threadIdx.x / T::G;
   const int qtok = slot < n ? map.token(bh, group, slot) : -1;
   const int qlab = slot < n ? map.label(group, slot) : 0;
   const int64_t head = int64_t(bh) * t.l * t.d;
@@ -124,7 +125,7 @@ void launch_group_attention(const GroupTensors& t, const Map& map, int groups, i
     constexpr int DMAX = decltype(dmax_tag)::value;
     using T = GroupTiling<DMAX>;
     auto* kernel = &group_attention_kernel<DMAX, Map>;
-    const dim3 grid(unsigned((max_group + T::QPB - 1) / T::QPB), unsigned(groups), unsigned(bh));
+    const dim3 grid(unsigned(groups), unsigned((max_group + T::QPB - 1) / T::QPB), unsigned(bh));
     SV_LAUNCH(kernel, grid, dim3(kGroupThreads), T::smem_bytes, stream, t, map);
     SV_CUDA_CHECK_LAUNCH(what);
   };

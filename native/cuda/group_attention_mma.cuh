@@ -3,7 +3,7 @@
 // emulated with the hardware fragment layout under cuda-emu).
 //
 // Layout: q, k, v, out [BH, L, D] 16-bit (T = __nv_bfloat16 or __half), row-major; D <= 128.
-// Algorithm (FlashAttention-2 style): grid (query tile of 64, group, head); 4 warps, each owns
+// Algorithm (FlashAttention-2 style): grid (group, query tile of 64, head); 4 warps, each owns
 // 16 queries. Per key tile of KT keys (gathered through the Map into shared memory; V stored
 // transposed so its mma fragments are 32-bit loads):
 //   S[16 x KT] = Q K^T          mma over D in chunks of 16, KT/8 n-blocks
@@ -86,12 +86,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   int* qtok = lab + KT;                                // [64]
   int* qlab = qtok + kMmaQueries;                      // [64]
 
-  const int bh = blockIdx.z, group = blockIdx.y;
+  const int bh = blockIdx.z, group = blockIdx.x;  // groups on x, query tiles on y
   const int n = map.size(bh, group);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane >> 2, tq = lane & 3;
   const int64_t head = int64_t(bh) * t.l * t.d;
-  const int q0 = blockIdx.x * kMmaQueries;
+  const int q0 = blockIdx.y * kMmaQueries;
 
   for (int r = threadIdx.x; r < kMmaQueries; r += blockDim.x) {
     const int slot = q0 + r;
@@ -220,7 +220,7 @@ void launch_group_attention_mma(bool bf16, const GroupTensors16& t, const Map& m
     constexpr bool kBf16 = decltype(bf16_tag)::value;
     constexpr int DMAX = decltype(dmax_tag)::value;
     auto* kernel = &group_attention_mma_kernel<kBf16, DMAX, Map>;
-    const dim3 grid(unsigned((max_group + kMmaQueries - 1) / kMmaQueries), unsigned(groups),
+    const dim3 grid(unsigned(groups), unsigned((max_group + kMmaQueries - 1) / kMmaQueries),
                     unsigned(bh));
     SV_LAUNCH(kernel, grid, dim3(kMmaWarps * 32), MmaTiling<DMAX>::smem_bytes, stream, t, map);
     SV_CUDA_CHECK_LAUNCH(what);

@@ -57,6 +57,13 @@ void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
                       device_name(k.device()), " and ", device_name(v.device()));
   const int64_t d = q.shape[3];
   if (d < 1 || d > 256) throw_range_error(op, ": head dim D must be in [1, 256], got ", d);
+  // CUDA grids put heads on gridDim.z/y and query tiles on gridDim.y (at most 65535 each).
+  if (q.device() != Device::Cpu && q.shape[0] * q.shape[1] > 65535)
+    throw_range_error(op, ": B x H must be at most 65535 on ", device_name(q.device()), ", got ",
+                      q.shape[0] * q.shape[1]);
+  if (q.device() != Device::Cpu && q.shape[2] > int64_t(65535) * 64)
+    throw_range_error(op, ": L must be at most ", int64_t(65535) * 64, " on ",
+                      device_name(q.device()), ", got ", q.shape[2]);
   if (q.dtype != DType::Float32 && q.device() != Device::Cpu && d > 128)
     throw_range_error(op, ": the ", dtype_name(q.dtype),
                       " tensor-core kernels support head dim D <= 128, got ", d);
