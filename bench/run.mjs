@@ -46,11 +46,17 @@ export async function runGroup(title, tasks, { time = 400, iterations = 5 } = {}
     const median = r?.latency?.p50 ?? r?.p50 ?? NaN;
     const row = { name: task.name, medianMs: median, samples: r?.latency?.samples?.length ?? r?.samples?.length ?? 0 };
     if (tasks[i].flops) row.gflops = tasks[i].flops / (median * 1e6);
+    if (tasks[i].peakBytes !== undefined) row.peakBytes = tasks[i].peakBytes;
     return row;
   });
   console.log(`\n${title}`);
-  console.table(rows.map((r) => ({ name: r.name, 'median ms': r.medianMs.toFixed(3), 'GFLOP/s': r.gflops?.toFixed(2) ?? '', samples: r.samples })));
-  // (peak memory per task is added by the caller where it is measured)
+  console.table(rows.map((r) => ({
+    name: r.name,
+    'median ms': r.medianMs.toFixed(3),
+    'GFLOP/s': r.gflops?.toFixed(2) ?? '',
+    ...(r.peakBytes !== undefined ? { 'peak MiB': (r.peakBytes / 2 ** 20).toFixed(2) } : {}),
+    samples: r.samples,
+  })));
   return { title, rows };
 }
 
@@ -118,20 +124,18 @@ async function attentionGroup(opts, threads, batch, st) {
   ];
   // Global attention at L=3136 costs 32x a clustered pass; only in --full runs for large inputs.
   if (opts.full || bhl * l <= 2 * 784 * 784 * 4) tasks.push({ name: 'global', flops: flops(l), call: () => secvit.globalAttentionSync(q, k, v) });
-  const peaks = tasks.map((t) => peakOf(t.call));
   const group = await runGroup(
     `attention stage ${st.stage}: B=${batch} H=${st.h} L=${l} D=${st.d}, ${threads} thread(s)`,
-    tasks.map((t) => ({ name: t.name, flops: t.flops, fn: () => t.call().dispose() })),
+    tasks.map((t) => ({ name: t.name, flops: t.flops, peakBytes: peakOf(t.call), fn: () => t.call().dispose() })),
     { time: opts.full ? 500 : 150, iterations: 3 },
   );
-  group.rows.forEach((r, i) => (r.peakBytes = peaks[i]));
   const sec = group.rows[0].medianMs;
   const ratios = {
     secOverWindow7x14: sec / group.rows[1].medianMs,
     secOverWindow7x7: sec / group.rows[2].medianMs,
     unfusedOverSec: group.rows[3].medianMs / sec,
   };
-  console.log(`  SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}, SEC/window(7x7) = ${ratios.secOverWindow7x7.toFixed(3)}, unfused/fused = ${ratios.unfusedOverSec.toFixed(2)}; peak MiB: ${group.rows.map((r) => (r.peakBytes / 2 ** 20).toFixed(1)).join(' / ')}`);
+  console.log(`  SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}, SEC/window(7x7) = ${ratios.secOverWindow7x7.toFixed(3)}, unfused/fused = ${ratios.unfusedOverSec.toFixed(2)}`);
   q.dispose();
   k.dispose();
   v.dispose();

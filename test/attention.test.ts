@@ -1,15 +1,16 @@
 // SEC, window and global attention against the double-precision references of SPEC 1-2, on
 // every backend that has the kernels. Fresh seeded inputs; outputs are poisoned (SECVIT_POISON)
 // so an unwritten element fails.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
-  decodeHalf, encodeHalf,
+  backends, decodeHalf, encodeHalf,
   globalAttention, globalAttentionSync, secAttention, secAttentionSync, secAttentionUnfusedSync,
-  tensor, windowAttentionSync, type Device, type Tensor,
+  tensor, windowAttention, windowAttentionSync, type Device, type Tensor,
 } from '../lib/index.js';
 import { globalAttentionRef, secAttentionRef, windowAttentionRef, type AttnShape } from './helpers/attention-ref.js';
 import { relError, Rng } from './helpers/random.js';
 import { testDevices } from './helpers/backends.js';
+import { native } from '../lib/native.js';
 
 // fp32 kernels accumulate in fp32 over at most a few thousand terms: ||out-ref||/||ref|| stays
 // around 1e-7..1e-6. 1e-5 is the bound the issue sets for fp32.
@@ -145,6 +146,17 @@ describe.each(DEVICES)('windowAttention on %s', (device) => {
     disposeAll(q, k, v, out);
   });
 
+  it('runs off the JS thread with the same result', async () => {
+    const x = inputs(32, 1, 2, 63, 16);
+    const [q, k, v] = upload(x, device);
+    const opts = { height: 7, width: 9, window: [3, 4] as const, shift: true };
+    const a = await windowAttention(q, k, v, opts);
+    const s = windowAttentionSync(q, k, v, opts);
+    expect(Array.from(await a.data())).toEqual(Array.from(s.dataSync()));
+    expect(relError(s.dataSync(), windowAttentionRef(x.q, x.k, x.v, x.s, 7, 9, 3, 4, 1, 2))).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, a, s);
+  });
+
   it('shift: true is half a window', () => {
     const x = inputs(31, 1, 1, 64, 16);
     const [q, k, v] = upload(x, device);
@@ -215,6 +227,29 @@ describe.each(DEVICES.flatMap((d) => (['bfloat16', 'float16'] as const).map((t) 
     const out = globalAttentionSync(x.t[0], x.t[1], x.t[2]);
     expect(relError(decode(out), globalAttentionRef(x.q, x.k, x.v, s))).toBeLessThan(HALF_TOL[dtype]);
     disposeAll(...x.t, out);
+  });
+});
+
+// The CPU kernels have an AVX2/FMA path and a portable one; both must agree with the reference.
+describe('CPU SIMD paths', () => {
+  const cpu = backends().find((b) => b.name === 'cpu')!;
+  const paths: Array<'scalar' | 'avx2-fma'> = cpu.simd === 'avx2-fma' ? ['scalar', 'avx2-fma'] : ['scalar'];
+  afterAll(() => native.setCpuSimd(cpu.simd!));
+  it.each(paths)('%s: SEC, window and global match the reference', (simd) => {
+    native.setCpuSimd(simd);
+    const x = inputs(5000, 2, 2, 130, 24);
+    const [q, k, v] = upload(x, 'cpu');
+    const { out, order } = secAttentionSync(q, k, v, { clusters: 5, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, 5);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    const g = globalAttentionSync(q, k, v);
+    expect(relError(g.dataSync(), globalAttentionRef(x.q, x.k, x.v, x.s))).toBeLessThan(FP32_TOL);
+    const wq = upload(inputs(5001, 1, 1, 63, 16), 'cpu');
+    const wx = inputs(5001, 1, 1, 63, 16);
+    const w = windowAttentionSync(wq[0], wq[1], wq[2], { height: 7, width: 9, window: [3, 4], shift: [1, 2] });
+    expect(relError(w.dataSync(), windowAttentionRef(wx.q, wx.k, wx.v, wx.s, 7, 9, 3, 4, 1, 2))).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order, g, w, ...wq);
   });
 });
 

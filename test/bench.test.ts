@@ -18,7 +18,10 @@ describe('benchmark scripts', () => {
     const { json } = bench(['--stages', '2', '--batches', '1', '--threads', '1']);
     const group = json.results.find((g) => g.ratios)!;
     expect(group.rows.map((r) => r.name)).toEqual(['SEC fused (C=2)', 'window 7x14', 'window 7x7', 'SEC unfused (C=2)', 'global']);
-    for (const r of group.rows) expect(r.medianMs).toBeGreaterThan(0);
+    for (const r of group.rows) {
+      expect(r.medianMs).toBeGreaterThan(0);
+      expect((r as { peakBytes?: number }).peakBytes).toBeGreaterThan(0);
+    }
     expect(group.ratios!.secOverWindow7x14).toBeGreaterThan(0);
     expect(group.ratios!.unfusedOverSec).toBeGreaterThan(0);
   });
