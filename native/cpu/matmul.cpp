@@ -32,8 +32,8 @@ void matmul_f32_rows_avx2(const MatmulParams& p, int64_t bi, int64_t rb, int64_t
 void matmul_f32_serial(const MatmulParams& p) {
   const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
   for (int64_t bi = 0; bi < p.batch; ++bi) {
-    for (int64_t r0 = 0; r0 < p.m; r0 += 4) {
-      const int64_t r1 = std::min(p.m, r0 + 4);
+    for (int64_t r0 = 0; r0 < p.m; r0 += kMatmulRows) {
+      const int64_t r1 = std::min(p.m, r0 + kMatmulRows);
       if (avx2) matmul_f32_rows_avx2(p, bi, r0, r1);
       else matmul_f32_rows_scalar(p, bi, r0, r1);
     }
@@ -43,16 +43,16 @@ void matmul_f32_serial(const MatmulParams& p) {
 void matmul_f32(const MatmulParams& p) {
   if (p.batch <= 0 || p.m <= 0 || p.n <= 0) return;
   const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
-  // Work items are (problem, block of 4 rows); a chunk of items should be worth ~64k flops.
-  const int64_t row_blocks = (p.m + 3) / 4;
+  // Work items are (problem, block of kMatmulRows rows); a chunk should be worth ~64k flops.
+  const int64_t row_blocks = (p.m + kMatmulRows - 1) / kMatmulRows;
   const int64_t items = p.batch * row_blocks;
-  const int64_t flops_per_item = 2 * 4 * p.n * std::max<int64_t>(p.k, 1);
+  const int64_t flops_per_item = 2 * kMatmulRows * p.n * std::max<int64_t>(p.k, 1);
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(flops_per_item, 1));
   ThreadPool::instance().parallel_for(items, grain, [&](int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; ++it) {
       const int64_t bi = it / row_blocks;
-      const int64_t r0 = (it % row_blocks) * 4;
-      const int64_t r1 = std::min(p.m, r0 + 4);
+      const int64_t r0 = (it % row_blocks) * kMatmulRows;
+      const int64_t r1 = std::min(p.m, r0 + kMatmulRows);
       if (avx2) matmul_f32_rows_avx2(p, bi, r0, r1);
       else matmul_f32_rows_scalar(p, bi, r0, r1);
     }

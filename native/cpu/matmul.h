@@ -1,14 +1,17 @@
 // CPU matmul, fp32, row-major: C[M,N] = A[M,K] . B[K,N] for each of `batch` independent
 // problems (strides in elements between problems; a stride of 0 broadcasts).
 //
-// Algorithm: rows of C are split across the thread pool in blocks of 4; each block walks C in
-// 4x16 register tiles (8 ymm accumulators on AVX2), streaming one row of B per k.
+// Algorithm: rows of C are split across the thread pool in blocks of kMatmulRows (6); each
+// block walks C in 6x16 register tiles (12 ymm accumulators + 2 for B + 1 broadcast on AVX2:
+// 12 FMAs per 2 loads of B), streaming one row of B per k.
 // Cost: 2*M*N*K flops per problem; bytes >= 4*(M*K + K*N + M*N).
 #pragma once
 
 #include <cstdint>
 
 namespace secvit::cpu {
+
+constexpr int64_t kMatmulRows = 6;  // rows per register tile and per unit of parallel work
 
 struct MatmulParams {
   const float* a;
