@@ -50,7 +50,8 @@ describe('native surface', () => {
 function disposeResult(r: unknown) {
   if (r instanceof native.TensorHandle) (r as { dispose(): void }).dispose();
   else if (r && typeof r === 'object' && 'out' in r) {
-    (r as { out: { dispose(): void } }).out.dispose();
-    (r as { order: { dispose(): void } }).order.dispose();
+    const pair = r as unknown as { out: { dispose(): void }; order: { dispose(): void } };
+    pair.out.dispose();
+    pair.order.dispose();
   }
 }
