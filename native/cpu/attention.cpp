@@ -135,8 +135,6 @@ TokenGroup sec_cluster(const int32_t* order, int64_t l, int64_t clusters, int64_
 
 }  // namespace
 
-void sec_order(const AttentionParams& p, int32_t* order) { order_all_heads(p, order); }
-
 void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* order) {
   if (p.b * p.h * p.l == 0) return;
   if (clusters < 1) clusters = 1;

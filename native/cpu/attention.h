@@ -34,9 +34,6 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
 // the benchmark's baseline for what fusion saves.
 void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32_t* order);
 
-// Scores and stable order only: order [B, H, L].
-void sec_order(const AttentionParams& p, int32_t* order);
-
 struct WindowParams {
   int64_t height, width;        // L = height * width, row-major
   int64_t win_h, win_w;         // window size

@@ -56,7 +56,6 @@ bool range_is_device(const void* ptr, size_t bytes) {
 
 namespace secvit::emu {
 void set_last_error(cudaError_t error) { t_last_error = error; }
-bool is_device_range(const void* ptr, size_t bytes) { return range_is_device(ptr, bytes); }
 }  // namespace secvit::emu
 
 const char* cudaGetErrorName(cudaError_t e) {

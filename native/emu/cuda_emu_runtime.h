@@ -83,6 +83,4 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 namespace secvit::emu {
 // Records an error as the sticky "last error" (used by the kernel launcher).
 void set_last_error(cudaError_t error);
-// True when [ptr, ptr+bytes) lies inside one live emulated device allocation.
-bool is_device_range(const void* ptr, size_t bytes);
 }  // namespace secvit::emu

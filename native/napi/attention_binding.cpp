@@ -57,7 +57,8 @@ void check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
                       device_name(k.device()), " and ", device_name(v.device()));
   const int64_t d = q.shape[3];
   if (d < 1 || d > 256) throw_range_error(op, ": head dim D must be in [1, 256], got ", d);
-  // CUDA grids put heads on gridDim.z/y and query tiles on gridDim.y (at most 65535 each).
+  // CUDA grids put heads on gridDim.z (gridDim.y in the sort) and query tiles on gridDim.y,
+  // each at most 65535; groups are on gridDim.x, which has no such limit.
   if (q.device() != Device::Cpu && q.shape[0] * q.shape[1] > 65535)
     throw_range_error(op, ": B x H must be at most 65535 on ", device_name(q.device()), ", got ",
                       q.shape[0] * q.shape[1]);
