@@ -17,11 +17,18 @@ export interface TensorHandle {
   read(): Promise<NativeArray>;
   toSync(device: NativeDevice): TensorHandle;
   to(device: NativeDevice): Promise<TensorHandle>;
-  info(): { shape: number[]; dtype: NativeDType; device: NativeDevice; bytes: number; borrowed: boolean };
+  /** Blocks until the tensor is computed; throws the error of the op that failed to compute it. */
+  wait(): void;
+  info(): {
+    shape: number[];
+    strides: number[];
+    offset: number;
+    dtype: NativeDType;
+    device: NativeDevice;
+    bytes: number;
+    borrowed: boolean;
+  };
 }
-
-/** secAttention's result: the output, or output and order when the order was asked for. */
-export type SecResult = TensorHandle | { out: TensorHandle; order: TensorHandle };
 
 export interface NativeMemory {
   tensors: number;
@@ -62,16 +69,17 @@ export interface NativeAddon {
   setCpuSimd(simd: 'scalar' | 'avx2-fma'): void;
   readonly builtWithCuda: boolean;
 
-  matmulSync(a: TensorHandle, b: TensorHandle): TensorHandle;
-  secAttentionSync(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): SecResult;
-  secAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): Promise<SecResult>;
-  secAttentionUnfusedSync(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): SecResult;
-  secAttentionUnfused(q: TensorHandle, k: TensorHandle, v: TensorHandle, clusters: number, returnOrder: boolean): Promise<SecResult>;
-  windowAttentionSync(q: TensorHandle, k: TensorHandle, v: TensorHandle, height: number, width: number, wh: number, ww: number, sh: number, sw: number): TensorHandle;
-  windowAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle, height: number, width: number, wh: number, ww: number, sh: number, sw: number): Promise<TensorHandle>;
-  globalAttentionSync(q: TensorHandle, k: TensorHandle, v: TensorHandle): TensorHandle;
-  globalAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle): Promise<TensorHandle>;
-  matmul(a: TensorHandle, b: TensorHandle): Promise<TensorHandle>;
+  /** The op registry: each op's name, inputs (a trailing '?' marks an optional one) and attributes. Index = op id. */
+  opNames(): string[];
+  opSchema(id: number): { inputs: string[]; attrs: string[] };
+  /**
+   * Runs op `id` (queued on the inputs' device; returns at once unless `sync`): inputs in the
+   * op's order (null for an absent optional input), attributes as numbers in the op's order.
+   * One output: its handle; several: an array.
+   */
+  run(id: number, inputs: readonly (TensorHandle | null)[], attrs: readonly number[], sync: boolean): TensorHandle | TensorHandle[];
+  /** A view over `h`'s storage (element strides and offset). */
+  view(h: TensorHandle, shape: readonly number[], strides: readonly number[], offset: number): TensorHandle;
 }
 
 // The package root: the nearest directory above this file whose package.json is secvit's.

@@ -3,6 +3,7 @@ import { registerForGc, registerTrackedClass, track, unregisterForGc } from './e
 import { checkDevice, type Device, type DeviceChoice } from './backends.js';
 import { native, type NativeArray, type TensorHandle } from './native.js';
 import { encodeHalf } from './half.js';
+import { runOp1 } from './ops/run.js';
 
 export type DType = 'float32' | 'int32' | 'float16' | 'bfloat16';
 /** float32 -> Float32Array, int32 -> Int32Array; float16/bfloat16 -> Uint16Array of raw bits. */
@@ -35,14 +36,25 @@ export interface TensorOptions {
 
 const DTYPES: readonly string[] = ['float32', 'int32', 'float16', 'bfloat16'];
 
-/** A dense, row-major n-dimensional array on one device, owned from JavaScript. */
+/** Memory layouts `contiguous()` can produce: row-major, or NHWC for a [B, C, H, W] tensor. */
+export type MemoryFormat = 'rowMajor' | 'channelsLast';
+
+/**
+ * An n-dimensional array on one device, owned from JavaScript: a strided view of a block of
+ * memory. Ops return new tensors at once and compute them in order on the device's queue;
+ * reading (`data()`, `dataSync()`, `to()`) waits for the result. Views (`reshape`, `permute`,
+ * `transpose`, `narrow`, `split`) share memory and cost nothing; `contiguous()` copies.
+ */
 export class Tensor {
   readonly shape: readonly number[];
+  /** Element strides of each dim (row-major contiguous: [..., shape[n-1], 1]). */
+  readonly strides: readonly number[];
   readonly dtype: DType;
   readonly device: Device;
   /** Number of elements. */
   readonly size: number;
   #handle: TensorHandle | null;
+  #offset: number;
 
   /** @internal Tensors are made by `tensor()` and by ops, never with `new`. */
   constructor(handle: TensorHandle) {
@@ -50,6 +62,8 @@ export class Tensor {
     const info = handle.info();
     this.#handle = handle;
     this.shape = Object.freeze(info.shape);
+    this.strides = Object.freeze(info.strides);
+    this.#offset = info.offset;
     this.dtype = info.dtype;
     this.device = info.device;
     this.size = info.shape.reduce((a, b) => a * b, 1);
@@ -88,6 +102,120 @@ export class Tensor {
   toSync(device: DeviceChoice): Tensor {
     const h = this.handle('to');
     return new Tensor(h.toSync(checkDevice(device, 'to: device')));
+  }
+
+  /** True when the elements lie packed in row-major order. */
+  isContiguous(): boolean {
+    let expect = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] === 1) continue;
+      if (this.strides[i] !== expect) return false;
+      expect *= this.shape[i];
+    }
+    return true;
+  }
+
+  /**
+   * This tensor packed in `format` (default row-major): itself when already so laid out,
+   * else a copy queued on its device. 'channelsLast' keeps a [B, C, H, W] shape with the
+   * channels innermost in memory (NHWC), the layout secvit's convolution and norm kernels
+   * prefer.
+   */
+  contiguous(format: MemoryFormat = 'rowMajor'): Tensor {
+    if (format === 'channelsLast') {
+      if (this.shape.length !== 4) throw new RangeError(`contiguous: channelsLast needs a [B, C, H, W] tensor, got [${this.shape.join(', ')}]`);
+      const nhwc = this.permute([0, 2, 3, 1]);
+      const packed = nhwc.isContiguous() ? nhwc : runOp1('copy', [nhwc], [DTYPE_CODE[this.dtype], 0]);
+      const out = packed.permute([0, 3, 1, 2]);
+      packed.dispose();
+      if (packed !== nhwc) nhwc.dispose();
+      return out;
+    }
+    if (format !== 'rowMajor') throw new RangeError(`contiguous: format must be 'rowMajor' or 'channelsLast', got '${String(format)}'`);
+    if (this.isContiguous()) return this.#view(this.shape, this.strides, this.#offset);
+    return runOp1('copy', [this], [DTYPE_CODE[this.dtype], 0]);
+  }
+
+  /** A copy converted to `dtype` (round to nearest even into 16-bit floats), in the same layout. */
+  cast(dtype: DType): Tensor {
+    if (!DTYPES.includes(dtype)) throw new TypeError(`cast: dtype: unknown dtype '${String(dtype)}'`);
+    return runOp1('copy', [this], [DTYPE_CODE[dtype], 1]);
+  }
+
+  /**
+   * The same elements in `shape` (one entry may be -1: inferred). A view when the tensor is
+   * contiguous, else a contiguous copy.
+   */
+  reshape(shape: readonly number[]): Tensor {
+    const dims = inferShape(shape, this.size, 'reshape');
+    if (!this.isContiguous()) {
+      const c = this.contiguous();
+      const r = c.reshape(dims);
+      c.dispose();
+      return r;
+    }
+    return this.#view(dims, rowMajorStrides(dims), this.#offset);
+  }
+
+  /** A view with the dims reordered: `dims` is a permutation of 0..rank-1. */
+  permute(dims: readonly number[]): Tensor {
+    const n = this.shape.length;
+    if (!Array.isArray(dims) || dims.length !== n || new Set(dims).size !== n || dims.some((d) => !Number.isInteger(d) || d < 0 || d >= n))
+      throw new RangeError(`permute: dims must be a permutation of 0..${n - 1}, got ${JSON.stringify(dims)}`);
+    return this.#view(dims.map((d) => this.shape[d]), dims.map((d) => this.strides[d]), this.#offset);
+  }
+
+  /** A view with dims `a` and `b` swapped (negative dims count from the end). */
+  transpose(a: number, b: number): Tensor {
+    const n = this.shape.length;
+    const da = normDim(a, n, 'transpose');
+    const db = normDim(b, n, 'transpose');
+    const dims = [...Array(n).keys()];
+    dims[da] = db;
+    dims[db] = da;
+    return this.permute(dims);
+  }
+
+  /** A view of `length` entries of dim `dim` starting at `start`. */
+  narrow(dim: number, start: number, length: number): Tensor {
+    const d = normDim(dim, this.shape.length, 'narrow');
+    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > this.shape[d])
+      throw new RangeError(`narrow: [${start}, ${start}+${length}) is outside dim ${d} of size ${this.shape[d]}`);
+    const shape = [...this.shape];
+    shape[d] = length;
+    return this.#view(shape, this.strides, this.#offset + start * this.strides[d]);
+  }
+
+  /** Views splitting dim `dim` into pieces of `sizes` (an array), or of `sizes` each (the last may be smaller). */
+  split(sizes: number | readonly number[], dim = 0): Tensor[] {
+    const d = normDim(dim, this.shape.length, 'split');
+    const total = this.shape[d];
+    let parts: number[];
+    if (typeof sizes === 'number') {
+      if (!Number.isInteger(sizes) || sizes < 1) throw new RangeError(`split: size must be a positive integer, got ${sizes}`);
+      parts = [];
+      for (let s = 0; s < total; s += sizes) parts.push(Math.min(sizes, total - s));
+    } else {
+      parts = [...sizes];
+      if (parts.reduce((a, b) => a + b, 0) !== total)
+        throw new RangeError(`split: sizes [${parts.join(', ')}] do not add up to dim ${d}'s size ${total}`);
+    }
+    const out: Tensor[] = [];
+    let start = 0;
+    for (const p of parts) {
+      out.push(this.narrow(d, start, p));
+      start += p;
+    }
+    return out;
+  }
+
+  #view(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
+    return new Tensor(native.view(this.handle('view'), shape, strides, offset));
+  }
+
+  /** Waits (blocking) until the tensor has been computed; throws the error of the op that failed. */
+  waitSync(): void {
+    this.handle('waitSync').wait();
   }
 
   /** An onnxruntime-style `{ type, data, dims }` copy on the host. */
@@ -129,6 +257,46 @@ function checkShape(shape: unknown, what: string): number[] {
     if (!Number.isInteger(d) || d < 0) throw new RangeError(`${what}[${i}]: expected an integer >= 0, got ${d}`);
     return d;
   });
+}
+
+const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, float16: 2, bfloat16: 3 };
+
+function rowMajorStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+function normDim(dim: number, rank: number, op: string): number {
+  if (!Number.isInteger(dim) || dim < -rank || dim >= rank) throw new RangeError(`${op}: dim ${dim} is out of range for rank ${rank}`);
+  return dim < 0 ? dim + rank : dim;
+}
+
+function inferShape(shape: readonly number[], size: number, op: string): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${op}: shape must be an array of integers`);
+  let infer = -1;
+  let known = 1;
+  const dims = shape.map((d, i) => {
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < -1) throw new RangeError(`${op}: shape[${i}] must be an integer >= -1, got ${d}`);
+    if (d === -1) {
+      if (infer >= 0) throw new RangeError(`${op}: only one dim may be -1`);
+      infer = i;
+    } else {
+      known *= d;
+    }
+    return d;
+  });
+  if (infer >= 0) {
+    if (known === 0 || size % known !== 0) throw new RangeError(`${op}: cannot infer dim ${infer} of [${shape.join(', ')}] for ${size} elements`);
+    dims[infer] = size / known;
+  }
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (n !== size) throw new RangeError(`${op}: shape [${dims.join(', ')}] has ${n} elements, the tensor ${size}`);
+  return dims;
 }
 
 function defaultDType(data: unknown): DType {

@@ -13,7 +13,7 @@ cuda_inc=()
 flags=(-std=c++20 -O1 -Wall -Wextra -Wno-unused-parameter -Werror -Inative -I"$napi" -I"$hdrs"
        -DSECVIT_CUDA_UNBUILT_REASON='"check"' -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS)
 n=0
-for f in native/core/*.cpp native/cpu/*.cpp native/emu/*.cpp native/napi/*.cpp; do
+for f in native/core/*.cpp native/ops/*.cpp native/cpu/*.cpp native/emu/*.cpp native/napi/*.cpp; do
   [[ $f == *_avx2.cpp ]] && continue
   "$CXX" "${flags[@]}" -c "$f" -o /dev/null
   n=$((n + 1))

@@ -277,7 +277,7 @@ describe('attention errors', () => {
     expect(() => secAttentionSync(q, k, v, { clusters: '2' as unknown as number })).toThrow(TypeError);
     expect(() => secAttentionSync(q, k, v, undefined as never)).toThrow(new TypeError('secAttention: options must be an object'));
     expect(() => secAttentionSync(big, big, big, { clusters: 2 })).toThrow(new RangeError('secAttention: head dim D must be in [1, 256], got 300'));
-    expect(() => secAttentionSync(qe, k, v, { clusters: 2 })).toThrow(/must be on one device, got cuda-emu, cpu and cpu/);
+    expect(() => secAttentionSync(qe, k, v, { clusters: 2 })).toThrow(new RangeError('secAttention: q and k must be on one device, got cuda-emu and cpu'));
     expect(() => windowAttentionSync(q, k, v, { height: 3, width: 4, window: [4, 4] })).toThrow(new RangeError('windowAttention: window [4, 4] is larger than the grid [3, 4]'));
     expect(() => windowAttentionSync(q, k, v, { height: 3, width: 5, window: [2, 2] })).toThrow(/height x width \(3 x 5 = 15\) must equal L \(12\)/);
     expect(() => windowAttentionSync(q, k, v, { height: 3, width: 4, window: [2, 2], shift: [2, 0] })).toThrow(/shift \[2, 0\] must be smaller than the window/);
@@ -290,7 +290,7 @@ describe('attention errors', () => {
     const [q, k, v] = upload(x, 'cpu');
     v.dispose();
     expect(() => secAttentionSync(q, k, v, { clusters: 2 })).toThrow('secAttention: v was disposed');
-    await expect(globalAttention(q, k, v)).rejects.toThrow('globalAttention: v was disposed');
+    expect(() => globalAttention(q, k, v)).toThrow('globalAttention: v was disposed');
     disposeAll(q, k);
   });
 });

@@ -2,8 +2,8 @@
 //
 // Convention: no d^-0.5 scale is applied inside these ops. Like the authors' model, pass keys
 // that are already scaled (k * d^-0.5) when you want scaled dot-product attention.
-import { handleOf, Tensor } from '../tensor.js';
-import { native, type TensorHandle } from '../native.js';
+import type { Tensor } from '../tensor.js';
+import { runOp, runOp1 } from './run.js';
 
 export interface SecAttentionOptions {
   /**
@@ -36,10 +36,6 @@ function checkOptions(op: string, options: unknown): Record<string, unknown> {
   return options as Record<string, unknown>;
 }
 
-function qkv(op: string, q: Tensor, k: Tensor, v: Tensor): [TensorHandle, TensorHandle, TensorHandle] {
-  return [handleOf(q, op, 'q'), handleOf(k, op, 'k'), handleOf(v, op, 'v')];
-}
-
 function secArgs(op: string, options: SecAttentionOptions): [number, boolean] {
   const o = checkOptions(op, options);
   if (typeof o.clusters !== 'number') throw new TypeError(`${op}: clusters must be a number, got ${typeof o.clusters}`);
@@ -51,26 +47,24 @@ function secArgs(op: string, options: SecAttentionOptions): [number, boolean] {
 
 type SecReturn<O> = O extends { returnOrder: true } ? SecAttentionResult : Tensor;
 
-function wrapSec(r: TensorHandle | { out: TensorHandle; order: TensorHandle }): Tensor | SecAttentionResult {
-  if (r instanceof native.TensorHandle) return new Tensor(r as TensorHandle);
-  const pair = r as { out: TensorHandle; order: TensorHandle };
-  return { out: new Tensor(pair.out), order: new Tensor(pair.order) };
+function sec(op: string, q: Tensor, k: Tensor, v: Tensor, options: SecAttentionOptions, sync: boolean): Tensor | SecAttentionResult {
+  const [clusters, returnOrder] = secArgs(op, options);
+  const r = runOp(op, [q, k, v], [clusters, returnOrder ? 1 : 0], sync);
+  return returnOrder ? { out: r[0], order: r[1] } : r[0];
 }
 
 /**
- * SEC attention: q, k, v [B, H, L, D] float32 on one device. Returns [B, H, L, D] in the
- * original token order, or `{ out, order }` with `returnOrder`. Runs off the JS thread.
+ * SEC attention: q, k, v [B, H, L, D] on one device, float32 or bfloat16/float16. Returns
+ * [B, H, L, D] in the original token order, or `{ out, order }` with `returnOrder`. Queued on
+ * the device; returns at once (reading the result waits for it).
  */
-export async function secAttention<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): Promise<SecReturn<O>> {
-  const [clusters, returnOrder] = secArgs('secAttention', options);
-  const r = await native.secAttention(...qkv('secAttention', q, k, v), clusters, returnOrder);
-  return wrapSec(r) as SecReturn<O>;
+export function secAttention<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
+  return sec('secAttention', q, k, v, options, false) as SecReturn<O>;
 }
 
-/** Synchronous `secAttention`. */
+/** `secAttention`, run and waited for (errors of the kernel throw here). */
 export function secAttentionSync<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
-  const [clusters, returnOrder] = secArgs('secAttention', options);
-  return wrapSec(native.secAttentionSync(...qkv('secAttention', q, k, v), clusters, returnOrder)) as SecReturn<O>;
+  return sec('secAttention', q, k, v, options, true) as SecReturn<O>;
 }
 
 /**
@@ -78,8 +72,7 @@ export function secAttentionSync<O extends SecAttentionOptions>(q: Tensor, k: Te
  * materialized intermediates). Same result as `secAttention`; exists as a benchmark baseline.
  */
 export function secAttentionUnfusedSync<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
-  const [clusters, returnOrder] = secArgs('secAttentionUnfused', options);
-  return wrapSec(native.secAttentionUnfusedSync(...qkv('secAttentionUnfused', q, k, v), clusters, returnOrder)) as SecReturn<O>;
+  return sec('secAttentionUnfused', q, k, v, options, true) as SecReturn<O>;
 }
 
 function windowArgs(op: string, options: WindowAttentionOptions): [number, number, number, number, number, number] {
@@ -98,22 +91,22 @@ function windowArgs(op: string, options: WindowAttentionOptions): [number, numbe
   return [o.height as number, o.width as number, win[0], win[1], shift[0], shift[1]];
 }
 
-/** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. */
-export async function windowAttention(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Promise<Tensor> {
-  const args = windowArgs('windowAttention', options);
-  return new Tensor(await native.windowAttention(...qkv('windowAttention', q, k, v), ...args));
+/** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. Queued. */
+export function windowAttention(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
+  return runOp1('windowAttention', [q, k, v], windowArgs('windowAttention', options));
 }
 
+/** `windowAttention`, run and waited for. */
 export function windowAttentionSync(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  const args = windowArgs('windowAttention', options);
-  return new Tensor(native.windowAttentionSync(...qkv('windowAttention', q, k, v), ...args));
+  return runOp1('windowAttention', [q, k, v], windowArgs('windowAttention', options), true);
 }
 
-/** Plain softmax attention over all L tokens. q, k, v [B, H, L, D]. */
-export async function globalAttention(q: Tensor, k: Tensor, v: Tensor): Promise<Tensor> {
-  return new Tensor(await native.globalAttention(...qkv('globalAttention', q, k, v)));
+/** Plain softmax attention over all L tokens. q, k, v [B, H, L, D]. Queued. */
+export function globalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  return runOp1('globalAttention', [q, k, v]);
 }
 
+/** `globalAttention`, run and waited for. */
 export function globalAttentionSync(q: Tensor, k: Tensor, v: Tensor): Tensor {
-  return new Tensor(native.globalAttentionSync(...qkv('globalAttention', q, k, v)));
+  return runOp1('globalAttention', [q, k, v], [], true);
 }

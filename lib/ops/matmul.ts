@@ -1,15 +1,15 @@
-import { handleOf, Tensor } from '../tensor.js';
-import { native } from '../native.js';
+import type { Tensor } from '../tensor.js';
+import { runOp1 } from './run.js';
 
 /**
- * Matrix product, float32, CPU: a [M,K] or [B,M,K] times b [K,N] or [B,K,N] (a 2-D b is shared
- * by every batch). Runs on the native thread pool, off the JS thread.
+ * Matrix product: a [M,K] or [B,M,K] times b [K,N] or [B,K,N] (a 2-D b is shared by every
+ * batch). Queued on the inputs' device; returns at once (`await` works too, and reading waits).
  */
-export async function matmul(a: Tensor, b: Tensor): Promise<Tensor> {
-  return new Tensor(await native.matmul(handleOf(a, 'matmul', 'a'), handleOf(b, 'matmul', 'b')));
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return runOp1('matmul', [a, b]);
 }
 
-/** Synchronous `matmul` (blocks the calling thread; for benchmarks and worker threads). */
+/** `matmul`, run and waited for (errors of the kernel throw here). */
 export function matmulSync(a: Tensor, b: Tensor): Tensor {
-  return new Tensor(native.matmulSync(handleOf(a, 'matmul', 'a'), handleOf(b, 'matmul', 'b')));
+  return runOp1('matmul', [a, b], [], true);
 }

@@ -24,6 +24,7 @@ class UnbuiltBackend final : public DeviceBackend {
   void copy_to_device(void*, const void*, size_t) override { fail(); }
   void copy_to_host(void*, const void*, size_t) override { fail(); }
   void copy_on_device(void*, const void*, size_t) override { fail(); }
+  void fill(void*, int, size_t) override { fail(); }
   void synchronize() override {}
   size_t reserved_bytes() override { return 0; }
   void empty_cache() override {}

@@ -21,11 +21,15 @@ class DeviceBackend {
   // Device memory from the caching allocator. Never returns null: throws on failure.
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* ptr, size_t bytes) = 0;
-  // Copies. They return when the bytes are at their destination (host memory may be reused).
+  // Work on the backend's one stream, in the order it is issued. The device's queue (queue.h)
+  // issues everything that touches pooled memory, so that order is program order.
+  // copy_to_device returns once `src` may be reused; copy_to_host once the bytes have arrived
+  // (after all work issued before it); fill and copy_on_device return at once.
   virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy_on_device(void* dst, const void* src, size_t bytes) = 0;
-  // Waits for all work queued by secvit on this device.
+  virtual void fill(void* dst, int byte, size_t bytes) = 0;
+  // Waits until the work issued on the stream so far has finished.
   virtual void synchronize() = 0;
   // Bytes held by the caching allocator: in use plus cached for reuse.
   virtual size_t reserved_bytes() = 0;

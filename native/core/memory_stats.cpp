@@ -23,15 +23,19 @@ void raise_peak(std::atomic<int64_t>& peak, int64_t value) {
 void tensor_created() { g_tensors.fetch_add(1, std::memory_order_relaxed); }
 void tensor_released() { g_tensors.fetch_sub(1, std::memory_order_relaxed); }
 
-void host_acquired(size_t bytes, bool owned) {
+void host_acquired(size_t bytes) {
   const int64_t now = g_host.fetch_add(int64_t(bytes), std::memory_order_relaxed) + int64_t(bytes);
   raise_peak(g_peak_host, now);
-  if (owned) g_external_delta.fetch_add(int64_t(bytes), std::memory_order_relaxed);
 }
 
-void host_released(size_t bytes, bool owned) {
-  g_host.fetch_sub(int64_t(bytes), std::memory_order_relaxed);
-  if (owned) g_external_delta.fetch_sub(int64_t(bytes), std::memory_order_relaxed);
+void host_released(size_t bytes) { g_host.fetch_sub(int64_t(bytes), std::memory_order_relaxed); }
+
+void external_acquired(size_t bytes) {
+  g_external_delta.fetch_add(int64_t(bytes), std::memory_order_relaxed);
+}
+
+void external_released(size_t bytes) {
+  g_external_delta.fetch_sub(int64_t(bytes), std::memory_order_relaxed);
 }
 
 void device_acquired(size_t bytes) {

@@ -1,8 +1,11 @@
-// Exact process-wide counters behind secvit.memory(). Bytes are counted when a storage is
-// created and when it is actually released, which may be after dispose() when a pending async
-// call still holds it. Host bytes that the addon allocated itself are also accumulated in
-// `pending_external_delta` until the JS thread reports them to V8 (AdjustExternalMemory may only
-// be called on that thread).
+// Exact process-wide counters behind secvit.memory(). Tensor bytes are counted while a storage
+// has owners (a live tensor, a view, a read in flight): from its creation until its last owner
+// lets go, which may be after dispose() when a read still holds it. Blocks held by queued work
+// after that belong to the allocator's cache, not to tensors.
+//
+// Host memory that the addon itself allocated (the CPU pool's blocks) is also accumulated in an
+// external delta until a JS thread reports it to V8 (AdjustExternalMemory may only be called on
+// a JS thread).
 #pragma once
 
 #include <cstddef>
@@ -22,10 +25,13 @@ namespace memory_stats {
 
 void tensor_created();
 void tensor_released();
-void host_acquired(size_t bytes, bool owned);
-void host_released(size_t bytes, bool owned);
+void host_acquired(size_t bytes);
+void host_released(size_t bytes);
 void device_acquired(size_t bytes);
 void device_released(size_t bytes);
+// Host bytes the addon allocated (+) or freed (-) itself, to be reported to V8.
+void external_acquired(size_t bytes);
+void external_released(size_t bytes);
 MemorySnapshot snapshot();
 // Resets the peaks to the current values (memory({ resetPeak: true })).
 void reset_peaks();

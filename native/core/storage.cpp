@@ -1,61 +1,82 @@
 #include "storage.h"
 
-#include <cstdlib>
-#include <cstring>
-#include <new>
-#include <vector>
-
 #include "device_backend.h"
-#include "error.h"
+#include "host_pool.h"
 #include "memory_stats.h"
+#include "queue.h"
 
 namespace secvit {
-namespace {
-// SECVIT_POISON=1 (set by the test suite): every new tensor starts as 0xFF bytes (NaN for
-// floats, -1 for ints), so a kernel that leaves an output element unwritten fails its test.
-bool poison_enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("SECVIT_POISON");
-    return env != nullptr && env[0] == '1';
-  }();
-  return on;
-}
-}  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(Device device, size_t bytes) {
-  void* data = nullptr;
   if (device == Device::Cpu) {
-    // aligned_alloc needs a multiple of the alignment; a zero-byte tensor still gets a block so
-    // that data() is never null.
-    const size_t rounded = ((bytes + 63) / 64) * 64;
-    data = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    if (data == nullptr) throw_runtime_error("out of host memory allocating ", bytes, " bytes");
-    memory_stats::host_acquired(bytes, /*owned=*/true);
-    if (poison_enabled()) std::memset(data, 0xFF, bytes);
-  } else {
-    data = device_backend(device)->allocate(bytes);
-    memory_stats::device_acquired(bytes);
-    if (poison_enabled() && bytes > 0) {
-      std::vector<unsigned char> nan_bytes(bytes, 0xFF);
-      device_backend(device)->copy_to_device(data, nan_bytes.data(), bytes);
-    }
+    const HostBlock b = host_pool::allocate(bytes);
+    std::shared_ptr<Storage> s(new Storage(device, b.data, bytes, /*owned=*/true));
+    s->write_ready_seq_ = b.release_seq;
+    memory_stats::host_acquired(bytes);
+    return s;
   }
-  return std::shared_ptr<Storage>(new Storage(device, data, bytes, /*owned=*/true));
+  void* data = device_backend(device)->allocate(bytes);
+  std::shared_ptr<Storage> s(new Storage(device, data, bytes, /*owned=*/true));
+  memory_stats::device_acquired(bytes);
+  return s;
 }
 
 std::shared_ptr<Storage> Storage::wrap_host(void* data, size_t bytes) {
-  memory_stats::host_acquired(bytes, /*owned=*/false);
+  memory_stats::host_acquired(bytes);
   return std::shared_ptr<Storage>(new Storage(Device::Cpu, data, bytes, /*owned=*/false));
 }
 
-Storage::~Storage() {
+void Storage::drop_owner() {
+  if (owners_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  release_block();
+}
+
+void Storage::release_block() {
+  if (block_released_) return;
+  block_released_ = true;
   if (device_ == Device::Cpu) {
-    if (owned_) std::free(data_);
-    memory_stats::host_released(bytes_, owned_);
+    memory_stats::host_released(bytes_);
+    if (owned_) host_pool::release(data_, bytes_, Queue::of(Device::Cpu).submitted());
   } else {
-    device_backend(device_)->release(data_, bytes_);
     memory_stats::device_released(bytes_);
+    device_backend(device_)->release(data_, bytes_);
   }
+}
+
+Storage::~Storage() {
+  // A storage that never had an owner (or lost the last one already) has nothing else to do.
+  if (owners_.load(std::memory_order_acquire) == 0) release_block();
+}
+
+void Storage::set_error(TaskErrorPtr e) {
+  std::lock_guard<std::mutex> lk(mu_);
+  error_ = std::move(e);
+}
+
+TaskErrorPtr Storage::error() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return error_;
+}
+
+void Storage::end_pending_use() {
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    hook.swap(idle_hook_);
+  }
+  if (hook) hook();
+}
+
+void Storage::when_idle(std::function<void()> hook) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (pending_.load(std::memory_order_acquire) != 0) {
+      idle_hook_ = std::move(hook);
+      return;
+    }
+  }
+  hook();
 }
 
 }  // namespace secvit

@@ -1,9 +1,5 @@
 #include "tensor.h"
 
-#include <cstring>
-
-#include "device_backend.h"
-
 namespace secvit {
 
 std::string shape_string(const Shape& shape) {
@@ -15,33 +11,51 @@ std::string shape_string(const Shape& shape) {
   return s + "]";
 }
 
+bool strides_contiguous(const Shape& shape, const Strides& strides) {
+  int64_t expect = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (strides[i] != expect) return false;
+    expect *= shape[i];
+  }
+  return true;
+}
+
+bool Tensor::is_contiguous() const { return strides_contiguous(shape, strides); }
+
 Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
+  const int64_t n = checked_numel(shape, "tensor size");
   Tensor t;
   t.shape = shape;
+  t.strides = contiguous_strides(shape);
   t.dtype = dtype;
-  t.storage = Storage::allocate(device, t.nbytes());
+  t.storage = StorageRef(Storage::allocate(device, size_t(n) * dtype_size(dtype)));
   return t;
 }
 
-Tensor copy_to(const Tensor& src, Device device) {
-  Tensor dst = empty_tensor(src.shape, src.dtype, device);
-  const size_t n = src.nbytes();
-  if (n == 0) return dst;
-  const Device from = src.device();
-  if (from == Device::Cpu && device == Device::Cpu) {
-    std::memcpy(dst.storage->data(), src.storage->data(), n);
-  } else if (from == Device::Cpu) {
-    device_backend(device)->copy_to_device(dst.storage->data(), src.storage->data(), n);
-  } else if (device == Device::Cpu) {
-    device_backend(from)->copy_to_host(dst.storage->data(), src.storage->data(), n);
-  } else if (from == device) {
-    device_backend(device)->copy_on_device(dst.storage->data(), src.storage->data(), n);
-  } else {
-    // Between two different device backends: stage through the host.
-    Tensor staged = copy_to(src, Device::Cpu);
-    device_backend(device)->copy_to_device(dst.storage->data(), staged.storage->data(), n);
+Tensor make_view(const Tensor& base, const Shape& shape, const Strides& strides, int64_t offset,
+                 const char* what) {
+  if (strides.size() != shape.size())
+    throw_range_error(what, ": ", shape.size(), " sizes but ", strides.size(), " strides");
+  const int64_t n = checked_numel(shape, what);
+  const int64_t capacity = int64_t(base.storage->bytes() / dtype_size(base.dtype));
+  if (offset < 0) throw_range_error(what, ": negative offset ", offset);
+  int64_t last = offset;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (strides[i] < 0) throw_range_error(what, ": negative stride ", strides[i]);
+    if (shape[i] > 0) last = checked_add(last, checked_mul(shape[i] - 1, strides[i], what), what);
   }
-  return dst;
+  if (n > 0 && last >= capacity)
+    throw_range_error(what, ": the view ", shape_string(shape), " (strides ", shape_string(strides),
+                      ", offset ", offset, ") reaches element ", last, " of a storage of ",
+                      capacity);
+  Tensor t;
+  t.shape = shape;
+  t.strides = strides;
+  t.offset = offset;
+  t.dtype = base.dtype;
+  t.storage = base.storage;
+  return t;
 }
 
 }  // namespace secvit

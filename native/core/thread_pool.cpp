@@ -13,8 +13,10 @@ thread_local bool t_in_worker = false;
 }
 
 ThreadPool& ThreadPool::instance() {
-  static ThreadPool pool;
-  return pool;
+  // Never destroyed: queue dispatcher threads may be inside a parallel_for while the process
+  // exits, and static destruction would pull the workers out from under them.
+  static ThreadPool* pool = new ThreadPool();
+  return *pool;
 }
 
 int ThreadPool::available_cores() {

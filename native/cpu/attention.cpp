@@ -291,3 +291,42 @@ void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32
 }
 
 }  // namespace secvit::cpu
+
+// ---- the attention ops' CPU kernels (rules: native/ops/attention.cpp) --------------------------
+// float32 only: the dispatcher widens 16-bit inputs and rounds the output back.
+#include "core/op.h"
+#include "ops/attention.h"
+
+namespace secvit::cpu {
+namespace {
+
+AttentionParams params_of(const KernelArgs& a) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  return AttentionParams{a.in[0].ptr<float>(), a.in[1].ptr<float>(), a.in[2].ptr<float>(),
+                         a.out[0].ptr<float>(), p.b, p.h, p.l, p.d};
+}
+
+int32_t* order_of(const KernelArgs& a) {
+  return a.p<AttentionOpParams>().return_order ? a.out[1].ptr<int32_t>() : nullptr;
+}
+
+void sec_kernel(const KernelArgs& a) {
+  sec_attention_f32(params_of(a), a.p<AttentionOpParams>().clusters, order_of(a));
+}
+void sec_unfused_kernel(const KernelArgs& a) {
+  sec_attention_unfused_f32(params_of(a), a.p<AttentionOpParams>().clusters, order_of(a));
+}
+void window_kernel(const KernelArgs& a) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  window_attention_f32(params_of(a), WindowParams{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w});
+}
+void global_kernel(const KernelArgs& a) { global_attention_f32(params_of(a)); }
+
+}  // namespace
+
+SECVIT_KERNEL(secAttention, Device::Cpu, kF32, sec_kernel, nullptr, 0);
+SECVIT_KERNEL(secAttentionUnfused, Device::Cpu, kF32, sec_unfused_kernel, nullptr, 0);
+SECVIT_KERNEL(windowAttention, Device::Cpu, kF32, window_kernel, nullptr, 0);
+SECVIT_KERNEL(globalAttention, Device::Cpu, kF32, global_kernel, nullptr, 0);
+
+}  // namespace secvit::cpu

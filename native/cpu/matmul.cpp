@@ -60,3 +60,23 @@ void matmul_f32(const MatmulParams& p) {
 }
 
 }  // namespace secvit::cpu
+
+// ---- the `matmul` op's CPU kernel (rules: native/ops/matmul.cpp) -------------------------------
+#include "core/op.h"
+#include "ops/matmul.h"
+
+namespace secvit::cpu {
+namespace {
+
+void matmul_kernel(const KernelArgs& a) {
+  const MatmulOpParams& p = a.p<MatmulOpParams>();
+  matmul_f32(MatmulParams{a.in[0].ptr<float>(), a.in[1].ptr<float>(), a.out[0].ptr<float>(),
+                          p.batch, p.m, p.k, p.n, p.m * p.k, p.b_batched ? p.k * p.n : 0,
+                          p.m * p.n, false});
+}
+
+}  // namespace
+
+SECVIT_KERNEL(matmul, Device::Cpu, kF32, matmul_kernel, nullptr, 0);
+
+}  // namespace secvit::cpu

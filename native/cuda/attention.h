@@ -1,7 +1,6 @@
-// Host entry points of the CUDA attention kernels, declared for both builds of native/cuda:
-// secvit::cuda_impl (nvcc, real GPU) and secvit::cuda_emu_impl (host compiler + emulator).
-// Pointers are device pointers; every function validates nothing (the binding has) and throws
-// secvit::Error with file:line on a CUDA error.
+// The arguments of the CUDA attention kernels (both builds of native/cuda). Pointers are
+// device pointers; the entry points (attention_launch.cuh) validate nothing (the op's rules
+// and the kernels' `supports` have) and throw secvit::Error with file:line on a CUDA error.
 #pragma once
 
 #include <cstdint>
@@ -25,19 +24,5 @@ struct CudaWindowArgs {
   int64_t height, width, win_h, win_w, shift_h, shift_w;
 };
 
-#define SECVIT_DECLARE_CUDA_ATTENTION(NS)                                                    \
-  namespace NS {                                                                             \
-  /* order [B*H, L] int32: stable argsort of the cosine scores (SPEC 1.1-1.3). */            \
-  void sec_order(const void* k, CudaAttnType type, int32_t* order, int64_t bh, int64_t l,     \
-                 int64_t d);                                                                 \
-  void sec_attention(const CudaAttentionArgs& a, int64_t clusters, int32_t* order);          \
-  void sec_attention_unfused(const CudaAttentionArgs& a, int64_t clusters, int32_t* order);  \
-  void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w);                \
-  void global_attention(const CudaAttentionArgs& a);                                         \
-  }
-
-SECVIT_DECLARE_CUDA_ATTENTION(cuda_impl)
-SECVIT_DECLARE_CUDA_ATTENTION(cuda_emu_impl)
-#undef SECVIT_DECLARE_CUDA_ATTENTION
 
 }  // namespace secvit

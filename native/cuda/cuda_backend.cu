@@ -7,10 +7,13 @@
 // far more than most of secvit's kernels, so freed blocks are kept in size-ordered free lists
 // and reused. Sizes are rounded (512 B under 1 MiB, 2 MiB above) so that blocks of nearly equal
 // requests are interchangeable; a cached block is reused only if it wastes at most half of
-// itself (small) or one rounding step (large). All work is queued on one stream, so a block
-// freed while kernels that use it are still queued can be handed out again at once: the next
-// user's work is ordered after them. When cudaMalloc fails the cache is emptied and the
-// allocation retried once before an out-of-memory error is thrown.
+// itself (small) or one rounding step (large). Reuse is stream-ordered: everything that touches
+// pooled memory is issued on the one stream by the device's queue (core/queue.h), so a block
+// freed while work that uses it is still queued can be handed out again at once; its next
+// user's work is ordered after. Giving blocks back to the driver is different: a cudaFree'd
+// block must not be used by anything still queued, so trimming first waits for the queue and
+// the stream. When cudaMalloc fails the cache is trimmed that way and the allocation retried
+// once before an out-of-memory error is thrown.
 #include <map>
 #include <mutex>
 #include <string>
@@ -18,6 +21,7 @@
 
 #include "../core/device_backend.h"
 #include "../core/error.h"
+#include "../core/queue.h"
 #include "cuda_compat.h"
 #include "cuda_backend.h"
 
@@ -37,24 +41,30 @@ size_t round_size(size_t bytes) {
 
 class CachingAllocator {
  public:
-  void* allocate(size_t bytes) {
+  // `quiesce` waits until nothing issued or queued may still use a cached block.
+  template <typename Quiesce>
+  void* allocate(size_t bytes, Quiesce quiesce) {
     const size_t size = round_size(bytes);
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = free_.lower_bound(size);
-    const size_t max_waste = size < kSmallLimit ? size : kLargeRound;
-    if (it != free_.end() && it->first - size <= max_waste) {
-      void* p = it->second;
-      in_use_[p] = it->first;
-      free_.erase(it);
-      return p;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = free_.lower_bound(size);
+      const size_t max_waste = size < kSmallLimit ? size : kLargeRound;
+      if (it != free_.end() && it->first - size <= max_waste) {
+        void* p = it->second;
+        in_use_[p] = it->first;
+        free_.erase(it);
+        return p;
+      }
     }
     void* p = nullptr;
     cudaError_t err = cudaMalloc(&p, size);
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
-      release_cached_locked();
+      quiesce();
+      empty_cache();
       err = cudaMalloc(&p, size);
     }
+    std::lock_guard<std::mutex> lk(mu_);
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
       size_t free_b = 0, total_b = 0;
@@ -125,18 +135,25 @@ class Backend final : public DeviceBackend {
 
   void* allocate(size_t bytes) override {
     require();
-    return allocator_.allocate(bytes);
+    return allocator_.allocate(bytes, [this] { quiesce(); });
   }
   void release(void* ptr, size_t) override { allocator_.release(ptr); }
 
+  // Pageable host memory: the driver stages the source before cudaMemcpyAsync returns, and a
+  // device-to-host copy into pageable memory returns once it is complete; the synchronisation
+  // makes both explicit (and surfaces errors of earlier kernels here).
   void copy_to_device(void* dst, const void* src, size_t bytes) override {
-    copy(dst, src, bytes, cudaMemcpyHostToDevice);
+    copy(dst, src, bytes, cudaMemcpyHostToDevice, /*sync=*/true);
   }
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
-    copy(dst, src, bytes, cudaMemcpyDeviceToHost);
+    copy(dst, src, bytes, cudaMemcpyDeviceToHost, /*sync=*/true);
   }
   void copy_on_device(void* dst, const void* src, size_t bytes) override {
-    copy(dst, src, bytes, cudaMemcpyDeviceToDevice);
+    copy(dst, src, bytes, cudaMemcpyDeviceToDevice, /*sync=*/false);
+  }
+  void fill(void* dst, int byte, size_t bytes) override {
+    require();
+    if (bytes != 0) SV_CUDA_CHECK(cudaMemsetAsync(dst, byte, bytes, stream_));
   }
 
   void synchronize() override {
@@ -147,7 +164,7 @@ class Backend final : public DeviceBackend {
   size_t reserved_bytes() override { return allocator_.reserved(); }
   void empty_cache() override {
     if (ok_) {
-      SV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      quiesce();
       allocator_.empty_cache();
     }
   }
@@ -203,12 +220,18 @@ class Backend final : public DeviceBackend {
     if (!available(&why)) throw_runtime_error(SV_CUDA_BACKEND_NAME, " is not available: ", why);
   }
 
-  void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, bool sync) {
     require();
     if (bytes == 0) return;
-    // Pageable host memory: the async copy is staged by the driver; synchronising lets the
-    // caller reuse or free the host side as soon as we return.
     SV_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream_));
+    if (sync) SV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  // Everything queued so far has been issued and has finished on the stream. From the
+  // dispatcher itself (a kernel's scratch allocation) everything before it is issued already.
+  void quiesce() {
+    Queue& q = Queue::of(kDevice);
+    if (!q.on_dispatcher()) q.wait(q.submitted());
     SV_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 

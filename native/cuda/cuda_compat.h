@@ -17,12 +17,14 @@
 #include "../emu/cuda_emu.h"
 #define SV_CUDA_NS cuda_emu_impl
 #define SV_CUDA_BACKEND_NAME "cuda-emu"
+#define SV_CUDA_DEVICE ::secvit::Device::CudaEmu
 #else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #define SV_CUDA_NS cuda_impl
 #define SV_CUDA_BACKEND_NAME "cuda"
+#define SV_CUDA_DEVICE ::secvit::Device::Cuda
 #endif
 
 template <class T>

@@ -1,10 +1,13 @@
-// Scratch device memory for one call, from the backend's caching allocator (no cudaMalloc per
-// op). Released when the call's host code returns: safe because all of secvit's work is on one
-// in-order stream, so a later user of the block is ordered after the kernels using it now.
+// Scratch device memory for one task, from the backend's caching allocator (no cudaMalloc per
+// op). Released when the task's host code returns: safe because all of secvit's device work is
+// issued in queue order on one stream, so a later user of the block is ordered after the
+// kernels using it now. Under SECVIT_POISON=1 the block is filled with 0xFF bytes first, also
+// when it is a reused one, so a kernel that reads scratch it never wrote fails its test.
 #pragma once
 
 #include <cstddef>
 
+#include "../core/queue.h"
 #include "cuda_backend.h"
 #include "cuda_compat.h"
 
@@ -14,7 +17,10 @@ namespace SV_CUDA_NS {
 class DeviceBuffer {
  public:
   explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes_ > 0) ptr_ = backend()->allocate(bytes_);
+    if (bytes_ > 0) {
+      ptr_ = backend()->allocate(bytes_);
+      if (poison_enabled()) backend()->fill(ptr_, 0xFF, bytes_);
+    }
   }
   ~DeviceBuffer() {
     if (ptr_ != nullptr) backend()->release(ptr_, bytes_);

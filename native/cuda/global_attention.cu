@@ -20,5 +20,11 @@ void global_attention(const CudaAttentionArgs& a) {
   launch_attention(a, GlobalMap{int(a.l)}, 1, int(a.l), "global attention kernel");
 }
 
+namespace {
+void global_kernel(const KernelArgs& a) { global_attention(attention_args(a)); }
+}  // namespace
+
+SECVIT_KERNEL(globalAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, global_kernel, attention_supports, 0);
+
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

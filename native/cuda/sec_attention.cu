@@ -95,12 +95,6 @@ void sec_attention(const CudaAttentionArgs& a, int64_t clusters, int32_t* order)
   launch_attention(a, map, int(clusters), max_cluster, "SEC attention kernel");
 }
 
-}  // namespace SV_CUDA_NS
-}  // namespace secvit
-
-namespace secvit {
-namespace SV_CUDA_NS {
-
 // The same computation as sec_attention as separate passes with materialized intermediates
 // (order; gather q, k, v into sorted order; attention over contiguous clusters; scatter), as a
 // composition of separate ops would run it: the benchmark's baseline for what fusion saves.
@@ -124,6 +118,22 @@ void sec_attention_unfused(const CudaAttentionArgs& a, int64_t clusters, int32_t
                    int((a.l + clusters - 1) / clusters), "SEC attention kernel (unfused)");
   permute_rows(os.as<void>(), a.out, order, a, true);
 }
+
+namespace {
+int32_t* order_out(const KernelArgs& a) {
+  return a.p<AttentionOpParams>().return_order ? a.out[1].ptr<int32_t>() : nullptr;
+}
+void sec_kernel(const KernelArgs& a) {
+  sec_attention(attention_args(a), a.p<AttentionOpParams>().clusters, order_out(a));
+}
+void sec_unfused_kernel(const KernelArgs& a) {
+  sec_attention_unfused(attention_args(a), a.p<AttentionOpParams>().clusters, order_out(a));
+}
+}  // namespace
+
+SECVIT_KERNEL(secAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, sec_kernel, attention_supports, 0);
+SECVIT_KERNEL(secAttentionUnfused, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, sec_unfused_kernel,
+              attention_supports, 0);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

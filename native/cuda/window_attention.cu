@@ -41,5 +41,15 @@ void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w) {
                    "window attention kernel");
 }
 
+namespace {
+void window_kernel(const KernelArgs& a) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  window_attention(attention_args(a),
+                   CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w});
+}
+}  // namespace
+
+SECVIT_KERNEL(windowAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_kernel, attention_supports, 0);
+
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

@@ -1,5 +1,5 @@
-// Module entry: the runtime functions (tensor creation, memory, backends, threads). Ops are in
-// ops_binding.cpp, the tensor handle in tensor_handle.cpp. The typed JS view of everything
+// Module entry: the runtime functions (tensor creation, memory, backends, threads). Every op
+// goes through op_binding.cpp; the tensor handle is in tensor_handle.cpp. The typed JS view of everything
 // exported here is lib/native.ts.
 #include <napi.h>
 
@@ -9,9 +9,12 @@
 #include "core/device_backend.h"
 #include "core/memory_stats.h"
 #include "core/thread_pool.h"
-#include "attention_binding.h"
+#include "core/host_pool.h"
+#include "core/queue.h"
+#include "core/transfer.h"
+#include "env_data.h"
 #include "js_errors.h"
-#include "ops_binding.h"
+#include "op_binding.h"
 #include "tensor_handle.h"
 
 namespace secvit::napi {
@@ -54,18 +57,11 @@ Napi::Value CreateTensor(const Napi::CallbackInfo& info) {
     const Device device = arg_device(info[3], "tensor: device");
     const bool copy = arg_bool(info[4], "tensor: copy");
     require_device(device, "tensor");
-    const int64_t numel = shape_numel(shape);
+    const QueueClientPtr& client = EnvData::Of(env)->client();
+    const int64_t numel = checked_numel(shape, "tensor: shape");
     const size_t bytes = size_t(numel) * dtype_size(dtype);
-    if (info[0].IsNull() || info[0].IsUndefined()) {
-      Tensor t = empty_tensor(shape, dtype, device);
-      if (device == Device::Cpu) {
-        std::memset(t.storage->data(), 0, bytes);
-      } else if (bytes > 0) {
-        std::vector<unsigned char> zeros(bytes, 0);
-        device_backend(device)->copy_to_device(t.storage->data(), zeros.data(), bytes);
-      }
-      return TensorHandle::New(env, std::move(t));
-    }
+    if (info[0].IsNull() || info[0].IsUndefined())
+      return TensorHandle::New(env, zeros_tensor(shape, dtype, device, client));
     if (!info[0].IsTypedArray()) throw_type_error("tensor: data must be a TypedArray");
     Napi::TypedArray array = info[0].As<Napi::TypedArray>();
     if (array.TypedArrayType() != expected_array_type(dtype))
@@ -76,19 +72,15 @@ Napi::Value CreateTensor(const Napi::CallbackInfo& info) {
       throw_range_error("tensor: shape ", shape_string(shape), " needs ", numel,
                         " elements, got ", array.ElementLength());
     void* src = static_cast<unsigned char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    Tensor t;
-    t.shape = shape;
-    t.dtype = dtype;
     if (device == Device::Cpu && !copy) {
-      t.storage = Storage::wrap_host(src, bytes);
+      Tensor t;
+      t.shape = shape;
+      t.strides = contiguous_strides(shape);
+      t.dtype = dtype;
+      t.storage = StorageRef(Storage::wrap_host(src, bytes));
       return TensorHandle::New(env, std::move(t), array);
     }
-    t.storage = Storage::allocate(device, bytes);
-    if (bytes > 0) {
-      if (device == Device::Cpu) std::memcpy(t.storage->data(), src, bytes);
-      else device_backend(device)->copy_to_device(t.storage->data(), src, bytes);
-    }
-    return TensorHandle::New(env, std::move(t));
+    return TensorHandle::New(env, upload(src, bytes, shape, dtype, device, client));
   });
 }
 
@@ -122,6 +114,7 @@ Napi::Value DeviceInfo(Napi::Env env, Device device) {
                              std::to_string(ThreadPool::instance().threads()) + " threads");
     o.Set("threads", ThreadPool::instance().threads());
     o.Set("simd", cpu_simd_name(cpu_simd()));
+    o.Set("reservedBytes", double(host_pool::reserved_bytes()));
     return o;
   }
   DeviceBackend* b = device_backend(device);
@@ -152,15 +145,19 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
 Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Device d = arg_device(info[0], "emptyCache: device");
-    if (d != Device::Cpu) device_backend(d)->empty_cache();
+    if (d == Device::Cpu) host_pool::empty_cache();
+    else device_backend(d)->empty_cache();
     return info.Env().Undefined();
   });
 }
 
+// Waits until everything queued on the device so far has finished.
 Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Device d = arg_device(info[0], "synchronize: device");
     require_device(d, "synchronize");
+    Queue& q = Queue::of(d);
+    q.wait(q.submitted());
     if (d != Device::Cpu) device_backend(d)->synchronize();
     return info.Env().Undefined();
   });
@@ -195,6 +192,7 @@ Napi::Value SetCpuSimd(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  EnvData::Init(env);
   TensorHandle::Init(env, exports);
   exports.Set("createTensor", Napi::Function::New<CreateTensor>(env, "createTensor"));
   exports.Set("memory", Napi::Function::New<Memory>(env, "memory"));
@@ -212,7 +210,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("builtWithCuda", false);
 #endif
   InitOps(env, exports);
-  InitAttention(env, exports);
   return exports;
 }
 

@@ -56,14 +56,10 @@ Shape arg_shape(const Napi::Value& v, const std::string& what) {
   Napi::Array a = v.As<Napi::Array>();
   Shape shape;
   const uint32_t n = a.Length();
-  if (n > 8) throw_range_error(what, ": at most 8 dimensions are supported, got ", n);
-  int64_t numel = 1;
-  for (uint32_t i = 0; i < n; ++i) {
-    const int64_t d = arg_int(a.Get(i), str(what, "[", i, "]"), 0, int64_t(1) << 40);
-    shape.push_back(d);
-    numel *= d;
-    if (numel > (int64_t(1) << 40)) throw_range_error(what, ": too many elements");
-  }
+  if (n > uint32_t(kMaxDims)) throw_range_error(what, ": at most ", kMaxDims, " dimensions are supported, got ", n);
+  for (uint32_t i = 0; i < n; ++i)
+    shape.push_back(arg_int(a.Get(i), str(what, "[", i, "]"), 0, kMaxElements));
+  checked_numel(shape, what.c_str());
   return shape;
 }
 

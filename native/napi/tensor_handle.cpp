@@ -1,23 +1,12 @@
 #include "tensor_handle.h"
 
-#include <cstring>
-
-#include "async_call.h"
 #include "core/device_backend.h"
 #include "core/memory_stats.h"
+#include "core/transfer.h"
+#include "env_data.h"
 #include "js_errors.h"
 
 namespace secvit::napi {
-namespace {
-
-struct HandleClass {
-  Napi::FunctionReference constructor;
-};
-
-// Per-environment (main thread and each worker thread have their own).
-HandleClass* handle_class(Napi::Env env) { return env.GetInstanceData<HandleClass>(); }
-
-}  // namespace
 
 Napi::TypedArray new_typed_array(Napi::Env env, DType dtype, size_t elements, void** data) {
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, elements * dtype_size(dtype));
@@ -43,54 +32,64 @@ void TensorHandle::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod<&TensorHandle::Read>("read"),
        InstanceMethod<&TensorHandle::ToSync>("toSync"),
        InstanceMethod<&TensorHandle::To>("to"),
-       InstanceMethod<&TensorHandle::Info>("info")});
-  auto* data = new HandleClass();
-  data->constructor = Napi::Persistent(cls);
-  env.SetInstanceData<HandleClass>(data);
+       InstanceMethod<&TensorHandle::Info>("info"),
+       InstanceMethod<&TensorHandle::Wait>("wait")});
+  EnvData::Of(env)->handle_class = Napi::Persistent(cls);
   exports.Set("TensorHandle", cls);
 }
 
 Napi::Object TensorHandle::New(Napi::Env env, Tensor tensor, Napi::Value source) {
-  Napi::Object obj = handle_class(env)->constructor.New({});
+  Napi::Object obj = EnvData::Of(env)->handle_class.New({});
   TensorHandle* h = Napi::ObjectWrap<TensorHandle>::Unwrap(obj);
   h->tensor_ = std::move(tensor);
   h->live_ = true;
   memory_stats::tensor_created();
-  if (!source.IsEmpty() && !source.IsUndefined()) h->source_ = Napi::Persistent(source);
+  if (!source.IsEmpty() && !source.IsUndefined()) napi_create_reference(env, source, 1, &h->source_);
   return obj;
 }
 
+Napi::Object TensorHandle::NewView(Napi::Env env, Tensor view) const {
+  napi_value src = nullptr;
+  if (source_ != nullptr) napi_get_reference_value(env, source_, &src);
+  return New(env, std::move(view), src == nullptr ? Napi::Value() : Napi::Value(env, src));
+}
+
 TensorHandle* TensorHandle::FromValue(const Napi::Value& v, const char* op, const char* what) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(handle_class(v.Env())->constructor.Value()))
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(EnvData::Of(v.Env())->handle_class.Value()))
     throw_type_error(op, ": ", what, " must be a secvit Tensor");
   TensorHandle* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
   if (!h->live_) throw_runtime_error(op, ": ", what, " was disposed");
   return h;
 }
 
+TensorHandle* TensorHandle::FromOptional(const Napi::Value& v, const char* op, const char* what) {
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  return FromValue(v, op, what);
+}
+
 // Constructed only through New(): JS code calling `new TensorHandle()` gets an empty, disposed
 // handle that every operation rejects.
 TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {}
 
-TensorHandle::~TensorHandle() { release(); }
+TensorHandle::~TensorHandle() { release(Env()); }
 
-void TensorHandle::release() {
+void TensorHandle::release(napi_env env) {
+  if (source_ != nullptr) {
+    const StoragePtr& s = tensor_.storage.ptr();
+    // Queued work may still read the borrowed array: keep it until that work is done.
+    if (live_ && s && s->pending_uses() > 0) EnvData::Of(Napi::Env(env))->DeferRelease(env, s, source_);
+    else napi_delete_reference(env, source_);
+    source_ = nullptr;
+  }
   if (!live_) return;
   live_ = false;
   tensor_ = Tensor();
   memory_stats::tensor_released();
-  // source_ (a JS reference) is released by its own destructor on the JS thread; dispose()
-  // resets it explicitly.
-}
-
-Napi::Value TensorHandle::source(Napi::Env env) const {
-  return source_.IsEmpty() ? env.Undefined() : source_.Value();
 }
 
 Napi::Value TensorHandle::Dispose(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    release();
-    if (!source_.IsEmpty()) source_.Reset();
+    release(info.Env());
     return info.Env().Undefined();
   });
 }
@@ -105,8 +104,14 @@ Napi::Value TensorHandle::Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     Napi::Array shape = Napi::Array::New(env, tensor_.shape.size());
-    for (size_t i = 0; i < tensor_.shape.size(); ++i) shape.Set(uint32_t(i), double(tensor_.shape[i]));
+    Napi::Array strides = Napi::Array::New(env, tensor_.shape.size());
+    for (size_t i = 0; i < tensor_.shape.size(); ++i) {
+      shape.Set(uint32_t(i), double(tensor_.shape[i]));
+      strides.Set(uint32_t(i), double(tensor_.strides[i]));
+    }
     o.Set("shape", shape);
+    o.Set("strides", strides);
+    o.Set("offset", double(tensor_.offset));
     o.Set("dtype", dtype_name(tensor_.dtype));
     o.Set("device", device_name(tensor_.device()));
     o.Set("bytes", double(tensor_.nbytes()));
@@ -115,15 +120,24 @@ Napi::Value TensorHandle::Info(const Napi::CallbackInfo& info) {
   });
 }
 
+// wait(): blocks until the tensor has been computed; throws its error if it failed.
+Napi::Value TensorHandle::Wait(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    FromValue(info.This(), "wait", "tensor");
+    const Device d = tensor_.device();
+    Queue::of(d).wait_ready(*tensor_.storage, "wait");
+    if (d != Device::Cpu) device_backend(d)->synchronize();
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value TensorHandle::ReadSync(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     FromValue(info.This(), "dataSync", "tensor");
+    const Tensor src = packed(tensor_, EnvData::Of(info.Env())->client());
     void* dst = nullptr;
-    Napi::TypedArray out = new_typed_array(info.Env(), tensor_.dtype, size_t(tensor_.numel()), &dst);
-    const size_t n = tensor_.nbytes();
-    if (n == 0) return out;
-    if (tensor_.device() == Device::Cpu) std::memcpy(dst, tensor_.storage->data(), n);
-    else device_backend(tensor_.device())->copy_to_host(dst, tensor_.storage->data(), n);
+    Napi::TypedArray out = new_typed_array(info.Env(), src.dtype, size_t(src.numel()), &dst);
+    read_sync(src, dst, "dataSync");
     return out;
   });
 }
@@ -132,20 +146,21 @@ Napi::Value TensorHandle::Read(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     FromValue(info.This(), "data", "tensor");
     Napi::Env env = info.Env();
+    EnvData* data = EnvData::Of(env);
+    const Tensor src = packed(tensor_, data->client());
     void* dst = nullptr;
-    Napi::TypedArray out = new_typed_array(env, tensor_.dtype, size_t(tensor_.numel()), &dst);
-    Tensor src = tensor_;
-    // The result array is created here, on the JS thread; the worker only fills its bytes.
-    auto out_ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent<Napi::Value>(out));
-    return AsyncCall::Start(
-        env, "secvit.data", {info.This(), source(env)},
-        [src, dst] {
-          const size_t n = src.nbytes();
-          if (n == 0) return;
-          if (src.device() == Device::Cpu) std::memcpy(dst, src.storage->data(), n);
-          else device_backend(src.device())->copy_to_host(dst, src.storage->data(), n);
-        },
-        [out_ref](Napi::Env) -> Napi::Value { return out_ref->Value(); });
+    Napi::TypedArray out = new_typed_array(env, src.dtype, size_t(src.numel()), &dst);
+    auto* job = new JsJob();
+    napi_create_reference(env, out, 1, &job->keep);
+    Napi::Promise promise = data->Track(env, job);
+    EnvData::PosterPtr poster = data->poster();
+    auto task = make_read_task(src, dst, [job, poster](const TaskErrorPtr& e) {
+      job->error = e;
+      poster->Post(job);
+    });
+    task->client = data->client();
+    Queue::of(src.device()).submit(std::move(task));
+    return promise;
   });
 }
 
@@ -154,7 +169,9 @@ Napi::Value TensorHandle::ToSync(const Napi::CallbackInfo& info) {
     FromValue(info.This(), "to", "tensor");
     const Device device = arg_device(info[0], "to: device");
     require_device(device, "to");
-    return New(info.Env(), copy_to(tensor_, device));
+    Tensor out = to_device(tensor_, device, EnvData::Of(info.Env())->client());
+    Queue::of(device).wait_ready(*out.storage, "to");
+    return New(info.Env(), std::move(out));
   });
 }
 
@@ -164,12 +181,23 @@ Napi::Value TensorHandle::To(const Napi::CallbackInfo& info) {
     const Device device = arg_device(info[0], "to: device");
     require_device(device, "to");
     Napi::Env env = info.Env();
-    Tensor src = tensor_;
-    auto result = std::make_shared<Tensor>();
-    return AsyncCall::Start(
-        env, "secvit.to", {info.This(), source(env)},
-        [src, device, result] { *result = copy_to(src, device); },
-        [result](Napi::Env e) -> Napi::Value { return New(e, std::move(*result)); });
+    EnvData* data = EnvData::Of(env);
+    Tensor out = to_device(tensor_, device, data->client());
+    Napi::Object handle = New(env, out);
+    auto* job = new JsJob();
+    napi_create_reference(env, handle, 1, &job->keep);
+    job->discard = [](napi_env e, napi_value kept) {
+      Napi::ObjectWrap<TensorHandle>::Unwrap(Napi::Object(e, kept))->release(e);
+    };
+    Napi::Promise promise = data->Track(env, job);
+    EnvData::PosterPtr poster = data->poster();
+    auto task = make_notify_task(out, [job, poster](const TaskErrorPtr& e) {
+      job->error = e;
+      poster->Post(job);
+    });
+    task->client = data->client();
+    Queue::of(device).submit(std::move(task));
+    return promise;
   });
 }
 

@@ -1,8 +1,7 @@
-// TensorHandle: the JS object that owns one native tensor. The TypeScript Tensor class wraps
-// it; users never see it. dispose() drops the handle's share of the storage at once; a pending
-// async call that uses the tensor holds its own share (and a reference to the source
-// TypedArray for zero-copy tensors), so the bytes stay valid until that call has finished.
-// If JS forgets to dispose, the GC finalizer releases it.
+// TensorHandle: the JS object that owns one native tensor (a view of a storage). The TypeScript
+// Tensor class wraps it; users never see it. dispose() drops the handle's ownership at once:
+// queued work that still uses the storage keeps working (storage.h), and a borrowed TypedArray
+// stays referenced until that work is done. If JS forgets to dispose, the GC finalizer does it.
 #pragma once
 
 #include <napi.h>
@@ -20,16 +19,18 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   // The handle behind a JS value, checked: TypeError if it is not a handle, Error naming `op`
   // and `what` if it was disposed.
   static TensorHandle* FromValue(const Napi::Value& v, const char* op, const char* what);
+  // Null for undefined/null, else FromValue.
+  static TensorHandle* FromOptional(const Napi::Value& v, const char* op, const char* what);
 
   explicit TensorHandle(const Napi::CallbackInfo& info);
   ~TensorHandle() override;
 
   const Tensor& tensor() const { return tensor_; }
-  // The JS value whose memory this tensor borrows (undefined when it owns its memory).
-  Napi::Value source(Napi::Env env) const;
+  // A new handle over the same storage (a view), keeping the same borrowed source alive.
+  Napi::Object NewView(Napi::Env env, Tensor view) const;
 
  private:
-  void release();
+  void release(napi_env env);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value ReadSync(const Napi::CallbackInfo& info);
@@ -37,10 +38,11 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   Napi::Value ToSync(const Napi::CallbackInfo& info);
   Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Wait(const Napi::CallbackInfo& info);
 
   Tensor tensor_;
   bool live_ = false;
-  Napi::Reference<Napi::Value> source_;
+  napi_ref source_ = nullptr;  // the borrowed TypedArray, if any
 };
 
 // A TypedArray of the right class for `dtype` (float32 -> Float32Array, int32 -> Int32Array,

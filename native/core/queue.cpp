@@ -1,0 +1,147 @@
+#include "queue.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "device_backend.h"
+
+namespace secvit {
+
+bool poison_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("SECVIT_POISON");
+    return env != nullptr && env[0] == '1';
+  }();
+  return on;
+}
+
+Queue& Queue::of(Device device) {
+  // Never destroyed: their dispatcher threads outlive static destruction at exit.
+  static Queue* queues[kNumDevices] = {new Queue(Device::Cpu), new Queue(Device::Cuda),
+                                       new Queue(Device::CudaEmu)};
+  return *queues[int(device)];
+}
+
+void Queue::start_locked() {
+  if (started_) return;
+  std::thread t([this] { dispatcher_main(); });
+  thread_id_.store(t.get_id());
+  t.detach();
+  started_ = true;
+}
+
+uint64_t Queue::submit(std::unique_ptr<Task> task) {
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    start_locked();
+    seq = submitted_.load(std::memory_order_relaxed) + 1;
+    task->seq = seq;
+    for (const StoragePtr& s : task->writes) s->set_ready_seq(seq);
+    for (const StoragePtr& s : task->reads)
+      if (!s->owned()) s->add_pending_use();
+    if (task->client) task->client->last_seq[int(device_)].store(seq, std::memory_order_release);
+    pending_.push_back(std::move(task));
+    submitted_.store(seq, std::memory_order_release);
+  }
+  work_cv_.notify_one();
+  return seq;
+}
+
+void Queue::wait(uint64_t seq) {
+  if (completed() >= seq) return;
+  if (on_dispatcher())
+    throw_runtime_error("internal error: a ", device_name(device_),
+                        " task waited for its own queue");
+  std::unique_lock<std::mutex> lk(mu_);
+  done_cv_.wait(lk, [&] { return completed_.load(std::memory_order_acquire) >= seq; });
+}
+
+void Queue::wait_ready(const Storage& storage, const char* what) {
+  wait(storage.ready_seq());
+  if (TaskErrorPtr e = storage.error()) {
+    (void)what;
+    throw Error(ErrorKind::Runtime, e->message);
+  }
+}
+
+void Queue::wait_for_client(const QueueClient& client) {
+  wait(client.last_seq[int(device_)].load(std::memory_order_acquire));
+}
+
+void Queue::dispatcher_main() {
+  for (;;) {
+    std::unique_ptr<Task> task;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      work_cv_.wait(lk, [&] { return !pending_.empty(); });
+      task = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    const TaskErrorPtr error = execute(*task);
+    task->finished(error);
+    const uint64_t seq = task->seq;
+    // Storages are released here, on the dispatcher, before the task counts as complete: a
+    // waiter that resumes finds memory() already settled.
+    task.reset();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      completed_.store(seq, std::memory_order_release);
+    }
+    done_cv_.notify_all();
+  }
+}
+
+namespace {
+TaskErrorPtr make_error(const char* op, ErrorKind kind, const char* what) {
+  std::string msg = what;
+  const size_t n = std::strlen(op);
+  if (msg.compare(0, n, op) != 0 || msg.size() <= n || msg[n] != ':') msg = std::string(op) + ": " + msg;
+  return std::make_shared<const TaskError>(TaskError{kind, std::move(msg)});
+}
+}  // namespace
+
+TaskErrorPtr Queue::execute(Task& task) {
+  TaskErrorPtr error;
+  if (task.client && task.client->cancelled.load(std::memory_order_acquire)) {
+    error = std::make_shared<const TaskError>(TaskError{
+        ErrorKind::Runtime,
+        std::string(task.name) + ": cancelled: the JavaScript environment that queued it has ended"});
+  }
+  if (!error) {
+    for (const StoragePtr& s : task.reads) {
+      if (TaskErrorPtr e = s->error()) {
+        error = e;
+        break;
+      }
+    }
+  }
+  if (!error) {
+    try {
+      if (poison_enabled()) {
+        for (const StoragePtr& s : task.writes) {
+          if (s->bytes() == 0) continue;
+          if (s->device() == Device::Cpu) std::memset(s->data(), 0xFF, s->bytes());
+          else device_backend(s->device())->fill(s->data(), 0xFF, s->bytes());
+        }
+      }
+      task.run();
+    } catch (const Error& e) {
+      error = make_error(task.name, e.kind(), e.what());
+    } catch (const std::bad_alloc&) {
+      error = make_error(task.name, ErrorKind::Runtime, "out of host memory");
+    } catch (const std::exception& e) {
+      error = make_error(task.name, ErrorKind::Runtime, e.what());
+    } catch (...) {
+      error = make_error(task.name, ErrorKind::Runtime, "unknown failure");
+    }
+  }
+  if (error)
+    for (const StoragePtr& s : task.writes) s->set_error(error);
+  for (const StoragePtr& s : task.reads)
+    if (!s->owned()) s->end_pending_use();
+  return error;
+}
+
+}  // namespace secvit

@@ -1,0 +1,118 @@
+// In-order work queues, one per device (cpu, cuda, cuda-emu), each drained by its own
+// dispatcher thread. Ops enqueue a Task and return at once; reading a tensor waits for the task
+// that writes it.
+//
+// The CPU dispatcher runs each task's kernel on the process-wide thread pool (it takes part in
+// the parallel_for itself). A CUDA dispatcher issues the task's kernels on the backend's one
+// stream and moves on, so the stream keeps the queue's order (the emulator's stream executes
+// them right there).
+//
+// Failures: a task whose kernel throws marks every storage it writes with the error; a task
+// whose inputs carry an error does not run and passes the error on to its outputs. A read of
+// any of them reports it. Nothing is lost and nothing throws on the dispatcher thread.
+//
+// JS environments (the main thread, each worker) are QueueClients. When one is torn down its
+// tasks that have not started are skipped, and teardown waits for the one that is running.
+// C++17.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "device.h"
+#include "storage.h"
+
+namespace secvit {
+
+constexpr int kNumDevices = 3;
+
+class QueueClient {
+ public:
+  std::atomic<bool> cancelled{false};
+  std::atomic<uint64_t> last_seq[kNumDevices] = {};
+};
+using QueueClientPtr = std::shared_ptr<QueueClient>;
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  // The work. May throw secvit::Error (or any std::exception): recorded on `writes`.
+  virtual void run() = 0;
+  // Called on the dispatcher after run() (or instead of it, when an input carried an error or
+  // the client was cancelled) with the outcome: null on success.
+  virtual void finished(const TaskErrorPtr& error) { (void)error; }
+
+  const char* name = "?";     // the op, for error messages
+  QueueClientPtr client;      // null for work not tied to a JS environment
+  std::vector<StoragePtr> reads;
+  std::vector<StoragePtr> writes;
+  uint64_t seq = 0;
+};
+
+// A task that runs a callable.
+template <typename F>
+class FnTask final : public Task {
+ public:
+  explicit FnTask(F f) : f_(std::move(f)) {}
+  void run() override { f_(); }
+
+ private:
+  F f_;
+};
+template <typename F>
+std::unique_ptr<Task> make_task(const char* name, F f) {
+  auto t = std::make_unique<FnTask<F>>(std::move(f));
+  t->name = name;
+  return t;
+}
+
+class Queue {
+ public:
+  // The device's queue; its dispatcher starts with the first task. Never destroyed.
+  static Queue& of(Device device);
+
+  // Queues `task` and returns its sequence number (1, 2, ...). Marks the storages it writes as
+  // produced by it.
+  uint64_t submit(std::unique_ptr<Task> task);
+  // Blocks until every task up to `seq` has completed. Not from the dispatcher thread itself.
+  void wait(uint64_t seq);
+  // Waits for `storage`'s producer and throws (Error, naming `what`) if it failed.
+  void wait_ready(const Storage& storage, const char* what);
+  uint64_t submitted() const { return submitted_.load(std::memory_order_acquire); }
+  uint64_t completed() const { return completed_.load(std::memory_order_acquire); }
+  bool on_dispatcher() const { return std::this_thread::get_id() == thread_id_.load(); }
+  Device device() const { return device_; }
+
+  // Waits for the tasks `client` submitted to this queue; its unstarted ones are skipped once
+  // client->cancelled is set.
+  void wait_for_client(const QueueClient& client);
+
+ private:
+  explicit Queue(Device device) : device_(device) {}
+  void start_locked();
+  void dispatcher_main();
+  TaskErrorPtr execute(Task& task);
+
+  const Device device_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::unique_ptr<Task>> pending_;
+  std::atomic<uint64_t> submitted_{0};
+  std::atomic<uint64_t> completed_{0};
+  std::atomic<std::thread::id> thread_id_{};
+  bool started_ = false;
+};
+
+// SECVIT_POISON=1 (the test suite sets it): outputs and scratch memory are filled with 0xFF
+// bytes (NaN as float, -1 as int) before a kernel runs, also when a block is reused, so a
+// kernel that leaves an element unwritten fails its test.
+bool poison_enabled();
+
+}  // namespace secvit

@@ -1,0 +1,40 @@
+// Loads and stores of one element of any secvit dtype as float, for kernels that take every
+// dtype through one code path (copy, element-wise ops). DType codes as in core/dtype.h.
+#pragma once
+
+#include "../core/dtype.h"
+#include "cuda_compat.h"
+
+namespace secvit {
+namespace SV_CUDA_NS {
+
+__device__ __forceinline__ float load_as_float(const void* p, int dtype, int64_t i) {
+  switch (dtype) {
+    case int(DType::Float32): return static_cast<const float*>(p)[i];
+    case int(DType::Int32): return float(static_cast<const int*>(p)[i]);
+    case int(DType::Float16):
+      return __half2float(__ushort_as_half(static_cast<const unsigned short*>(p)[i]));
+    default:
+      return __bfloat162float(__ushort_as_bfloat16(static_cast<const unsigned short*>(p)[i]));
+  }
+}
+
+__device__ __forceinline__ void store_from_float(void* p, int dtype, int64_t i, float v) {
+  switch (dtype) {
+    case int(DType::Float32): static_cast<float*>(p)[i] = v; break;
+    case int(DType::Int32): static_cast<int*>(p)[i] = int(v); break;
+    case int(DType::Float16):
+      static_cast<unsigned short*>(p)[i] = __half_as_ushort(__float2half_rn(v));
+      break;
+    default: static_cast<unsigned short*>(p)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  }
+}
+
+// Grid size for a grid-stride loop over n elements with `threads` per block.
+inline unsigned grid_for(int64_t n, int threads) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return unsigned(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+}  // namespace SV_CUDA_NS
+}  // namespace secvit

@@ -1,7 +1,0 @@
-#pragma once
-
-#include <napi.h>
-
-namespace secvit::napi {
-void InitAttention(Napi::Env env, Napi::Object exports);
-}

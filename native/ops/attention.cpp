@@ -1,0 +1,78 @@
+// Rules of secAttention, secAttentionUnfused (the benchmark baseline), windowAttention and
+// globalAttention: one validation for every backend. Backend limits (CUDA grid sizes, head dim
+// on tensor cores) are the kernels' `supports`.
+#include "ops/attention.h"
+
+#include "core/op.h"
+
+namespace secvit {
+namespace {
+
+constexpr int64_t kBig = int64_t(1) << 30;
+
+AttentionOpParams check_qkv(OpCall& c) {
+  const char* op = c.op();
+  for (int i = 0; i < 3; ++i) {
+    c.require_float(i);
+    if (i > 0 && c.in(i).dtype != c.in(0).dtype)
+      throw_type_error(op, ": q, k and v must have one dtype, got ", dtype_name(c.in(0).dtype), ", ",
+                       dtype_name(c.in(1).dtype), " and ", dtype_name(c.in(2).dtype));
+  }
+  for (int i = 0; i < 3; ++i) c.require_rank(i, 4, "[B, H, L, D]");
+  const Shape& s = c.in(0).shape;
+  if (c.in(1).shape != s || c.in(2).shape != s)
+    throw_range_error(op, ": q, k and v must have one shape, got ", shape_string(s), ", ",
+                      shape_string(c.in(1).shape), " and ", shape_string(c.in(2).shape));
+  if (s[3] < 1 || s[3] > 256) throw_range_error(op, ": head dim D must be in [1, 256], got ", s[3]);
+  if (s[2] > kBig) throw_range_error(op, ": L is too large: ", s[2]);
+  c.add_output(s, c.in(0).dtype);
+  AttentionOpParams p{};
+  p.b = s[0];
+  p.h = s[1];
+  p.l = s[2];
+  p.d = s[3];
+  p.clusters = 1;
+  return p;
+}
+
+void prepare_sec(OpCall& c) {
+  AttentionOpParams p = check_qkv(c);
+  p.clusters = c.attr_int(0, -(int64_t(1) << 31), int64_t(1) << 31);
+  if (p.clusters > p.l)
+    throw_range_error(c.op(), ": clusters must be at most L (", p.l, "), got ", p.clusters);
+  p.return_order = c.attr_bool(1);
+  if (p.return_order) c.add_output(Shape{p.b, p.h, p.l}, DType::Int32);
+  c.set_params(p);
+}
+
+void prepare_window(OpCall& c) {
+  AttentionOpParams p = check_qkv(c);
+  const char* op = c.op();
+  p.height = c.attr_int(0, 1, kBig);
+  p.width = c.attr_int(1, 1, kBig);
+  p.win_h = c.attr_int(2, 1, kBig);
+  p.win_w = c.attr_int(3, 1, kBig);
+  p.shift_h = c.attr_int(4, 0, kBig);
+  p.shift_w = c.attr_int(5, 0, kBig);
+  if (p.height * p.width != p.l)
+    throw_range_error(op, ": height x width (", p.height, " x ", p.width, " = ", p.height * p.width,
+                      ") must equal L (", p.l, ")");
+  if (p.win_h > p.height || p.win_w > p.width)
+    throw_range_error(op, ": window [", p.win_h, ", ", p.win_w, "] is larger than the grid [",
+                      p.height, ", ", p.width, "]");
+  if (p.shift_h >= p.win_h || p.shift_w >= p.win_w)
+    throw_range_error(op, ": shift [", p.shift_h, ", ", p.shift_w,
+                      "] must be smaller than the window [", p.win_h, ", ", p.win_w, "]");
+  c.set_params(p);
+}
+
+void prepare_global(OpCall& c) { c.set_params(check_qkv(c)); }
+
+}  // namespace
+
+SECVIT_OP(secAttention, "q,k,v", "clusters,returnOrder", prepare_sec);
+SECVIT_OP(secAttentionUnfused, "q,k,v", "clusters,returnOrder", prepare_sec);
+SECVIT_OP(windowAttention, "q,k,v", "height,width,window[0],window[1],shift[0],shift[1]", prepare_window);
+SECVIT_OP(globalAttention, "q,k,v", "", prepare_global);
+
+}  // namespace secvit

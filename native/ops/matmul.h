@@ -1,0 +1,15 @@
+// matmul(a, b): a [M, K] or [B, M, K] times b [K, N] or [B, K, N]; a 2-D b is shared by every
+// batch. float32 (16-bit inputs are widened by the dispatcher where a device has no 16-bit
+// kernel). Rules: native/ops/matmul.cpp; kernels: native/cpu/matmul.cpp, native/cuda/gemm.cu.
+#pragma once
+
+#include <cstdint>
+
+namespace secvit {
+
+struct MatmulOpParams {
+  int64_t batch, m, k, n;
+  bool b_batched;
+};
+
+}  // namespace secvit
