@@ -78,6 +78,11 @@ export interface NativeAddon {
    * One output: its handle; several: an array.
    */
   run(id: number, inputs: readonly (TensorHandle | null)[], attrs: readonly number[], sync: boolean): TensorHandle | TensorHandle[];
+  /**
+   * Metadata of the tensors the last createTensor/run/view call made, slot i for its i-th
+   * result: [ndim, dtype, device, offset, shape[8], strides[8]] (dtype and device as codes).
+   */
+  readonly meta: Float64Array;
   /** A view over `h`'s storage (element strides and offset). */
   view(h: TensorHandle, shape: readonly number[], strides: readonly number[], offset: number): TensorHandle;
 }

@@ -56,17 +56,40 @@ export class Tensor {
   #handle: TensorHandle | null;
   #offset: number;
 
-  /** @internal Tensors are made by `tensor()` and by ops, never with `new`. */
-  constructor(handle: TensorHandle) {
+  /**
+   * @internal Tensors are made by `tensor()` and by ops, never with `new`. `metaSlot`: where the
+   * native call that made `handle` left its metadata (else it is asked for).
+   */
+  constructor(handle: TensorHandle, metaSlot = -1) {
     if (!(handle instanceof native.TensorHandle)) throw new TypeError('Tensor: use tensor() to create tensors');
-    const info = handle.info();
     this.#handle = handle;
-    this.shape = Object.freeze(info.shape);
-    this.strides = Object.freeze(info.strides);
-    this.#offset = info.offset;
-    this.dtype = info.dtype;
-    this.device = info.device;
-    this.size = info.shape.reduce((a, b) => a * b, 1);
+    if (metaSlot >= 0) {
+      const m = META;
+      const base = metaSlot * META_SLOT;
+      const n = m[base];
+      const shape = new Array<number>(n);
+      const strides = new Array<number>(n);
+      let size = 1;
+      for (let i = 0; i < n; i++) {
+        shape[i] = m[base + 4 + i];
+        strides[i] = m[base + 12 + i];
+        size *= shape[i];
+      }
+      this.shape = Object.freeze(shape);
+      this.strides = Object.freeze(strides);
+      this.dtype = DTYPE_NAMES[m[base + 1]];
+      this.device = DEVICE_NAMES[m[base + 2]];
+      this.#offset = m[base + 3];
+      this.size = size;
+    } else {
+      const info = handle.info();
+      this.shape = Object.freeze(info.shape);
+      this.strides = Object.freeze(info.strides);
+      this.#offset = info.offset;
+      this.dtype = info.dtype;
+      this.device = info.device;
+      this.size = info.shape.reduce((a, b) => a * b, 1);
+    }
     registerForGc(this, handle);
     track(this);
   }
@@ -210,7 +233,7 @@ export class Tensor {
   }
 
   #view(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
-    return new Tensor(native.view(this.handle('view'), shape, strides, offset));
+    return new Tensor(native.view(this.handle('view'), shape, strides, offset), 0);
   }
 
   /** Waits (blocking) until the tensor has been computed; throws the error of the op that failed. */
@@ -260,6 +283,10 @@ function checkShape(shape: unknown, what: string): number[] {
 }
 
 const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, float16: 2, bfloat16: 3 };
+const DTYPE_NAMES: readonly DType[] = ['float32', 'int32', 'float16', 'bfloat16'];
+const DEVICE_NAMES: readonly Device[] = ['cpu', 'cuda', 'cuda-emu'];
+const META = native.meta;
+const META_SLOT = 20;
 
 function rowMajorStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -374,7 +401,7 @@ export function tensor(
     throw new RangeError(`tensor: shape [${dims.join(',')}] needs ${numel} elements, got ${array.length}`);
   const device = checkDevice(options.device ?? 'cpu', 'tensor: device');
   // Device tensors always copy; CPU tensors copy when asked or when the data was converted.
-  return new Tensor(native.createTensor(array, dims, dtype, device, options.copy === true || !shared));
+  return new Tensor(native.createTensor(array, dims, dtype, device, options.copy === true || !shared), 0);
 }
 
 /** A zero-filled tensor. */
@@ -382,7 +409,7 @@ export function zeros(shape: readonly number[], options: Omit<TensorOptions, 'co
   const dims = checkShape(shape, 'zeros: shape');
   const dtype = options.dtype ?? 'float32';
   if (!DTYPES.includes(dtype)) throw new TypeError(`zeros: dtype: unknown dtype '${String(dtype)}'`);
-  return new Tensor(native.createTensor(null, dims, dtype, checkDevice(options.device ?? 'cpu', 'zeros: device'), true));
+  return new Tensor(native.createTensor(null, dims, dtype, checkDevice(options.device ?? 'cpu', 'zeros: device'), true), 0);
 }
 
 /** Validates that `t` is a live Tensor and returns its handle (TypeError / DisposedError). */

@@ -52,7 +52,7 @@ export function runOp(name: string, inputs: readonly (Tensor | null | undefined)
     else handles[i] = handleOf(t, name, info.inputs[i] ?? `input ${i}`);
   }
   const r = native.run(info.id, handles, attrs, sync);
-  return Array.isArray(r) ? r.map((h) => new Tensor(h)) : [new Tensor(r)];
+  return Array.isArray(r) ? r.map((h, i) => new Tensor(h, i)) : [new Tensor(r, 0)];
 }
 
 /** runOp for ops with one output. */

@@ -30,7 +30,7 @@
 
 namespace secvit {
 
-constexpr int kMaxOpInputs = 8;
+constexpr int kMaxOpInputs = 12;
 constexpr int kMaxOpOutputs = 4;
 constexpr int kMaxOpAttrs = 16;
 constexpr size_t kMaxParamsBytes = 768;
@@ -101,6 +101,10 @@ class OpCall {
   // 1} puts a [B, C, H, W] tensor in memory as B, H, W, C: "channels last").
   void add_output(const Shape& shape, DType dtype);
   void add_output(const Shape& shape, DType dtype, const int* order);
+  // Input i reaches the kernel packed in row-major order even if the kernel takes strided
+  // inputs (for layouts a kernel cannot address).
+  void require_contiguous(int i) { force_contiguous_ |= 1u << unsigned(i); }
+  unsigned forced_contiguous() const { return force_contiguous_; }
   // The dtype that picks the kernel (default: input 0's).
   void set_compute_dtype(DType t) { compute_dtype_ = t; }
   DType compute_dtype() const { return compute_dtype_; }
@@ -138,6 +142,7 @@ class OpCall {
   Strides out_strides_[kMaxOpOutputs];
   DType out_dtype_[kMaxOpOutputs] = {};
   DType compute_dtype_ = DType::Float32;
+  unsigned force_contiguous_ = 0;
   alignas(16) unsigned char params_[kMaxParamsBytes] = {};
 };
 

@@ -306,7 +306,9 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
     if (inputs[i] == nullptr) continue;
     const Tensor& t = *inputs[i];
     const bool narrow_in = widen && t.dtype == dtype;
-    const bool needs_layout = !(k->strided_inputs & (1u << unsigned(i))) && !t.is_contiguous();
+    const unsigned bit = 1u << unsigned(i);
+    const bool needs_layout =
+        (!(k->strided_inputs & bit) || (call.forced_contiguous() & bit)) && !t.is_contiguous();
     if (narrow_in || needs_layout) {
       staged[i] = copy_contiguous(t, narrow_in ? DType::Float32 : t.dtype, client);
       use[i] = &staged[i];

@@ -108,6 +108,10 @@ class Queue {
   std::atomic<uint64_t> completed_{0};
   std::atomic<std::thread::id> thread_id_{};
   bool started_ = false;
+  // Guarded by mu_: the dispatcher sleeps on work_cv_ (submit wakes it only then). After a task
+  // it first polls `queued_` for a few microseconds, so a stream of small ops costs no wake-ups.
+  bool sleeping_ = false;
+  std::atomic<size_t> queued_{0};
 };
 
 // SECVIT_POISON=1 (the test suite sets it): outputs and scratch memory are filled with 0xFF

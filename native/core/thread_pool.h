@@ -14,6 +14,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace secvit {
@@ -40,8 +41,9 @@ class ThreadPool {
       return;
     }
     Job job;
-    job.call = [](void* ctx, int64_t b, int64_t e) { (*static_cast<F*>(ctx))(b, e); };
-    job.ctx = static_cast<void*>(&fn);
+    using Fn = std::remove_reference_t<F>;
+    job.call = [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); };
+    job.ctx = const_cast<void*>(static_cast<const void*>(&fn));
     job.n = n;
     job.chunk = (n + chunks - 1) / chunks;
     job.num_chunks = (n + job.chunk - 1) / job.chunk;

@@ -63,16 +63,29 @@ void matmul_f32(const MatmulParams& p) {
 
 // ---- the `matmul` op's CPU kernel (rules: native/ops/matmul.cpp) -------------------------------
 #include "core/op.h"
+#include "gemm.h"
 #include "ops/matmul.h"
 
 namespace secvit::cpu {
 namespace {
 
+// Each problem on the packed GEMM (gemm.h); a shared b is a [K, N] operand.
 void matmul_kernel(const KernelArgs& a) {
   const MatmulOpParams& p = a.p<MatmulOpParams>();
-  matmul_f32(MatmulParams{a.in[0].ptr<float>(), a.in[1].ptr<float>(), a.out[0].ptr<float>(),
-                          p.batch, p.m, p.k, p.n, p.m * p.k, p.b_batched ? p.k * p.n : 0,
-                          p.m * p.n, false});
+  for (int64_t bi = 0; bi < p.batch; ++bi) {
+    GemmArgs g;
+    g.m = p.m;
+    g.n = p.n;
+    g.k = p.k;
+    g.a.data = a.in[0].ptr<float>() + bi * p.m * p.k;
+    g.a.row_stride = p.k;
+    g.b = a.in[1].ptr<float>() + (p.b_batched ? bi * p.k * p.n : 0);
+    g.b_n_stride = 1;
+    g.b_k_stride = p.n;
+    g.c.data = a.out[0].ptr<float>() + bi * p.m * p.n;
+    g.c.row_stride = p.n;
+    gemm_f32(g);
+  }
 }
 
 }  // namespace

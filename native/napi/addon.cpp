@@ -47,6 +47,12 @@ const char* array_type_name(napi_typedarray_type t) {
   }
 }
 
+// A handle for a new tensor, with its metadata in slot 0 of the environment's meta buffer.
+Napi::Value Made(Napi::Env env, Tensor t, Napi::Value source = Napi::Value()) {
+  EnvData::Of(env)->WriteMeta(0, t);
+  return TensorHandle::New(env, std::move(t), source);
+}
+
 // createTensor(data: TypedArray | null, shape, dtype, device, copy): a handle. With data null
 // the tensor is zero-filled. A CPU tensor from a TypedArray borrows its memory unless `copy`.
 Napi::Value CreateTensor(const Napi::CallbackInfo& info) {
@@ -61,7 +67,7 @@ Napi::Value CreateTensor(const Napi::CallbackInfo& info) {
     const int64_t numel = checked_numel(shape, "tensor: shape");
     const size_t bytes = size_t(numel) * dtype_size(dtype);
     if (info[0].IsNull() || info[0].IsUndefined())
-      return TensorHandle::New(env, zeros_tensor(shape, dtype, device, client));
+      return Made(env, zeros_tensor(shape, dtype, device, client));
     if (!info[0].IsTypedArray()) throw_type_error("tensor: data must be a TypedArray");
     Napi::TypedArray array = info[0].As<Napi::TypedArray>();
     if (array.TypedArrayType() != expected_array_type(dtype))
@@ -78,9 +84,9 @@ Napi::Value CreateTensor(const Napi::CallbackInfo& info) {
       t.strides = contiguous_strides(shape);
       t.dtype = dtype;
       t.storage = StorageRef(Storage::wrap_host(src, bytes));
-      return TensorHandle::New(env, std::move(t), array);
+      return Made(env, std::move(t), array);
     }
-    return TensorHandle::New(env, upload(src, bytes, shape, dtype, device, client));
+    return Made(env, upload(src, bytes, shape, dtype, device, client));
   });
 }
 

@@ -16,11 +16,27 @@ EnvData* EnvData::Init(Napi::Env env) {
   // Unreferenced while no Promise waits on it: an idle secvit never keeps the process alive.
   napi_unref_threadsafe_function(env, tsfn);
   data->poster_->tsfn_ = tsfn;
+  Napi::Float64Array meta = Napi::Float64Array::New(env, size_t(kMetaSlot) * kMetaSlots);
+  data->meta_ = meta.Data();
+  data->meta_array = Napi::Persistent(meta);
   napi_add_env_cleanup_hook(env, &EnvData::Cleanup, data);
   return data;
 }
 
 EnvData* EnvData::Of(Napi::Env env) { return env.GetInstanceData<EnvData>(); }
+
+void EnvData::WriteMeta(int slot, const Tensor& t) {
+  double* m = meta_ + size_t(slot) * kMetaSlot;
+  const size_t n = t.shape.size();
+  m[0] = double(n);
+  m[1] = double(int(t.dtype));
+  m[2] = double(int(t.device()));
+  m[3] = double(t.offset);
+  for (size_t i = 0; i < n; ++i) {
+    m[4 + i] = double(t.shape[i]);
+    m[12 + i] = double(t.strides[i]);
+  }
+}
 
 Napi::Promise EnvData::Track(Napi::Env env, JsJob* job) {
   napi_value promise;

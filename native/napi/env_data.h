@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/queue.h"
+#include "core/tensor.h"
 
 namespace secvit::napi {
 
@@ -36,6 +37,14 @@ class EnvData {
   static EnvData* Of(Napi::Env env);
 
   Napi::FunctionReference handle_class;
+
+  // Metadata of the tensors a call just made, for the TypeScript Tensor constructor to read
+  // without an object per tensor: slot i holds [ndim, dtype, device, offset, shape[8],
+  // strides[8]] of the call's i-th result. One Float64Array per environment.
+  static constexpr int kMetaSlot = 4 + 2 * 8;
+  static constexpr int kMetaSlots = 4;
+  void WriteMeta(int slot, const Tensor& t);
+  Napi::Reference<Napi::Float64Array> meta_array;
   const QueueClientPtr& client() const { return client_; }
 
   // A Promise settled when `job` is posted back with Post(). Call on the JS thread.
@@ -65,6 +74,7 @@ class EnvData {
   static void Cleanup(void* arg);
   void Settle(napi_env env, JsJob* job);
 
+  double* meta_ = nullptr;
   QueueClientPtr client_ = std::make_shared<QueueClient>();
   PosterPtr poster_ = std::make_shared<Poster>();
   int outstanding_ = 0;        // JS thread: Promises not settled yet (the TSFN is ref'd while > 0)

@@ -79,6 +79,7 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
       for (int i = 0; i < out.n; ++i) Queue::of(d).wait_ready(*out.out[i].storage, name);
       if (d != Device::Cpu) device_backend(d)->synchronize();
     }
+    for (int i = 0; i < out.n; ++i) data->WriteMeta(i, out.out[i]);
     if (out.n == 1) return TensorHandle::New(env, std::move(out.out[0]));
     Napi::Array a = Napi::Array::New(env, size_t(out.n));
     for (int i = 0; i < out.n; ++i) a.Set(uint32_t(i), TensorHandle::New(env, std::move(out.out[i])));
@@ -101,7 +102,9 @@ Napi::Value View(const Napi::CallbackInfo& info) {
     const Shape shape = arg_dims(info[1], "view: shape");
     const Strides strides = arg_dims(info[2], "view: strides");
     const int64_t offset = arg_int(info[3], "view: offset", 0, kMaxElements);
-    return h->NewView(info.Env(), make_view(h->tensor(), shape, strides, offset, "view"));
+    Tensor v = make_view(h->tensor(), shape, strides, offset, "view");
+    EnvData::Of(info.Env())->WriteMeta(0, v);
+    return h->NewView(info.Env(), std::move(v));
   });
 }
 
@@ -112,6 +115,7 @@ void InitOps(Napi::Env env, Napi::Object exports) {
   exports.Set("opSchema", Napi::Function::New<OpSchema>(env, "opSchema"));
   exports.Set("run", Napi::Function::New<Run>(env, "run"));
   exports.Set("view", Napi::Function::New<View>(env, "view"));
+  exports.Set("meta", EnvData::Of(env)->meta_array.Value());
 }
 
 }  // namespace secvit::napi

@@ -1,0 +1,111 @@
+// CPU kernel of `conv2d` (native/ops/conv2d.h). Three paths:
+//   depthwise (C = O = groups): direct loops over channels-last pixels (depthwise_impl.h);
+//   1x1, stride 1, no padding, groups 1: the GEMM with the pixels as rows of A;
+//   anything else: per group, the GEMM with A the im2col view of x, gathered while packing
+//   (gemm.h), and B read straight from the [O, C/g, kh, kw] weight in (ky, kx, c) order.
+// Every path fuses bias, activation and residual and writes the channels-last output once.
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/op.h"
+#include "core/thread_pool.h"
+#include "gemm.h"
+#include "ops/conv2d.h"
+
+namespace secvit::cpu {
+
+namespace conv_scalar {
+#include "depthwise_impl.h"
+}  // namespace conv_scalar
+
+#if defined(SECVIT_HAVE_AVX2_KERNELS)
+void depthwise_rows_avx2(const Conv2dOpParams& p, const float* x, const float* wt, const float* bias,
+                         const float* residual, float* y, int64_t r0, int64_t r1, float* acc);
+#endif
+
+namespace {
+
+void depthwise(const Conv2dOpParams& p, const float* x, const float* w, const float* bias,
+               const float* residual, float* y) {
+  // Weights [C, 1, kh, kw] -> [tap][C].
+  const int64_t taps = p.kh * p.kw;
+  std::vector<float> wt(size_t(taps * p.c));
+  for (int64_t c = 0; c < p.c; ++c)
+    for (int64_t t = 0; t < taps; ++t) wt[size_t(t * p.c + c)] = w[c * taps + t];
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  const int64_t rows = p.b * p.oh;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, p.ow * p.c * taps));
+  ThreadPool::instance().parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<float> acc(size_t(p.c));
+#if defined(SECVIT_HAVE_AVX2_KERNELS)
+    if (avx2) {
+      depthwise_rows_avx2(p, x, wt.data(), bias, residual, y, r0, r1, acc.data());
+      return;
+    }
+#endif
+    (void)avx2;
+    if (p.xs[1] == 1)
+      conv_scalar::depthwise_rows<true>(p, x, wt.data(), bias, residual, y, r0, r1, acc.data(), act_inplace_scalar);
+    else
+      conv_scalar::depthwise_rows<false>(p, x, wt.data(), bias, residual, y, r0, r1, acc.data(), act_inplace_scalar);
+  });
+}
+
+void conv2d_kernel(const KernelArgs& a) {
+  const Conv2dOpParams& p = a.p<Conv2dOpParams>();
+  const float* x = a.in[kConvX].ptr<float>();
+  const float* w = a.in[kConvWeight].ptr<float>();
+  const float* bias = a.in[kConvBias].present() ? a.in[kConvBias].ptr<float>() : nullptr;
+  const float* res = a.in[kConvResidual].present() ? a.in[kConvResidual].ptr<float>() : nullptr;
+  float* y = a.out[0].ptr<float>();
+  if (p.b * p.o * p.oh * p.ow == 0) return;
+  if (conv2d_is_depthwise(p) && p.c > 0) {
+    depthwise(p, x, w, bias, res, y);
+    return;
+  }
+  const int64_t og = p.o / p.groups, cg = p.c / p.groups;
+  const int64_t hw = p.oh * p.ow;
+  // Pixels as rows when a pixel row follows from (y, x) by one stride.
+  const bool rows_ok = p.h == 1 || p.xs[2] == p.w * p.xs[3];
+  std::vector<int64_t> koff;
+  Im2col ic{};
+  const bool pointwise = conv2d_is_pointwise(p) && rows_ok;
+  if (!pointwise) {
+    // k = (ky, kx, c) -> offset c * kh * kw + ky * kw + kx in a weight row.
+    koff.resize(size_t(p.kh * p.kw * cg));
+    for (int64_t ky = 0; ky < p.kh; ++ky)
+      for (int64_t kx = 0; kx < p.kw; ++kx)
+        for (int64_t c = 0; c < cg; ++c) koff[size_t((ky * p.kw + kx) * cg + c)] = c * p.kh * p.kw + ky * p.kw + kx;
+    ic = Im2col{nullptr, p.xs[0], p.xs[1], p.xs[2], p.xs[3], cg, p.h, p.w, p.oh, p.ow,
+                p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w};
+  }
+  for (int64_t g = 0; g < p.groups; ++g) {
+    GemmArgs ga;
+    ga.m = p.b * hw;
+    ga.n = og;
+    ga.k = cg * p.kh * p.kw;
+    ga.b = w + g * og * ga.k;
+    ga.b_n_stride = ga.k;
+    if (pointwise) {
+      ga.a = RowMap{x, hw, p.xs[0], p.xs[3], p.xs[1]};
+      ga.b_k_stride = 1;
+    } else {
+      ic.data = x + g * cg * p.xs[1];
+      ga.im2col = &ic;
+      ga.b_koff = koff.data();
+    }
+    ga.c = RowMap{y + g * og, 0, 0, p.o, 1};
+    ga.bias = bias != nullptr ? bias + g * og : nullptr;
+    ga.act = Act(p.act);
+    if (res != nullptr) ga.residual = RowMap{res + g * og * p.rs[1], hw, p.rs[0], p.rs[3], p.rs[1]};
+    gemm_f32(ga);
+  }
+}
+
+}  // namespace
+
+// x and the residual are read through their strides.
+SECVIT_KERNEL(conv2d, Device::Cpu, kF32, conv2d_kernel, nullptr, (1u << kConvX) | (1u << kConvResidual));
+
+}  // namespace secvit::cpu

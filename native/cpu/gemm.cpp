@@ -1,0 +1,475 @@
+// The GEMM driver (see gemm.h): blocking, packing with the prologue, threading, the epilogue,
+// and the portable micro-kernel. gemm_avx2.cpp has the AVX2/FMA micro-kernel.
+#include "gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../core/cpu_features.h"
+#include "../core/thread_pool.h"
+
+namespace secvit::cpu {
+namespace {
+
+constexpr int64_t MR = kGemmMR;
+constexpr int64_t NR = kGemmNR;
+constexpr int64_t kMC = 96;   // rows of an A block (16 panels): MC x KC floats stay in L2
+
+// K blocks of at most ~320 so that a B panel (KC x 16 floats, 20 KiB) stays in L1 while an A
+// block streams past it; equal-sized blocks.
+int64_t choose_kc(int64_t k) {
+  const int64_t blocks = (k + 319) / 320;
+  return blocks <= 1 ? k : (k + blocks - 1) / blocks;
+}
+
+template <typename T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// Per-row LayerNorm statistics of A' = A + add over all K (biased variance, like PyTorch).
+void row_stats(const GemmArgs& g, int64_t m0, int64_t m1, float* mean, float* rstd) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const float* a = g.a.data + g.a.row_offset(m);
+    const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
+    double s = 0.0, ss = 0.0;
+    for (int64_t k = 0; k < g.k; ++k) {
+      double v = a[k * g.a.col_stride];
+      if (ad != nullptr) v += ad[k * g.add.col_stride];
+      s += v;
+      ss += v * v;
+    }
+    const double mu = s / double(g.k);
+    const double var = std::max(ss / double(g.k) - mu * mu, 0.0);
+    mean[m] = float(mu);
+    rstd[m] = float(1.0 / std::sqrt(var + double(g.ln_eps)));
+  }
+}
+
+struct Ctx {
+  const GemmArgs& g;
+  const float* mean;
+  const float* rstd;
+  const float* rope_cs;  // [(height + width) * (d / 4) * 2]: cos, sin of y and x angles
+  bool avx2;
+};
+
+// A rows [m0, m0 + mc), k [k0, k0 + kc) into MR-row panels: dst[panel][kk][r].
+void pack_a(const Ctx& cx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  const GemmArgs& g = cx.g;
+  const int64_t panels = (mc + MR - 1) / MR;
+  for (int64_t p = 0; p < panels; ++p) {
+    float* pd = dst + p * kc * MR;
+    for (int64_t r = 0; r < MR; ++r) {
+      const int64_t m = m0 + p * MR + r;
+      if (p * MR + r >= mc) {
+        for (int64_t kk = 0; kk < kc; ++kk) pd[kk * MR + r] = 0.0f;
+        continue;
+      }
+      if (g.im2col != nullptr) {
+        const Im2col& ic = *g.im2col;
+        const int64_t hw = ic.oh * ic.ow;
+        const int64_t b = m / hw, oy = (m % hw) / ic.ow, ox = m % ic.ow;
+        int64_t k = k0;
+        while (k < k0 + kc) {
+          const int64_t c = k % ic.c, kx = (k / ic.c) % ic.kw, ky = k / (ic.c * ic.kw);
+          const int64_t run = std::min(ic.c - c, k0 + kc - k);
+          const int64_t iy = oy * ic.stride_h - ic.pad_h + ky * ic.dil_h;
+          const int64_t ix = ox * ic.stride_w - ic.pad_w + kx * ic.dil_w;
+          float* o = pd + (k - k0) * MR + r;
+          if (iy < 0 || iy >= ic.h || ix < 0 || ix >= ic.w) {
+            for (int64_t j = 0; j < run; ++j) o[j * MR] = 0.0f;
+          } else {
+            const float* src = ic.data + b * ic.sb + iy * ic.sy + ix * ic.sx + c * ic.sc;
+            for (int64_t j = 0; j < run; ++j) o[j * MR] = src[j * ic.sc];
+          }
+          k += run;
+        }
+        continue;
+      }
+      const float* a = g.a.data + g.a.row_offset(m) + k0 * g.a.col_stride;
+      const int64_t as = g.a.col_stride;
+      float* o = pd + r;
+      if (g.add.data == nullptr && !g.layer_norm) {
+        if (as == 1)
+          for (int64_t kk = 0; kk < kc; ++kk) o[kk * MR] = a[kk];
+        else
+          for (int64_t kk = 0; kk < kc; ++kk) o[kk * MR] = a[kk * as];
+        continue;
+      }
+      const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) + k0 * g.add.col_stride : nullptr;
+      const int64_t ads = g.add.col_stride;
+      const float mu = g.layer_norm ? cx.mean[m] : 0.0f;
+      const float rs = g.layer_norm ? cx.rstd[m] : 1.0f;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        float v = a[kk * as];
+        if (ad != nullptr) v += ad[kk * ads];
+        if (g.layer_norm) {
+          v = (v - mu) * rs;
+          if (g.ln_weight != nullptr) v *= g.ln_weight[k0 + kk];
+          if (g.ln_bias != nullptr) v += g.ln_bias[k0 + kk];
+        }
+        o[kk * MR] = v;
+      }
+    }
+  }
+}
+
+// Panel jp of B (columns [jp*NR, jp*NR + NR)), k [k0, k0 + kc): dst[kk][j], zero past N.
+void pack_b_panel(const GemmArgs& g, int64_t jp, int64_t k0, int64_t kc, float* dst) {
+  const int64_t n0 = jp * NR;
+  const int64_t nn = std::min(NR, g.n - n0);
+  if (nn < NR)
+    for (int64_t kk = 0; kk < kc; ++kk)
+      for (int64_t j = nn; j < NR; ++j) dst[kk * NR + j] = 0.0f;
+  if (g.b_koff == nullptr && g.b_k_stride == 1) {  // [N, K] weight rows: contiguous in k
+    for (int64_t j = 0; j < nn; ++j) {
+      const float* src = g.b + (n0 + j) * g.b_n_stride + k0;
+      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * NR + j] = src[kk];
+    }
+    return;
+  }
+  if (g.b_koff == nullptr && g.b_n_stride == 1) {  // [K, N] rows: contiguous in n
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const float* src = g.b + (k0 + kk) * g.b_k_stride + n0;
+      for (int64_t j = 0; j < nn; ++j) dst[kk * NR + j] = src[j];
+    }
+    return;
+  }
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t off = g.b_koff != nullptr ? g.b_koff[k0 + kk] : (k0 + kk) * g.b_k_stride;
+    for (int64_t j = 0; j < nn; ++j) dst[kk * NR + j] = g.b[(n0 + j) * g.b_n_stride + off];
+  }
+}
+
+// The epilogue on `len` contiguous values of row m, columns [n0, n0 + len).
+void epilogue_row(const Ctx& cx, int64_t m, int64_t n0, int64_t len, float* v) {
+  const GemmArgs& g = cx.g;
+  if (g.bias != nullptr)
+    for (int64_t j = 0; j < len; ++j) v[j] += g.bias[n0 + j];
+  if (g.act != Act::None) {
+    if (cx.avx2) act_inplace_avx2(g.act, v, len);
+    else act_inplace_scalar(g.act, v, len);
+  }
+  if (g.rope.angle != nullptr) {
+    const GemmRope& rp = g.rope;
+    const int64_t e = rp.heads * rp.d, q4 = rp.d / 4;
+    const int64_t l = m % (rp.height * rp.width);
+    const int64_t y = l / rp.width, x = l % rp.width;
+    const float* ycs = cx.rope_cs + y * q4 * 2;
+    const float* xcs = cx.rope_cs + (rp.height + x) * q4 * 2;
+    for (int64_t j = 0; j < len; j += 2) {  // n0 and len are even: pairs stay together
+      const int64_t n = n0 + j;
+      if (n >= 2 * e) break;
+      const int64_t jj = n % rp.d, p = jj / 2;  // pair index within the head
+      const float* cs = p < q4 ? ycs + p * 2 : xcs + (p - q4) * 2;
+      const float a = v[j], b = v[j + 1];
+      float ra = a * cs[0] - b * cs[1];
+      float rb = b * cs[0] + a * cs[1];
+      if (n >= e) {
+        ra *= rp.k_scale;
+        rb *= rp.k_scale;
+      }
+      v[j] = ra;
+      v[j + 1] = rb;
+    }
+  }
+  if (g.scale != nullptr)
+    for (int64_t j = 0; j < len; ++j) v[j] *= g.scale[n0 + j];
+  if (g.residual.data != nullptr) {
+    const float* r = g.residual.data + g.residual.row_offset(m) + n0 * g.residual.col_stride;
+    const int64_t rs = g.residual.col_stride;
+    for (int64_t j = 0; j < len; ++j) v[j] += r[j * rs];
+  }
+}
+
+bool has_epilogue(const GemmArgs& g) {
+  return g.bias != nullptr || g.act != Act::None || g.rope.angle != nullptr || g.scale != nullptr ||
+         g.residual.data != nullptr;
+}
+
+// One 6 x 16 tile of C at (m0, n0), mm x nn of it inside C: straight into C's rows when the
+// tile is whole and C's columns contiguous, else through a buffer. Then the epilogue on the
+// rows (after the last K block), while they are in L1.
+// A comes from a packed panel `ap`, or (ap null) in place from rows m0.. of the plain A at k0.
+void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* bp, int64_t m0,
+          int64_t n0, int64_t mm, int64_t nn, bool first, bool last) {
+  const GemmArgs& g = cx.g;
+  const int64_t cs = g.c.col_stride;
+  float* base = const_cast<float*>(g.c.data);
+  float* rows[MR];
+  alignas(64) float buf[MR * NR];
+  const bool direct = mm == MR && nn == NR && cs == 1;
+  for (int64_t r = 0; r < MR; ++r)
+    rows[r] = direct ? base + g.c.row_offset(m0 + r) + n0 : buf + r * NR;
+  // Direct tiles accumulate in C after the first K block; buffered ones are combined below.
+  const bool overwrite = direct ? first : true;
+  if (ap != nullptr) {
+    if (cx.avx2) gemm_micro_avx2(kc, ap, bp, rows, overwrite);
+    else gemm_micro_scalar(kc, ap, bp, rows, overwrite);
+  } else {
+    // Rows past M repeat the last row (their results are not stored).
+    const float* arows[MR];
+    for (int64_t r = 0; r < MR; ++r) arows[r] = g.a.data + g.a.row_offset(m0 + std::min(r, mm - 1)) + k0;
+    if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite);
+    else gemm_micro_rows_scalar(kc, arows, bp, rows, overwrite);
+  }
+  if (!direct) {
+    for (int64_t r = 0; r < mm; ++r) {
+      float* c = base + g.c.row_offset(m0 + r) + n0 * cs;
+      for (int64_t j = 0; j < nn; ++j) c[j * cs] = first ? buf[r * NR + j] : c[j * cs] + buf[r * NR + j];
+    }
+  }
+  if (!last || !has_epilogue(g)) return;
+  for (int64_t r = 0; r < mm; ++r) {
+    float* c = base + g.c.row_offset(m0 + r) + n0 * cs;
+    if (cs == 1) {
+      epilogue_row(cx, m0 + r, n0, nn, c);
+    } else {
+      float row[NR];
+      for (int64_t j = 0; j < nn; ++j) row[j] = c[j * cs];
+      epilogue_row(cx, m0 + r, n0, nn, row);
+      for (int64_t j = 0; j < nn; ++j) c[j * cs] = row[j];
+    }
+  }
+}
+
+void gemv_path(const Ctx& cx);
+
+// B for every K block, packed (see gemm_f32 for the layout): from the weight's cache when the
+// caller allows one, else into this thread's buffer.
+const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np, const Ctx& cx);
+
+}  // namespace
+
+// ---- portable micro-kernel and activations -----------------------------------------------------
+
+void gemm_micro_scalar(int64_t kc, const float* ap, const float* bp, float* const* c, bool first) {
+  float acc[MR][NR] = {};
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const float* a = ap + kk * MR;
+    const float* b = bp + kk * NR;
+    for (int64_t r = 0; r < MR; ++r)
+      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
+  }
+  for (int64_t r = 0; r < MR; ++r)
+    for (int64_t j = 0; j < NR; ++j) c[r][j] = first ? acc[r][j] : c[r][j] + acc[r][j];
+}
+
+void act_inplace_scalar(Act act, float* x, int64_t n) {
+  if (act == Act::Gelu) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+  } else if (act == Act::Silu) {
+    for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+  }
+}
+
+void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first) {
+  float acc[MR][NR] = {};
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const float* b = bp + kk * NR;
+    for (int64_t r = 0; r < MR; ++r)
+      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r][kk] * b[j];
+  }
+  for (int64_t r = 0; r < MR; ++r)
+    for (int64_t j = 0; j < NR; ++j) c[r][j] = first ? acc[r][j] : c[r][j] + acc[r][j];
+}
+
+#if !defined(SECVIT_HAVE_AVX2_KERNELS)
+void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first) {
+  gemm_micro_rows_scalar(kc, a, bp, c, first);
+}
+void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first) {
+  gemm_micro_scalar(kc, ap, bp, c, first);
+}
+void act_inplace_avx2(Act act, float* x, int64_t n) { act_inplace_scalar(act, x, n); }
+#endif
+
+// ---- the driver --------------------------------------------------------------------------------
+
+namespace {
+
+void gemv_path(const Ctx& cx) {
+  const GemmArgs& g = cx.g;
+  auto body = [&](int64_t n0, int64_t n1) {
+    std::vector<float> a(size_t(g.k));
+    std::vector<float> out(size_t(n1 - n0));
+    for (int64_t m = 0; m < g.m; ++m) {
+      // A' row (prologue applied) once.
+      const float* src = g.a.data + g.a.row_offset(m);
+      const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
+      for (int64_t k = 0; k < g.k; ++k) {
+        float v = src[k * g.a.col_stride];
+        if (ad != nullptr) v += ad[k * g.add.col_stride];
+        if (g.layer_norm) {
+          v = (v - cx.mean[m]) * cx.rstd[m];
+          if (g.ln_weight != nullptr) v *= g.ln_weight[k];
+          if (g.ln_bias != nullptr) v += g.ln_bias[k];
+        }
+        a[size_t(k)] = v;
+      }
+      for (int64_t n = n0; n < n1; ++n) {
+        const float* w = g.b + n * g.b_n_stride;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int64_t k = 0;
+        for (; k + 8 <= g.k; k += 8) {
+          s0 += a[size_t(k)] * w[k];
+          s1 += a[size_t(k + 1)] * w[k + 1];
+          s2 += a[size_t(k + 2)] * w[k + 2];
+          s3 += a[size_t(k + 3)] * w[k + 3];
+          s4 += a[size_t(k + 4)] * w[k + 4];
+          s5 += a[size_t(k + 5)] * w[k + 5];
+          s6 += a[size_t(k + 6)] * w[k + 6];
+          s7 += a[size_t(k + 7)] * w[k + 7];
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        for (; k < g.k; ++k) s += a[size_t(k)] * w[k];
+        out[size_t(n - n0)] = s;
+      }
+      // Epilogue on even-aligned pieces (RoPE pairs stay together), then the store.
+      if (has_epilogue(g)) epilogue_row(cx, m, n0, n1 - n0, out.data());
+      float* c = const_cast<float*>(g.c.data) + g.c.row_offset(m);
+      for (int64_t n = n0; n < n1; ++n) c[n * g.c.col_stride] = out[size_t(n - n0)];
+    }
+  };
+  const int64_t chunks = (g.n + 63) / 64;
+  if (!g.parallel) {
+    body(0, g.n);
+    return;
+  }
+  ThreadPool::instance().parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    body(c0 * 64, std::min(g.n, c1 * 64));
+  });
+}
+
+}  // namespace
+
+namespace {
+
+void pack_b_all(const GemmArgs& g, int64_t kcmax, int64_t np, float* dst) {
+  const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
+  auto body = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t kb = t / np, p = t % np;
+      const int64_t k0 = kb * kcmax, kc = std::min(kcmax, g.k - k0);
+      pack_b_panel(g, p, k0, kc, dst + (kb * np + p) * kcmax * NR);
+    }
+  };
+  if (g.parallel) ThreadPool::instance().parallel_for(kblocks * np, std::max<int64_t>(1, 4096 / kcmax), body);
+  else body(0, kblocks * np);
+}
+
+const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np, const Ctx& cx) {
+  (void)cx;
+  const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
+  thread_local std::vector<float> t_bpack;
+  float* dst = grow(t_bpack, size_t(kblocks * np * kcmax * NR));
+  pack_b_all(g, kcmax, np, dst);
+  return dst;
+}
+
+}  // namespace
+
+void gemm_f32(const GemmArgs& g) {
+  if (g.m <= 0 || g.n <= 0) return;
+  thread_local std::vector<float> t_stats, t_rope;
+  Ctx cx{g, nullptr, nullptr, nullptr, cpu_simd() == CpuSimd::Avx2Fma};
+  ThreadPool& pool = ThreadPool::instance();
+  auto run = [&](int64_t items, int64_t grain, auto&& fn) {
+    if (g.parallel) pool.parallel_for(items, grain, fn);
+    else fn(int64_t(0), items);
+  };
+
+  if (g.layer_norm) {
+    float* st = grow(t_stats, size_t(2 * g.m));
+    run(g.m, 64, [&](int64_t m0, int64_t m1) { row_stats(g, m0, m1, st, st + g.m); });
+    cx.mean = st;
+    cx.rstd = st + g.m;
+  }
+  if (g.rope.angle != nullptr) {
+    const GemmRope& rp = g.rope;
+    const int64_t q4 = rp.d / 4;
+    float* cs = grow(t_rope, size_t((rp.height + rp.width) * q4 * 2));
+    // Pair p < d/4 rotates by y * angle[2p]; pair p >= d/4 by x * angle[2(p - d/4)].
+    for (int64_t y = 0; y < rp.height; ++y)
+      for (int64_t p = 0; p < q4; ++p) {
+        const double th = double(y) * double(rp.angle[2 * p]);
+        cs[(y * q4 + p) * 2] = float(std::cos(th));
+        cs[(y * q4 + p) * 2 + 1] = float(std::sin(th));
+      }
+    for (int64_t x = 0; x < rp.width; ++x)
+      for (int64_t p = 0; p < q4; ++p) {
+        const double th = double(x) * double(rp.angle[2 * p]);
+        cs[((rp.height + x) * q4 + p) * 2] = float(std::cos(th));
+        cs[((rp.height + x) * q4 + p) * 2 + 1] = float(std::sin(th));
+      }
+    cx.rope_cs = cs;
+  }
+
+  if (g.k == 0) {  // C = epilogue(0)
+    run(g.m, 64, [&](int64_t m0, int64_t m1) {
+      std::vector<float> row(size_t(g.n));
+      for (int64_t m = m0; m < m1; ++m) {
+        std::fill(row.begin(), row.end(), 0.0f);
+        if (has_epilogue(g)) epilogue_row(cx, m, 0, g.n, row.data());
+        float* c = const_cast<float*>(g.c.data) + g.c.row_offset(m);
+        for (int64_t n = 0; n < g.n; ++n) c[n * g.c.col_stride] = row[size_t(n)];
+      }
+    });
+    return;
+  }
+  if (g.m <= 4 && g.im2col == nullptr && g.b_koff == nullptr && g.b_k_stride == 1) {
+    gemv_path(cx);
+    return;
+  }
+
+  // A read in place when there is nothing to apply to it and its rows are contiguous in k.
+  const bool a_direct = g.im2col == nullptr && g.add.data == nullptr && !g.layer_norm && g.a.col_stride == 1;
+  const int64_t kcmax = choose_kc(g.k);
+  const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
+  const int64_t np = (g.n + NR - 1) / NR;
+  // B packed once for all K blocks: block kb's panel p at bpack + (kb * np + p) * kcmax * NR.
+  const float* bpack = packed_b(g, kcmax, np, cx);
+  // Tasks: row blocks (at most kMC rows, at least two per thread when M allows, an even share
+  // of 6-row panels each), times chunks of B panels when there are too few row blocks.
+  const int64_t threads = g.parallel ? pool.threads() : 1;
+  const int64_t mp = (g.m + MR - 1) / MR;
+  const int64_t target = threads > 1 ? 2 * threads : 1;
+  // Split the larger operand's dimension: rows when A is the larger, B panels when B is (each
+  // task then reads only its share of the packed B).
+  const bool split_n = g.m < g.n && threads > 1;
+  int64_t mblocks = std::min(mp, std::max((mp + kMC / MR - 1) / (kMC / MR), split_n ? 1 : target));
+  if (threads > 1 && mblocks > threads) mblocks = std::min(mp, (mblocks + threads - 1) / threads * threads);
+  int64_t nchunks = 1;
+  if (mblocks < target) nchunks = std::min<int64_t>(np, (target + mblocks - 1) / mblocks);
+  const int64_t panels_per_chunk = (np + nchunks - 1) / nchunks;
+  nchunks = (np + panels_per_chunk - 1) / panels_per_chunk;
+  auto block_rows = [&](int64_t mb) { return std::min(g.m, (mb * mp / mblocks) * MR); };
+
+  run(mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> t_apack;
+    float* apack = a_direct ? nullptr : grow(t_apack, size_t((mp / mblocks + 1) * MR * kcmax));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t mb = t / nchunks, nc = t % nchunks;
+      const int64_t m0 = block_rows(mb), mc = block_rows(mb + 1) - m0;
+      const int64_t p_begin = nc * panels_per_chunk, p_end = std::min(np, p_begin + panels_per_chunk);
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        const int64_t k0 = kb * kcmax, kc = std::min(kcmax, g.k - k0);
+        const bool first = kb == 0, last = kb + 1 == kblocks;
+        if (!a_direct) pack_a(cx, m0, mc, k0, kc, apack);
+        for (int64_t p = p_begin; p < p_end; ++p) {
+          const float* bp = bpack + (kb * np + p) * kcmax * NR;
+          const int64_t n0 = p * NR, nn = std::min(NR, g.n - n0);
+          for (int64_t ir = 0; ir < mc; ir += MR)
+            tile(cx, kc, a_direct ? nullptr : apack + (ir / MR) * kc * MR, k0, bp, m0 + ir, n0,
+                 std::min(MR, mc - ir), nn, first, last);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace secvit::cpu

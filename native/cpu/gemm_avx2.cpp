@@ -1,0 +1,100 @@
+// AVX2/FMA pieces of the GEMM (gemm.h): the 6 x 16 micro-kernel and the activations of the
+// epilogue. Compiled with -mavx2 -mfma; called only after the run-time CPU check.
+#include <immintrin.h>
+
+#include "gemm.h"
+#include "vec_math_avx2.h"
+
+namespace secvit::cpu {
+
+namespace {
+
+// A from a packed panel (6 floats per k) or from 6 rows in place.
+struct PackedA {
+  const float* p;
+  const float* at(int64_t k, int r) const { return p + k * 6 + r; }
+};
+struct RowsA {
+  const float* const* rows;
+  const float* at(int64_t k, int r) const { return rows[r] + k; }
+};
+
+template <typename A>
+inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool first) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#define SV_GEMM_STEP(K)                                                        \
+  {                                                                            \
+    const float* B = bp + (K) * 16;                                            \
+    const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);         \
+    __m256 a = _mm256_broadcast_ss(a_src.at(K, 0));                            \
+    c00 = _mm256_fmadd_ps(a, b0, c00);                                         \
+    c01 = _mm256_fmadd_ps(a, b1, c01);                                         \
+    a = _mm256_broadcast_ss(a_src.at(K, 1));                                   \
+    c10 = _mm256_fmadd_ps(a, b0, c10);                                         \
+    c11 = _mm256_fmadd_ps(a, b1, c11);                                         \
+    a = _mm256_broadcast_ss(a_src.at(K, 2));                                   \
+    c20 = _mm256_fmadd_ps(a, b0, c20);                                         \
+    c21 = _mm256_fmadd_ps(a, b1, c21);                                         \
+    a = _mm256_broadcast_ss(a_src.at(K, 3));                                   \
+    c30 = _mm256_fmadd_ps(a, b0, c30);                                         \
+    c31 = _mm256_fmadd_ps(a, b1, c31);                                         \
+    a = _mm256_broadcast_ss(a_src.at(K, 4));                                   \
+    c40 = _mm256_fmadd_ps(a, b0, c40);                                         \
+    c41 = _mm256_fmadd_ps(a, b1, c41);                                         \
+    a = _mm256_broadcast_ss(a_src.at(K, 5));                                   \
+    c50 = _mm256_fmadd_ps(a, b0, c50);                                         \
+    c51 = _mm256_fmadd_ps(a, b1, c51);                                         \
+  }
+  int64_t k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    SV_GEMM_STEP(k);
+    SV_GEMM_STEP(k + 1);
+  }
+  if (k < kc) SV_GEMM_STEP(k);
+#undef SV_GEMM_STEP
+#define SV_GEMM_OUT(R, LO, HI)                                                         \
+  if (first) {                                                                         \
+    _mm256_storeu_ps(c[R], LO);                                                        \
+    _mm256_storeu_ps(c[R] + 8, HI);                                                    \
+  } else {                                                                             \
+    _mm256_storeu_ps(c[R], _mm256_add_ps(_mm256_loadu_ps(c[R]), LO));                  \
+    _mm256_storeu_ps(c[R] + 8, _mm256_add_ps(_mm256_loadu_ps(c[R] + 8), HI));          \
+  }
+  SV_GEMM_OUT(0, c00, c01)
+  SV_GEMM_OUT(1, c10, c11)
+  SV_GEMM_OUT(2, c20, c21)
+  SV_GEMM_OUT(3, c30, c31)
+  SV_GEMM_OUT(4, c40, c41)
+  SV_GEMM_OUT(5, c50, c51)
+#undef SV_GEMM_OUT
+}
+
+}  // namespace
+
+// 12 named accumulators (an array would live on the stack under GCC), 2 registers of B, 1
+// broadcast of A: 15 of the 16 ymm registers. The k loop is unrolled by 2 so the loads of the
+// next step overlap the FMAs of this one.
+void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first) {
+  micro(kc, PackedA{ap}, bp, c, first);
+}
+
+void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first) {
+  micro(kc, RowsA{a}, bp, c, first);
+}
+
+void act_inplace_avx2(Act act, float* x, int64_t n) {
+  int64_t i = 0;
+  if (act == Act::Gelu) {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, avx2::gelu(_mm256_loadu_ps(x + i)));
+  } else if (act == Act::Silu) {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, avx2::silu(_mm256_loadu_ps(x + i)));
+  }
+  if (i < n) act_inplace_scalar(act, x + i, n - i);
+}
+
+}  // namespace secvit::cpu

@@ -1,0 +1,79 @@
+#include "ops/conv2d.h"
+
+#include "core/op.h"
+
+namespace secvit {
+namespace {
+
+void prepare_conv2d(OpCall& c) {
+  const char* op = c.op();
+  c.require_float(kConvX);
+  c.require_same_dtype(kConvX, kConvWeight);
+  c.require_rank(kConvX, 4, "[B, C, H, W]");
+  c.require_rank(kConvWeight, 4, "[O, C/groups, kh, kw]");
+  const Tensor& x = c.in(kConvX);
+  const Tensor& w = c.in(kConvWeight);
+  Conv2dOpParams p{};
+  p.b = x.shape[0];
+  p.c = x.shape[1];
+  p.h = x.shape[2];
+  p.w = x.shape[3];
+  p.o = w.shape[0];
+  p.kh = w.shape[2];
+  p.kw = w.shape[3];
+  const int64_t big = int64_t(1) << 20;
+  p.stride_h = c.attr_int(0, 1, big);
+  p.stride_w = c.attr_int(1, 1, big);
+  p.pad_h = c.attr_int(2, 0, big);
+  p.pad_w = c.attr_int(3, 0, big);
+  p.dil_h = c.attr_int(4, 1, big);
+  p.dil_w = c.attr_int(5, 1, big);
+  p.groups = c.attr_int(6, 1, big);
+  p.act = int(c.attr_int(7, 0, 2));
+  if (p.c % p.groups != 0 || p.o % p.groups != 0)
+    throw_range_error(op, ": groups (", p.groups, ") must divide the input channels (", p.c,
+                      ") and the output channels (", p.o, ")");
+  if (w.shape[1] != p.c / p.groups)
+    throw_range_error(op, ": weight ", shape_string(w.shape), " needs ", w.shape[1] * p.groups,
+                      " input channels for groups=", p.groups, ", x ", shape_string(x.shape), " has ", p.c);
+  const int64_t eff_h = checked_add(checked_mul(p.dil_h, p.kh - 1, op), 1, op);
+  const int64_t eff_w = checked_add(checked_mul(p.dil_w, p.kw - 1, op), 1, op);
+  const int64_t ph = checked_add(p.h, 2 * p.pad_h, op), pw = checked_add(p.w, 2 * p.pad_w, op);
+  if (p.kh < 1 || p.kw < 1 || eff_h > ph || eff_w > pw)
+    throw_range_error(op, ": the kernel (", p.kh, " x ", p.kw, ", dilation ", p.dil_h, " x ", p.dil_w,
+                      ") is larger than the padded input (", ph, " x ", pw, ")");
+  p.oh = (ph - eff_h) / p.stride_h + 1;
+  p.ow = (pw - eff_w) / p.stride_w + 1;
+  for (int i = 0; i < 4; ++i) p.xs[i] = x.strides[size_t(i)];
+  const Shape out{p.b, p.o, p.oh, p.ow};
+  if (c.has(kConvBias)) {
+    c.require_same_dtype(kConvX, kConvBias);
+    if (c.in(kConvBias).shape != Shape{p.o})
+      throw_range_error(op, ": bias must be [", p.o, "], got ", shape_string(c.in(kConvBias).shape));
+  }
+  if (c.has(kConvResidual)) {
+    c.require_same_dtype(kConvX, kConvResidual);
+    if (c.in(kConvResidual).shape != out)
+      throw_range_error(op, ": residual must be ", shape_string(out), ", got ",
+                        shape_string(c.in(kConvResidual).shape));
+    for (int i = 0; i < 4; ++i) p.rs[i] = c.in(kConvResidual).strides[size_t(i)];
+    // The kernels address residual pixels as rows (b, pixel); a layout where a pixel row does
+    // not follow from (y, x) by one stride is packed first.
+    if (p.oh > 1 && p.rs[2] != p.ow * p.rs[3]) {
+      c.require_contiguous(kConvResidual);
+      const Strides s = contiguous_strides(out);
+      for (int i = 0; i < 4; ++i) p.rs[i] = s[size_t(i)];
+    }
+  }
+  static const int kChannelsLast[4] = {0, 2, 3, 1};
+  c.add_output(out, x.dtype, kChannelsLast);
+  c.set_params(p);
+}
+
+}  // namespace
+
+SECVIT_OP(conv2d, "x,weight,bias?,residual?",
+          "stride[0],stride[1],padding[0],padding[1],dilation[0],dilation[1],groups,act",
+          prepare_conv2d);
+
+}  // namespace secvit

@@ -1,0 +1,107 @@
+// The table format of the op tests (test/ops/*.cases.ts) and the runner that checks every case
+// on every backend (cpu on both SIMD paths, cuda-emu, cuda when present) and dtype it lists,
+// against its double-precision reference, with outputs poisoned (SECVIT_POISON) and inputs
+// seeded. A case names its inputs (shape, optional layout or view), runs the op on tensors and
+// computes the reference from the same (rounded) input values in double.
+import { expect, it } from 'vitest';
+import { backends, decodeHalf, encodeHalf, tensor, type Device, type Tensor } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
+import { relError, Rng } from './random.js';
+import { testDevices } from './backends.js';
+
+export type FloatDType = 'float32' | 'bfloat16' | 'float16';
+
+export interface InputSpec {
+  shape: number[];
+  /** Values (default: normals times `scale`). */
+  values?: (rng: Rng, n: number) => Float32Array;
+  scale?: number;
+  /** Applied to the created tensor (a layout or a view); the case gets the result. */
+  view?: (t: Tensor) => Tensor;
+  /** Keep this input float32 in 16-bit runs (e.g. an int-like table). */
+  keepFloat32?: boolean;
+}
+
+export interface OpCase {
+  name: string;
+  inputs: Record<string, InputSpec>;
+  run: (t: Record<string, Tensor>) => Tensor | Tensor[];
+  /** From the input values (after rounding to the run's dtype), in double. */
+  ref: (x: Record<string, Float32Array>) => ArrayLike<number> | ArrayLike<number>[];
+  /** ||out - ref|| / ||ref|| bound per dtype; the dtypes listed are the ones run. */
+  tol: Partial<Record<FloatDType, number>>;
+  /** Expected output shapes (checked when given). */
+  shapes?: number[][];
+  /** Devices to skip (with the reason in a comment at the case). */
+  skip?: Device[];
+}
+
+const cpu = backends().find((b) => b.name === 'cpu')!;
+export const SIMD_PATHS: Array<'scalar' | 'avx2-fma'> = cpu.simd === 'avx2-fma' ? ['avx2-fma', 'scalar'] : ['scalar'];
+
+/** Every (device, simd) combination the op tests run on. */
+export function targets(): Array<{ device: Device; simd?: 'scalar' | 'avx2-fma'; label: string }> {
+  const out: Array<{ device: Device; simd?: 'scalar' | 'avx2-fma'; label: string }> = [];
+  for (const device of testDevices()) {
+    if (device === 'cpu') for (const simd of SIMD_PATHS) out.push({ device, simd, label: `cpu (${simd})` });
+    else out.push({ device, label: device });
+  }
+  return out;
+}
+
+function roundTo(values: Float32Array, dtype: FloatDType): Float32Array {
+  return dtype === 'float32' ? values : decodeHalf(encodeHalf(values, dtype), dtype);
+}
+
+/** Registers one vitest case per (case, dtype) on `target`. */
+export function runCases(cases: OpCase[], target: { device: Device; simd?: 'scalar' | 'avx2-fma' }, seed: number): void {
+  cases.forEach((c, ci) => {
+    for (const dtype of Object.keys(c.tol) as FloatDType[]) {
+      if (c.skip?.includes(target.device)) continue;
+      it(`${c.name} [${dtype}]`, () => {
+        if (target.simd) native.setCpuSimd(target.simd);
+        try {
+          runOne(c, target.device, dtype, seed + ci * 7919);
+        } finally {
+          if (target.simd) native.setCpuSimd(cpu.simd!);
+        }
+      });
+    }
+  });
+}
+
+function runOne(c: OpCase, device: Device, dtype: FloatDType, seed: number): void {
+  const rng = new Rng(seed);
+  const made: Tensor[] = [];
+  const tensors: Record<string, Tensor> = {};
+  const values: Record<string, Float32Array> = {};
+  try {
+    for (const [name, spec] of Object.entries(c.inputs)) {
+      const n = spec.shape.reduce((a, b) => a * b, 1);
+      const raw = spec.values ? spec.values(rng, n) : rng.normals(n, spec.scale ?? 1);
+      const dt = spec.keepFloat32 ? 'float32' : dtype;
+      values[name] = roundTo(raw, dt);
+      const t = tensor(dt === 'float32' ? raw : encodeHalf(raw, dt), spec.shape, { device, dtype: dt, copy: true });
+      made.push(t);
+      const v = spec.view ? spec.view(t) : t;
+      if (v !== t) made.push(v);
+      tensors[name] = v;
+    }
+    const result = c.run(tensors);
+    const outs = Array.isArray(result) ? result : [result];
+    made.push(...outs);
+    const refs = c.ref(values);
+    const refList = (Array.isArray(refs) ? refs : [refs]) as ArrayLike<number>[];
+    expect(outs.length).toBe(refList.length);
+    outs.forEach((o, i) => {
+      if (c.shapes) expect(o.shape).toEqual(c.shapes[i]);
+      expect(o.dtype).toBe(dtype);
+      const data = o.dataSync();
+      const got = dtype === 'float32' ? (data as Float32Array) : decodeHalf(data as Uint16Array, dtype);
+      const err = relError(got, refList[i]);
+      expect(err, `${c.name} output ${i} (${dtype} on ${device})`).toBeLessThan(c.tol[dtype]!);
+    });
+  } finally {
+    for (const t of made) t.dispose();
+  }
+}

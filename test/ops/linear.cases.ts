@@ -1,0 +1,103 @@
+// linear / fusedLinear / matmul-shaped GEMMs against linearRef. Tolerances: fp32 accumulation
+// over K <= 700 terms stays near 1e-6 relative; 1e-5 bounds it. 16-bit inputs (rounded before
+// the reference sees them) keep fp32 accumulation: the output's one rounding dominates,
+// bfloat16 2^-9 ~ 2e-3 relative, float16 2^-12; the bounds are 4x those.
+import { fusedLinear, linear, type Tensor } from '../../lib/index.js';
+import type { OpCase } from '../helpers/op-cases.js';
+import { linearRef } from '../reference/layers.js';
+
+const F32 = 1e-5;
+const HALF = { float32: F32, bfloat16: 8e-3, float16: 1e-3 };
+
+function plain(name: string, m: number, k: number, n: number, bias = true, lead: number[] = [m]): OpCase {
+  return {
+    name,
+    inputs: { x: { shape: [...lead, k] }, w: { shape: [n, k], scale: 0.2 }, ...(bias ? { b: { shape: [n] } } : {}) },
+    run: (t) => linear(t.x, t.w, t.b ?? null),
+    ref: (v) => linearRef(v.x, v.w, m, k, n, { bias: v.b }),
+    tol: HALF,
+    shapes: [[...lead, n]],
+  };
+}
+
+const ropeAngle = (d: number) => () => {
+  const n = d / 4;
+  const a = new Float32Array(d / 2);
+  for (let i = 0; i < n; i++) a[2 * i] = a[2 * i + 1] = 10000 ** (-i / Math.max(n - 1, 1));
+  return a;
+};
+
+export const cases: OpCase[] = [
+  plain('1 row (the GEMV path)', 1, 37, 29),
+  plain('3 rows, no bias', 3, 64, 16, false),
+  plain('odd sizes: 7 x 13 -> 5', 7, 13, 5),
+  plain('M=97, K=67, N=33 (edge tiles)', 97, 67, 33),
+  plain('K=700 (several K blocks), N=19', 23, 700, 19),
+  plain('[B, L, K] input', 2 * 11, 24, 40, true, [2, 11]),
+  plain('M=200 rows, N=48 (parallel row blocks)', 200, 32, 48),
+  plain('K=0 gives the bias', 4, 0, 6),
+  {
+    name: 'a strided x (rows of a wider tensor)',
+    inputs: { x: { shape: [9, 40], view: (t) => t.narrow(1, 5, 30) }, w: { shape: [17, 30] }, b: { shape: [17] } },
+    run: (t) => linear(t.x, t.w, t.b),
+    ref: (v) => {
+      const x = new Float32Array(9 * 30);
+      for (let i = 0; i < 9; i++) for (let j = 0; j < 30; j++) x[i * 30 + j] = v.x[i * 40 + 5 + j];
+      return linearRef(x, v.w, 9, 30, 17, { bias: v.b });
+    },
+    tol: { float32: F32 },
+  },
+  {
+    name: 'a transposed x (packed by the dispatcher)',
+    inputs: { x: { shape: [12, 8], view: (t) => t.transpose(0, 1) }, w: { shape: [5, 12] } },
+    run: (t) => linear(t.x, t.w),
+    ref: (v) => {
+      const x = new Float32Array(8 * 12);
+      for (let i = 0; i < 8; i++) for (let j = 0; j < 12; j++) x[i * 12 + j] = v.x[j * 8 + i];
+      return linearRef(x, v.w, 8, 12, 5);
+    },
+    tol: { float32: F32 },
+  },
+  {
+    name: 'fused: LN prologue, GELU, layer scale, residual (FFN-like)',
+    inputs: {
+      x: { shape: [2, 31, 20] }, w: { shape: [36, 20], scale: 0.3 }, b: { shape: [36] },
+      lw: { shape: [20] }, lb: { shape: [20] }, g: { shape: [36] }, r: { shape: [2, 31, 36] },
+    },
+    run: (t) => fusedLinear(t.x, t.w, t.b, { norm: { weight: t.lw, bias: t.lb, eps: 1e-6 }, activation: 'gelu', scale: t.g, residual: t.r }),
+    ref: (v) => linearRef(v.x, v.w, 62, 20, 36, { bias: v.b, norm: { weight: v.lw, bias: v.lb, eps: 1e-6 }, activation: 'gelu', scale: v.g, residual: v.r }),
+    tol: HALF,
+  },
+  {
+    name: 'fused: add prologue, SiLU, residual in a strided layout',
+    inputs: {
+      x: { shape: [50, 24] }, a: { shape: [50, 24] }, w: { shape: [24, 24], scale: 0.3 },
+      r: { shape: [24, 50], view: (t) => t.transpose(0, 1) },
+    },
+    run: (t) => fusedLinear(t.x, t.w, null, { add: t.a, activation: 'silu', residual: t.r }),
+    ref: (v) => {
+      const r = new Float32Array(50 * 24);
+      for (let i = 0; i < 50; i++) for (let j = 0; j < 24; j++) r[i * 24 + j] = v.r[j * 50 + i];
+      return linearRef(v.x, v.w, 50, 24, 24, { add: v.a, activation: 'silu', residual: r });
+    },
+    tol: { float32: F32 },
+  },
+  {
+    name: 'fused: qkv projection with RoPE and the key scale (2 images of 5 x 7 tokens, 3 heads of 8)',
+    inputs: {
+      x: { shape: [2, 35, 24] }, w: { shape: [72, 24], scale: 0.3 }, b: { shape: [72] },
+      lw: { shape: [24] }, angle: { shape: [4], values: ropeAngle(8) },
+    },
+    run: (t) => fusedLinear(t.x, t.w, t.b, { norm: { weight: t.lw, eps: 1e-6 }, rope: { angle: t.angle, heads: 3, height: 5, width: 7, kScale: 8 ** -0.5 } }),
+    ref: (v) => linearRef(v.x, v.w, 70, 24, 72, { bias: v.b, norm: { weight: v.lw, eps: 1e-6 }, rope: { angle: v.angle, heads: 3, height: 5, width: 7, kScale: 8 ** -0.5 } }),
+    tol: HALF,
+  },
+  {
+    name: 'RoPE on a GEMV-sized input (1 token)',
+    inputs: { x: { shape: [1, 16] }, w: { shape: [48, 16] }, angle: { shape: [4], values: ropeAngle(8) } },
+    run: (t) => fusedLinear(t.x, t.w, null, { rope: { angle: t.angle, heads: 2, height: 1, width: 1, kScale: 0.5 } }),
+    ref: (v) => linearRef(v.x, v.w, 1, 16, 48, { rope: { angle: v.angle, heads: 2, height: 1, width: 1, kScale: 0.5 } }),
+    tol: { float32: F32 },
+  },
+];
+
