@@ -2,6 +2,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "device_backend.h"
@@ -299,9 +300,11 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
     if (!k->supports(call, &why)) throw_range_error(def.name, ": ", why);
   }
 
-  // Inputs as the kernel takes them.
+  // Inputs as the kernel takes them: float32 copies of 16-bit ones when widening (in their own
+  // layout when that is a dense one), packed copies where the kernel needs row-major.
   Tensor staged[kMaxOpInputs];
   const Tensor* use[kMaxOpInputs] = {};
+  bool restaged = false;
   for (int i = 0; i < n_in; ++i) {
     if (inputs[i] == nullptr) continue;
     const Tensor& t = *inputs[i];
@@ -310,12 +313,23 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
     const bool needs_layout =
         (!(k->strided_inputs & bit) || (call.forced_contiguous() & bit)) && !t.is_contiguous();
     if (narrow_in || needs_layout) {
-      staged[i] = copy_contiguous(t, narrow_in ? DType::Float32 : t.dtype, client);
+      staged[i] = copy_contiguous(t, narrow_in ? DType::Float32 : t.dtype, client,
+                                  /*keep_layout=*/!needs_layout);
       use[i] = &staged[i];
+      restaged = true;
     } else {
       use[i] = &t;
     }
   }
+  // The rules saw the caller's tensors; the kernel sees the staged ones. Its parameters and
+  // output layouts (which may follow the inputs' strides) are worked out again from those.
+  std::optional<OpCall> again;
+  if (restaged) {
+    again.emplace(def, device, use, n_in, attrs, n_attrs);
+    again->set_compute_dtype(widen ? DType::Float32 : dtype);
+    def.prepare(*again);
+  }
+  const OpCall& kcall = restaged ? *again : call;
 
   // Outputs: the kernel's (float32 temporaries when widening), then the caller's.
   OpOutputs result;
@@ -324,7 +338,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
   for (int o = 0; o < result.n; ++o) {
     const DType want = call.out_dtype(o);
     const bool temp = widen && want == dtype;
-    kernel_out[o] = allocate_output(call.out_shape(o), call.out_strides(o),
+    kernel_out[o] = allocate_output(kcall.out_shape(o), kcall.out_strides(o),
                                     temp ? DType::Float32 : want, device);
     if (!temp) result.out[o] = kernel_out[o];
   }
@@ -348,7 +362,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
     task->out_offset_[o] = 0;
     task->writes.push_back(kernel_out[o].storage.ptr());
   }
-  std::memcpy(task->params_, call.params_data(), kMaxParamsBytes);
+  std::memcpy(task->params_, kcall.params_data(), kMaxParamsBytes);
   Queue::of(device).submit(std::move(task));
 
   for (int o = 0; o < result.n; ++o)

@@ -4,7 +4,7 @@
 // seeded. A case names its inputs (shape, optional layout or view), runs the op on tensors and
 // computes the reference from the same (rounded) input values in double.
 import { expect, it } from 'vitest';
-import { backends, decodeHalf, encodeHalf, tensor, type Device, type Tensor } from '../../lib/index.js';
+import { backends, decodeHalf, encodeHalf, tensor, tidy, type Device, type Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { relError, Rng } from './random.js';
 import { testDevices } from './backends.js';
@@ -83,7 +83,8 @@ function runOne(c: OpCase, device: Device, dtype: FloatDType, seed: number): voi
       values[name] = roundTo(raw, dt);
       const t = tensor(dt === 'float32' ? raw : encodeHalf(raw, dt), spec.shape, { device, dtype: dt, copy: true });
       made.push(t);
-      const v = spec.view ? spec.view(t) : t;
+      // Intermediate views of the layout function are disposed; the one it returns is kept.
+      const v = spec.view ? tidy(() => spec.view!(t)) : t;
       if (v !== t) made.push(v);
       tensors[name] = v;
     }
@@ -91,7 +92,9 @@ function runOne(c: OpCase, device: Device, dtype: FloatDType, seed: number): voi
     const outs = Array.isArray(result) ? result : [result];
     made.push(...outs);
     const refs = c.ref(values);
-    const refList = (Array.isArray(refs) ? refs : [refs]) as ArrayLike<number>[];
+    // A list of outputs, or one output (a typed array or a number[]).
+    const many = Array.isArray(refs) && refs.length > 0 && typeof refs[0] !== 'number';
+    const refList = (many ? refs : [refs]) as ArrayLike<number>[];
     expect(outs.length).toBe(refList.length);
     outs.forEach((o, i) => {
       if (c.shapes) expect(o.shape).toEqual(c.shapes[i]);

@@ -1,0 +1,56 @@
+// layerNorm, batchNorm, foldBatchNorm against their definitions in double. fp32: two-pass
+// statistics over <= 200 values, ~1e-7; bound 1e-5. 16-bit: the output's rounding.
+import { batchNorm, conv2d, foldBatchNorm, layerNorm, type Tensor } from '../../lib/index.js';
+import type { OpCase } from '../helpers/op-cases.js';
+import { batchNormRef, conv2dRef, layerNormRef } from '../reference/layers.js';
+
+const HALF = { float32: 1e-5, bfloat16: 8e-3, float16: 1e-3 };
+const cl = (t: Tensor) => t.contiguous('channelsLast');
+const positive = (rng: { next(): number }, n: number) => Float32Array.from({ length: n }, () => 0.2 + rng.next() * 2);
+const offset = (rng: { normal(): number }, n: number) => Float32Array.from({ length: n }, () => 30 + rng.normal());
+
+export const cases: OpCase[] = [
+  {
+    name: 'over the last dim, with weight and bias', inputs: { x: { shape: [7, 33] }, w: { shape: [33] }, b: { shape: [33] } },
+    run: (t) => layerNorm(t.x, t.w, t.b, { eps: 1e-5 }), ref: (v) => layerNormRef(v.x, [7, 33], 1, 1e-5, v.w, v.b), tol: HALF,
+  },
+  {
+    name: 'over channels of a channels-last [B, C, H, W] (SecViT norm1)', inputs: { x: { shape: [2, 19, 5, 3], view: cl }, w: { shape: [19] } },
+    run: (t) => layerNorm(t.x, t.w, null, { eps: 1e-6, dim: 1 }), ref: (v) => layerNormRef(v.x, [2, 19, 5, 3], 1, 1e-6, v.w, null), tol: HALF,
+  },
+  {
+    name: 'over channels of an NCHW tensor (strided)', inputs: { x: { shape: [2, 10, 4, 7] }, b: { shape: [10] } },
+    run: (t) => layerNorm(t.x, null, t.b, { eps: 1e-6, dim: 1 }), ref: (v) => layerNormRef(v.x, [2, 10, 4, 7], 1, 1e-6, null, v.b), tol: HALF,
+  },
+  {
+    name: 'a large mean (no cancellation in the variance)', inputs: { x: { shape: [5, 64], values: offset } },
+    run: (t) => layerNorm(t.x), ref: (v) => layerNormRef(v.x, [5, 64], 1, 1e-5), tol: { float32: 1e-4 },
+  },
+  {
+    name: 'batchNorm, NCHW', inputs: { x: { shape: [2, 6, 3, 4] }, m: { shape: [6] }, var: { shape: [6], values: positive }, w: { shape: [6] }, b: { shape: [6] } },
+    run: (t) => batchNorm(t.x, t.m, t.var, t.w, t.b, { eps: 1e-5 }), ref: (v) => batchNormRef(v.x, [2, 6, 3, 4], v.m, v.var, v.w, v.b, 1e-5), tol: HALF,
+  },
+  {
+    name: 'batchNorm, channels-last, no affine', inputs: { x: { shape: [1, 9, 5, 5], view: cl }, m: { shape: [9] }, var: { shape: [9], values: positive } },
+    run: (t) => batchNorm(t.x, t.m, t.var), ref: (v) => batchNormRef(v.x, [1, 9, 5, 5], v.m, v.var, null, null, 1e-5), tol: HALF,
+  },
+  {
+    name: 'foldBatchNorm: conv with the folded weights equals bn(conv)',
+    inputs: {
+      x: { shape: [1, 4, 6, 6], view: cl }, w: { shape: [5, 4, 3, 3], scale: 0.3 }, b: { shape: [5] },
+      m: { shape: [5] }, var: { shape: [5], values: positive }, g: { shape: [5] }, be: { shape: [5] },
+    },
+    run: (t) => {
+      const f = foldBatchNorm(t.w, t.b, { runningMean: t.m, runningVar: t.var, weight: t.g, bias: t.be, eps: 1e-5 });
+      const y = conv2d(t.x, f.weight, f.bias, { padding: 1 });
+      f.weight.dispose();
+      f.bias.dispose();
+      return y;
+    },
+    ref: (v) => {
+      const c = conv2dRef(v.x, [1, 4, 6, 6], v.w, [5, 4, 3, 3], { padding: [1, 1], bias: v.b });
+      return batchNormRef(c.y, c.shape, v.m, v.var, v.g, v.be, 1e-5);
+    },
+    tol: { float32: 1e-5 },
+  },
+];
