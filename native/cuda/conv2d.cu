@@ -1,0 +1,140 @@
+// CUDA kernel of `conv2d` (native/ops/conv2d.h). Three paths, as on the CPU:
+//   depthwise (C = O = groups): one thread per output element in channels-last order, so
+//     neighbouring threads read neighbouring channels of a pixel (coalesced for channels-last
+//     x); taps accumulate in fp32; bias, activation and residual fused. Cost 2 * OH*OW*C*kh*kw
+//     flops per image, x read kh*kw times (mostly from L1/L2).
+//   1x1 stride 1: the GEMM (gemm.cuh) with the pixels as rows of A.
+//   otherwise: per group, the GEMM with A the implicit im2col of x (addresses computed in the
+//     tile loads, nothing materialised) and B the weight read in (ky, kx, c) order.
+// fp32 and bf16/fp16 (tensor cores for the GEMM paths); the output is channels-last.
+#include "gemm.cuh"
+
+#include "../core/op.h"
+#include "../ops/conv2d.h"
+#include "cuda_backend.h"
+
+namespace secvit {
+namespace SV_CUDA_NS {
+namespace {
+
+struct DwParams {
+  Conv2dOpParams p;
+  const void* x;
+  const void* w;
+  const void* bias;
+  const void* residual;
+  void* y;
+  int dtype;
+};
+
+__global__ void __launch_bounds__(256) depthwise_kernel(DwParams d) {
+  const Conv2dOpParams& p = d.p;
+  const int64_t total = p.b * p.oh * p.ow * p.c;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % p.c, pix = e / p.c;
+    const int64_t ox = pix % p.ow, oy = (pix / p.ow) % p.oh, b = pix / (p.ow * p.oh);
+    float acc = d.bias != nullptr ? load_as_float(d.bias, d.dtype, c) : 0.0f;
+    for (int64_t ky = 0; ky < p.kh; ++ky) {
+      const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int64_t kx = 0; kx < p.kw; ++kx) {
+        const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
+        if (ix < 0 || ix >= p.w) continue;
+        acc = fmaf(load_as_float(d.x, d.dtype, b * p.xs[0] + c * p.xs[1] + iy * p.xs[2] + ix * p.xs[3]),
+                   load_as_float(d.w, d.dtype, (c * p.kh + ky) * p.kw + kx), acc);
+      }
+    }
+    acc = gemm_act(p.act, acc);
+    if (d.residual != nullptr)
+      acc += load_as_float(d.residual, d.dtype, b * p.rs[0] + c * p.rs[1] + oy * p.rs[2] + ox * p.rs[3]);
+    store_from_float(d.y, d.dtype, e, acc);
+  }
+}
+
+void conv2d_cuda(const KernelArgs& a) {
+  const Conv2dOpParams& p = a.p<Conv2dOpParams>();
+  if (p.b * p.o * p.oh * p.ow == 0) return;
+  const int dtype = int(a.in[kConvX].dtype);
+  const size_t es = dtype_size(a.in[kConvX].dtype);
+  const void* bias = a.in[kConvBias].present() ? a.in[kConvBias].data : nullptr;
+  const void* res = a.in[kConvResidual].present() ? a.in[kConvResidual].data : nullptr;
+  if (conv2d_is_depthwise(p)) {
+    const DwParams d{p, a.in[kConvX].data, a.in[kConvWeight].data, bias, res, a.out[0].data, dtype};
+    SV_LAUNCH(depthwise_kernel, dim3(grid_for(p.b * p.oh * p.ow * p.c, 256)), dim3(256), 0, stream(), d);
+    SV_CUDA_CHECK_LAUNCH("depthwise_kernel");
+    return;
+  }
+  const int64_t og = p.o / p.groups, cg = p.c / p.groups, hw = p.oh * p.ow;
+  const bool pointwise = conv2d_is_pointwise(p) && (p.h == 1 || p.xs[2] == p.w * p.xs[3]);
+  for (int64_t g = 0; g < p.groups; ++g) {
+    GemmParamsCuda q{};
+    q.m = int(p.b * hw);
+    q.n = int(og);
+    q.k = int(cg * p.kh * p.kw);
+    q.dtype = dtype;
+    const char* x = static_cast<const char*>(a.in[kConvX].data) + size_t(g * cg * p.xs[1]) * es;
+    if (pointwise) {
+      q.a = x;
+      q.a_gr = hw;
+      q.a_gs = p.xs[0];
+      q.a_rs = p.xs[3];
+      q.a_cs = p.xs[1];
+      q.b_ks = 1;
+    } else {
+      q.a = x;
+      q.im2col = 1;
+      q.xsb = p.xs[0];
+      q.xsc = p.xs[1];
+      q.xsy = p.xs[2];
+      q.xsx = p.xs[3];
+      q.ic = int(cg);
+      q.ih = int(p.h);
+      q.iw = int(p.w);
+      q.oh = int(p.oh);
+      q.ow = int(p.ow);
+      q.kh = int(p.kh);
+      q.kw = int(p.kw);
+      q.sh = int(p.stride_h);
+      q.sw = int(p.stride_w);
+      q.ph = int(p.pad_h);
+      q.pw = int(p.pad_w);
+      q.dh = int(p.dil_h);
+      q.dw = int(p.dil_w);
+      q.b_conv = 1;
+    }
+    q.b = static_cast<const char*>(a.in[kConvWeight].data) + size_t(g * og * q.k) * es;
+    q.b_ns = q.k;
+    q.c = static_cast<char*>(a.out[0].data) + size_t(g * og) * es;
+    q.ldc = p.o;
+    q.bias = bias != nullptr ? static_cast<const char*>(bias) + size_t(g * og) * es : nullptr;
+    q.act = p.act;
+    if (res != nullptr) {
+      q.residual = static_cast<const char*>(res) + size_t(g * og * p.rs[1]) * es;
+      q.r_gr = hw;
+      q.r_gs = p.rs[0];
+      q.r_rs = p.rs[3];
+      q.r_cs = p.rs[1];
+    }
+    launch_gemm(q, 0.0f, nullptr, stream());
+  }
+}
+
+bool conv2d_supports(const OpCall& c, std::string* why) {
+  const Conv2dOpParams& p = c.params<Conv2dOpParams>();
+  const int64_t big = int64_t(1) << 30;
+  if (p.h > big || p.w > big || p.c > big) {
+    *why = "image dimensions must be below 2^30";
+    return false;
+  }
+  if (conv2d_is_depthwise(p)) return true;
+  return gemm_supports(p.b * p.oh * p.ow, p.o / p.groups, p.c / p.groups * p.kh * p.kw, why);
+}
+
+}  // namespace
+
+SECVIT_KERNEL(conv2d, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, conv2d_cuda, conv2d_supports,
+              (1u << kConvX) | (1u << kConvResidual));
+
+}  // namespace SV_CUDA_NS
+}  // namespace secvit
