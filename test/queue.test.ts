@@ -227,7 +227,7 @@ describe('worker threads', () => {
     if (workerData.mode === 'compute') {
       let acc = s.matmul(x, x);
       for (let i = 0; i < 10; i++) { const n = s.matmul(acc, x); acc.dispose(); acc = n; }
-      acc.data().then((d) => parentPort.postMessage(d[0]));
+      acc.data().then((d) => { acc.dispose(); x.dispose(); parentPort.postMessage(d[0]); });
     } else {
       // Queue a long op and work behind it, then end while it is queued or running.
       let acc = runOp1('_debug', [x], [0, 300]);
@@ -247,8 +247,7 @@ describe('worker threads', () => {
           new Promise<number>((resolve, reject) => {
             const w = start('compute', device);
             w.once('message', (v) => {
-              resolve(v as number);
-              void w.terminate();
+              w.terminate().then(() => resolve(v as number), reject);
             });
             w.once('error', reject);
           }),
