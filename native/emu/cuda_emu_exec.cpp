@@ -32,6 +32,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -73,7 +74,53 @@ using detail::WarpSlot;
 constexpr unsigned kWarp = 32;
 constexpr unsigned kMaxThreadsPerBlock = 1024;
 constexpr size_t kStaticSharedLimit = 48 * 1024;
+// A block gets 48 KiB of shared memory (static + dynamic) unless the kernel opted in to more
+// dynamic memory with cudaFuncSetAttribute(MaxDynamicSharedMemorySize), up to 227 KiB (sm_90).
+constexpr size_t kDefaultSharedLimit = 48 * 1024;
 constexpr size_t kSharedLimit = 227 * 1024;
+
+// The order in which the fibers of a block run between rendezvous (SECVIT_EMU_SCHEDULE):
+//   fifo   (default) released threads in release order, then unstarted ones; the last thread
+//          to reach a barrier or warp collective carries on first;
+//   lifo   the most recently released thread first (warps finish out of order);
+//   random warps run ahead one at a time, in a seeded random order (SECVIT_EMU_SEED) drawn
+//          anew at every block barrier: a warp passes through all its collectives until it
+//          reaches the next barrier while the others wait (as on a GPU whose warp scheduler
+//          favours one warp), the last arriver of a rendezvous included.
+// A kernel whose threads race on shared memory between barriers gets different results under
+// different schedules, so the test suite runs under more than one.
+enum class Schedule { Fifo, Lifo, Random };
+
+Schedule schedule_mode() {
+  static const Schedule mode = [] {
+    const char* s = std::getenv("SECVIT_EMU_SCHEDULE");
+    if (s == nullptr || std::strcmp(s, "fifo") == 0 || *s == '\0') return Schedule::Fifo;
+    if (std::strcmp(s, "lifo") == 0) return Schedule::Lifo;
+    if (std::strcmp(s, "random") == 0) return Schedule::Random;
+    std::fprintf(stderr, "secvit cuda-emu: SECVIT_EMU_SCHEDULE=%s is not fifo, lifo or random; using fifo\n", s);
+    return Schedule::Fifo;
+  }();
+  return mode;
+}
+
+uint64_t schedule_seed() {
+  static const uint64_t seed = [] {
+    const char* s = std::getenv("SECVIT_EMU_SEED");
+    return s != nullptr ? std::strtoull(s, nullptr, 10) : uint64_t(1);
+  }();
+  return seed;
+}
+
+// Opt-ins of cudaFuncSetAttribute(MaxDynamicSharedMemorySize), by kernel address.
+std::mutex g_attr_mu;
+std::vector<std::pair<const void*, size_t>> g_max_dynamic;
+
+size_t max_dynamic_smem(const void* kernel) {
+  std::lock_guard<std::mutex> lk(g_attr_mu);
+  for (const auto& [k, v] : g_max_dynamic)
+    if (k == kernel) return v;
+  return 0;
+}
 constexpr size_t kArenaAlign = 128;
 constexpr unsigned char kPoisonByte = 0xFF;
 
@@ -143,6 +190,9 @@ class Job {
 
   const LaunchSpec& spec() const { return spec_; }
   unsigned nthreads() const { return nthreads_; }
+  // Dynamic shared memory the kernel opted in to (0: none).
+  size_t opt_in_smem() const { return opt_in_; }
+  void set_opt_in_smem(size_t v) { opt_in_ = v; }
   unsigned long long total_blocks() const { return total_; }
 
   // Next unclaimed block (linear, x fastest), or false when none is left or the launch failed.
@@ -196,6 +246,7 @@ class Job {
   }
 
   const LaunchSpec& spec_;
+  size_t opt_in_ = 0;
   const unsigned nthreads_;
   const unsigned long long total_;
   std::atomic<unsigned long long> next_{0};
@@ -284,6 +335,8 @@ class Runner {
   // ready for the next block all the same.
   bool run_block(Job& job, uint3 block_idx, std::string* error) {
     job_ = &job;
+    if (rng_ == 0) rng_ = (schedule_seed() + 1) * 0x9E3779B97F4A7C15ull ^ uint64_t(reinterpret_cast<uintptr_t>(this));
+    shared_limit_ = std::max(kDefaultSharedLimit, std::min(kSharedLimit, job.opt_in_smem()));
     prepare_threads(job.spec().block);
     block_regs_ = BlockRegs{block_idx, job.spec().block, job.spec().grid};
     detail::t_block = &block_regs_;
@@ -293,6 +346,7 @@ class Runner {
     ready_head_ = ready_count_ = 0;
     next_unstarted_ = 0;
     exited_ = 0;
+    if (schedule_mode() == Schedule::Random) shuffle_warps();
     bar_arrived_ = bar_true_ = bar_result_ = 0;
     bar_waiters_.clear();
 
@@ -334,7 +388,8 @@ class Runner {
         warps_[t->warp].exit_ops[t->lane] = t->warp_ops;
         ++exited_;
         self->thread = nullptr;
-        if (!failed_ && next_unstarted_ < nthreads_) assign(self, &threads_[next_unstarted_++]);
+        if (!failed_ && next_unstarted_ < nthreads_ && schedule_mode() == Schedule::Fifo)
+          assign(self, &threads_[next_unstarted_++]);
       }
       idle_.push_back(self);
       switch_away(self, pick_next());
@@ -359,6 +414,8 @@ class Runner {
       bar_arrived_ = bar_true_ = 0;
       for (Fiber* f : bar_waiters_) make_ready(f);
       bar_waiters_.clear();
+      if (schedule_mode() == Schedule::Random) shuffle_warps();
+      reschedule(self);
     } else {
       self->thread->state = ThreadState::AtBarrier;
       bar_waiters_.push_back(self);
@@ -424,6 +481,7 @@ class Runner {
       for (unsigned rest = eff & ~bit; rest != 0; rest &= rest - 1) {
         make_ready(threads_[t->warp * kWarp + unsigned(__builtin_ctz(rest))].fiber);
       }
+      reschedule(self);
     } else {
       w.waiting |= bit;
       w.lane_mask[lane] = eff;
@@ -483,9 +541,10 @@ class Runner {
                  "would end at byte %zu)",
                  i, bytes, offset + bytes));
     }
-    if (offset + bytes + dyn_size_ > kSharedLimit) {
-      fault(strf("static (%zu bytes) plus dynamic (%zu bytes) shared memory exceeds 227 KiB",
-                 offset + bytes, dyn_size_));
+    if (offset + bytes + dyn_size_ > shared_limit_) {
+      fault(strf("static (%zu bytes) plus dynamic (%zu bytes) shared memory exceeds the block's "
+                 "%zu bytes (48 KiB unless the kernel opts in with cudaFuncSetAttribute)",
+                 offset + bytes, dyn_size_, shared_limit_));
     }
     unsigned char* p = static_arena_ + offset;
     SV_UNPOISON(p, bytes);
@@ -598,15 +657,71 @@ class Runner {
     ++ready_count_;
   }
 
+  // A random order of the block's warps (Fisher-Yates over ranks).
+  void shuffle_warps() {
+    const size_t n = warps_.size();
+    warp_rank_.resize(n);
+    for (size_t i = 0; i < n; ++i) warp_rank_[i] = unsigned(i);
+    for (size_t i = n; i > 1; --i) std::swap(warp_rank_[i - 1], warp_rank_[size_t(next_random() % i)]);
+  }
+
+  uint64_t next_random() {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    return rng_;
+  }
+
+  // Outside fifo mode the thread that completed a rendezvous does not simply carry on: it
+  // becomes one more runnable thread and the schedule picks.
+  void reschedule(Fiber* self) {
+    if (schedule_mode() == Schedule::Fifo) return;
+    make_ready(self);
+    Fiber* next = pick_next();
+    if (next != self) switch_away(self, next);
+  }
+
+  // Takes ready entry `i` (0 = the oldest) out of the ring: the newest by shrinking the ring,
+  // any other by moving the oldest into its slot (order matters only to fifo and lifo, which
+  // take the ends).
+  Fiber* take_ready(size_t i) {
+    const size_t at = (ready_head_ + i) % ready_.size();
+    Fiber* f = ready_[at];
+    if (i + 1 != ready_count_) {
+      ready_[at] = ready_[ready_head_];
+      ready_head_ = (ready_head_ + 1) % ready_.size();
+    }
+    --ready_count_;
+    f->thread->state = ThreadState::Running;
+    return f;
+  }
+
   // The fiber to run next, or nullptr to return to run_block.
   Fiber* pick_next() {
     if (failed_) return nullptr;
+    const Schedule mode = schedule_mode();
+    const bool can_start = next_unstarted_ < nthreads_;
+    if (mode == Schedule::Random && ready_count_ != 0) {
+      // The ready thread of the warp ranked first (the newest of its warp): that warp runs
+      // ahead through its collectives until it blocks at a barrier, then the next in a random
+      // order of warps, drawn anew at every block barrier.
+      size_t best = 0;
+      for (size_t i = 1; i < ready_count_; ++i) {
+        const unsigned wi = ready_[(ready_head_ + i) % ready_.size()]->thread->warp;
+        const unsigned wb = ready_[(ready_head_ + best) % ready_.size()]->thread->warp;
+        if (warp_rank_[wi] <= warp_rank_[wb]) best = i;
+      }
+      return take_ready(best);
+    }
     if (ready_count_ != 0) {
-      Fiber* f = ready_[ready_head_];
-      ready_head_ = (ready_head_ + 1) % ready_.size();
-      --ready_count_;
-      f->thread->state = ThreadState::Running;
-      return f;
+      if (mode == Schedule::Fifo) {
+        Fiber* f = ready_[ready_head_];
+        ready_head_ = (ready_head_ + 1) % ready_.size();
+        --ready_count_;
+        f->thread->state = ThreadState::Running;
+        return f;
+      }
+      if (mode == Schedule::Lifo || !can_start) return take_ready(mode == Schedule::Lifo ? ready_count_ - 1 : 0);
     }
     if (next_unstarted_ < nthreads_) {
       Fiber* f = nullptr;
@@ -833,6 +948,9 @@ class Runner {
 
   bool failed_ = false;
   std::string error_;
+  uint64_t rng_ = 0;
+  std::vector<unsigned> warp_rank_;
+  size_t shared_limit_ = kDefaultSharedLimit;
 };
 
 void fiber_trampoline() { t_active->fiber_main(); }
@@ -1081,6 +1199,16 @@ Runner& active_runner(const char* what) {
 
 const char* last_launch_message() { return t_message.c_str(); }
 
+void set_max_dynamic_smem(const void* kernel, size_t bytes) {
+  std::lock_guard<std::mutex> lk(g_attr_mu);
+  for (auto& [k, v] : g_max_dynamic)
+    if (k == kernel) {
+      v = bytes;
+      return;
+    }
+  g_max_dynamic.emplace_back(kernel, bytes);
+}
+
 namespace detail {
 
 void launch_impl(const LaunchSpec& spec) {
@@ -1106,12 +1234,17 @@ void launch_impl(const LaunchSpec& spec) {
     problem = "grid " + dim_str(g) + " has a zero dimension";
   } else if (g.x > 2147483647u || g.y > 65535u || g.z > 65535u) {
     problem = "grid " + dim_str(g) + " exceeds the limits (2147483647, 65535, 65535)";
-  } else if (spec.dynamic_smem > kSharedLimit) {
-    problem = strf("%zu bytes of dynamic shared memory requested; at most %zu are available",
-                   spec.dynamic_smem, kSharedLimit);
+  }
+  const size_t opt_in = max_dynamic_smem(spec.kernel);
+  const size_t dyn_limit = std::max(kDefaultSharedLimit, std::min(kSharedLimit, opt_in));
+  if (problem.empty() && spec.dynamic_smem > dyn_limit) {
+    problem = strf("%zu bytes of dynamic shared memory requested; at most %zu are available%s",
+                   spec.dynamic_smem, dyn_limit,
+                   opt_in == 0 ? " without cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)" : "");
   }
 
   Job job(spec);
+  job.set_opt_in_smem(opt_in);
   if (!problem.empty()) {
     t_message = "invalid configuration for kernel " + job.kernel_name() + ": " + problem;
     set_last_error(cudaErrorInvalidConfiguration);

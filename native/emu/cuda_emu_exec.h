@@ -853,17 +853,25 @@ enum cudaFuncAttribute {
   cudaFuncAttributePreferredSharedMemoryCarveout = 9,
 };
 
-// Accepted so that host code written for the GPU runs unchanged; the emulator allows up to
-// 227 KiB of dynamic shared memory whether or not this was called.
+namespace secvit::emu {
+// Records a kernel's opt-in to more than 48 KiB of dynamic shared memory.
+void set_max_dynamic_smem(const void* kernel, size_t bytes);
+}  // namespace secvit::emu
+
+// As on a GPU, a kernel gets 48 KiB of shared memory (static plus dynamic) unless this raised
+// its dynamic limit (up to 227 KiB); launches beyond the limit fail.
 template <class T>
 cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
   if (entry == nullptr) {
     ::secvit::emu::set_last_error(cudaErrorInvalidValue);
     return cudaErrorInvalidValue;
   }
-  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize && (value < 0 || value > 227 * 1024)) {
-    ::secvit::emu::set_last_error(cudaErrorInvalidValue);
-    return cudaErrorInvalidValue;
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || value > 227 * 1024) {
+      ::secvit::emu::set_last_error(cudaErrorInvalidValue);
+      return cudaErrorInvalidValue;
+    }
+    ::secvit::emu::set_max_dynamic_smem(reinterpret_cast<const void*>(entry), size_t(value));
   }
   return cudaSuccess;
 }

@@ -241,6 +241,30 @@ __global__ void barrier_bench_kernel(float* out) {
   if (t == 0) out[blockIdx.x] = v;
 }
 
+// Deliberately racy: after the barrier, each warp overwrites its half of `buf` and then reads
+// the other warp's half, with warp collectives but no barrier in between. Correct only if the
+// other warp has not got that far yet, which depends on the order warps run in.
+__global__ void racy_halves_kernel(int* out) {
+  SV_SHARED(int[64], buf);
+  const int t = threadIdx.x;
+  buf[t] = t;
+  __syncthreads();
+  int v = __shfl_xor_sync(0xffffffffu, t, 1);
+  buf[t] = -1;  // missing __syncthreads() before this write
+  v = __shfl_xor_sync(0xffffffffu, v, 1);
+  out[t] = buf[t ^ 32] + 0 * v;
+}
+
+// 40 KiB of static shared memory, plus whatever dynamic memory the launch asks for.
+__global__ void big_static_kernel(int* out) {
+  SV_SHARED(int[10240], big);
+  SV_DYNAMIC_SHARED(int, dyn);
+  big[threadIdx.x] = int(threadIdx.x);
+  dyn[threadIdx.x] = 1;
+  __syncthreads();
+  out[threadIdx.x] = big[threadIdx.x] + dyn[threadIdx.x];
+}
+
 __global__ void copy_kernel(const float* in, float* out, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = in[i] * 2.0f;
@@ -684,6 +708,49 @@ void test_invalid_config() {
          std::string(cudaGetErrorName(err4)) + ", " + cudaGetErrorName(err5));
 }
 
+void test_shared_limit() {
+  const int n = 64;
+  std::vector<int> h(n, 5);
+  DeviceBuffer<int> din(h), dout(n);
+  (void)cudaGetLastError();
+  // 49 KiB of dynamic shared memory: refused by default, as on a GPU...
+  SV_LAUNCH(reverse_kernel, 1, n, 49 * 1024, nullptr, din.ptr, dout.ptr, n);
+  const cudaError_t e1 = cudaGetLastError();
+  // ...allowed once the kernel opts in.
+  cudaFuncSetAttribute(reverse_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+  SV_LAUNCH(reverse_kernel, 1, n, 49 * 1024, nullptr, din.ptr, dout.ptr, n);
+  const cudaError_t e2 = cudaGetLastError();
+  report(e1 == cudaErrorInvalidConfiguration && e2 == cudaSuccess,
+         "more than 48 KiB of dynamic shared memory only after cudaFuncSetAttribute",
+         std::string(cudaGetErrorName(e1)) + ", then " + cudaGetErrorName(e2));
+  // 40 KiB static + 16 KiB dynamic exceeds the default 48 KiB per block.
+  DeviceBuffer<int> o2(64);
+  SV_LAUNCH(big_static_kernel, 1, 64, 16 * 1024, nullptr, o2.ptr);
+  const cudaError_t e3 = cudaGetLastError();
+  SV_LAUNCH(big_static_kernel, 1, 64, 4 * 1024, nullptr, o2.ptr);
+  const cudaError_t e4 = cudaGetLastError();
+  report(e3 == cudaErrorLaunchFailure && e4 == cudaSuccess,
+         "static plus dynamic shared memory limited to 48 KiB",
+         std::string(cudaGetErrorName(e3)) + ", then " + cudaGetErrorName(e4));
+}
+
+// Under SECVIT_EMU_SCHEDULE=lifo or random one warp runs ahead through its collectives, so the
+// missing barrier in racy_halves_kernel must show. (Under fifo it may or may not; not checked.)
+void test_schedule() {
+  const char* mode = std::getenv("SECVIT_EMU_SCHEDULE");
+  const bool warp_first = mode != nullptr && (std::strcmp(mode, "lifo") == 0 || std::strcmp(mode, "random") == 0);
+  if (!warp_first) return;
+  DeviceBuffer<int> out(64);
+  int seen = 0;
+  for (int rep = 0; rep < 8; ++rep) {
+    SV_LAUNCH(racy_halves_kernel, 1, 64, 0, nullptr, out.ptr);
+    const auto h = out.download();
+    for (int t = 0; t < 64; ++t) seen += h[t] == -1 ? 1 : 0;
+  }
+  report(seen > 0, "a warp-first schedule exposes a missing __syncthreads()",
+         std::string("schedule ") + mode + ": " + std::to_string(seen) + " racy reads");
+}
+
 #if defined(SECVIT_CUDA_EMU)
 void test_poison() {
   const int blocks = 3;
@@ -893,7 +960,9 @@ int main() {
     test_mma<false>(rng, "sv_mma_m16n8k16_f16 vs double reference");
     test_concurrent_launches();
     test_invalid_config();
+    test_shared_limit();
 #if defined(SECVIT_CUDA_EMU)
+    test_schedule();
     test_poison();
     test_partial_barrier();
     test_exception();

@@ -75,6 +75,16 @@ build_and_run() {
     echo "FAIL  $name self-test (exit status $?)"
     status=1
   fi
+  # The schedule variants (cuda_emu_exec.cpp): each must also run every check.
+  if [[ $name == plain ]]; then
+    for schedule in lifo random; do
+      step "g++ $name: run with SECVIT_EMU_SCHEDULE=$schedule"
+      if ! SECVIT_EMU_SCHEDULE=$schedule "$BUILD/selftest_$name"; then
+        echo "FAIL  $name self-test under the $schedule schedule"
+        status=1
+      fi
+    done
+  fi
 }
 
 # detect_leaks=0: LeakSanitizer needs ptrace, which containers often forbid; leaks are not what
