@@ -5,7 +5,10 @@
 # cuda_emu_exec.cpp). The default run (fifo) is `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The random schedule's seed changes from run to run (it is printed: rerun a failure with
+# SECVIT_EMU_SEED=<seed> npm run test:emu-schedules).
+seed=${SECVIT_EMU_SEED:-$RANDOM}
 for schedule in lifo random; do
-  echo "== cuda-emu tests with SECVIT_EMU_SCHEDULE=$schedule"
-  SECVIT_EMU_SCHEDULE=$schedule SECVIT_EMU_SEED=${SECVIT_EMU_SEED:-$RANDOM} npx vitest run -t cuda-emu "$@"
+  echo "== cuda-emu tests with SECVIT_EMU_SCHEDULE=$schedule SECVIT_EMU_SEED=$seed"
+  SECVIT_EMU_SCHEDULE=$schedule SECVIT_EMU_SEED=$seed npx vitest run -t cuda-emu "$@"
 done
