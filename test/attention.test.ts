@@ -184,9 +184,10 @@ describe.each(DEVICES)('globalAttention on %s', (device) => {
 });
 
 // 16-bit inputs run on tensor cores (CUDA) with fp32 accumulation; P and the output are rounded
-// to the 16-bit type, so the error is that of one or two roundings: bfloat16 (8 significant
-// bits) <= 1e-2, float16 (11 bits) <= 5e-3. The reference uses the rounded inputs in double.
-const HALF_TOL = { bfloat16: 1e-2, float16: 5e-3 } as const;
+// to the 16-bit type, so the error is that of one or two roundings. Measured maxima over these
+// cases: bfloat16 (8 significant bits) 2.1e-3, float16 (11 bits) 2.6e-4; the bounds are about
+// 2.5x and 4x that. The reference uses the rounded inputs in double.
+const HALF_TOL = { bfloat16: 5e-3, float16: 1e-3 } as const;
 
 describe.each(DEVICES.flatMap((d) => (['bfloat16', 'float16'] as const).map((t) => [d, t] as const)))('%s attention in %s', (device, dtype) => {
   function half(x: Inputs): { q: Float32Array; k: Float32Array; v: Float32Array; t: Tensor[] } {

@@ -1,0 +1,158 @@
+// Numerics the other tests do not reach:
+//   - logits that span more than ~88 (the fp32 exp range) across key tiles: an online softmax
+//     whose running maximum is not carried right underflows or overflows here;
+//   - the rounding of 16-bit outputs: round-to-nearest-even has no sign bias, truncation (round
+//     towards zero) shrinks every value by half an ulp on average, which the relative-error
+//     tolerances alone would let pass;
+//   - NaN and infinity propagation through the reducing ops (GEMM, norms, pooling).
+import { describe, expect, it } from 'vitest';
+import {
+  decodeHalf, encodeHalf, globalAttentionSync, globalAvgPool2d, layerNorm, linear, secAttentionSync,
+  tensor, type Device, type Tensor,
+} from '../lib/index.js';
+import { globalAttentionRef, secAttentionRef } from './helpers/attention-ref.js';
+import { relError, Rng } from './helpers/random.js';
+import { testDevices } from './helpers/backends.js';
+import { linearRef } from './reference/layers.js';
+
+const DEVICES: Device[] = testDevices();
+
+/** sum((out - ref) sign(ref)) / sum |ref|: the mean error along the values' direction, relative. */
+function signedBias(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (out[i] - ref[i]) * Math.sign(ref[i]);
+    den += Math.abs(ref[i]);
+  }
+  return num / den;
+}
+
+// ulp at 1 relative to the value: bfloat16 has 8 significant bits, float16 11.
+const ULP = { bfloat16: 2 ** -7, float16: 2 ** -10 } as const;
+
+describe.each(DEVICES)('softmax range on %s', (device) => {
+  // One head, D = 32, q = (s, 0, ...), keys (+-1, noise...): logits +-s. With s = 60 the first
+  // key tiles hold logits near -60 and the last ones near +60 (or the reverse): a span of 120.
+  function build(l: number, firstSign: number, s: number) {
+    const d = 32;
+    const rng = new Rng(l + firstSign);
+    const q = new Float32Array(l * d);
+    const k = new Float32Array(l * d);
+    const v = rng.normals(l * d);
+    for (let i = 0; i < l; i++) {
+      q[i * d] = s;
+      k[i * d] = i < l / 2 ? firstSign : -firstSign;
+      for (let c = 1; c < d; c++) k[i * d + c] = rng.normal() * 0.01;
+    }
+    return { q, k, v, s: { b: 1, h: 1, l, d } };
+  }
+
+  it.each([1, -1])('global attention, logits from %i * 60 to the opposite over 600 keys', (first) => {
+    const x = build(600, first, 60);
+    const shape = [1, 1, 600, 32];
+    using q = tensor(x.q, shape, { device });
+    using k = tensor(x.k, shape, { device });
+    using v = tensor(x.v, shape, { device });
+    using out = globalAttentionSync(q, k, v);
+    expect(relError(out.dataSync(), globalAttentionRef(x.q, x.k, x.v, x.s))).toBeLessThan(1e-5);
+  });
+
+  it('SEC attention with one cluster of 300 keys spanning 200', () => {
+    const x = build(300, 1, 100);
+    const shape = [1, 1, 300, 32];
+    using q = tensor(x.q, shape, { device });
+    using k = tensor(x.k, shape, { device });
+    using v = tensor(x.v, shape, { device });
+    using out = secAttentionSync(q, k, v, { clusters: 1 });
+    expect(relError(out.dataSync(), secAttentionRef(x.q, x.k, x.v, x.s, 1).out)).toBeLessThan(1e-5);
+  });
+
+  it.each(['bfloat16', 'float16'] as const)('the same span in %s', (dtype) => {
+    const x = build(600, -1, 60);
+    const shape = [1, 1, 600, 32];
+    const r = (a: Float32Array) => decodeHalf(encodeHalf(a, dtype), dtype);
+    using q = tensor(x.q, shape, { device, dtype });
+    using k = tensor(x.k, shape, { device, dtype });
+    using v = tensor(x.v, shape, { device, dtype });
+    using out = globalAttentionSync(q, k, v);
+    const ref = globalAttentionRef(r(x.q), r(x.k), r(x.v), x.s);
+    expect(relError(decodeHalf(out.dataSync() as Uint16Array, dtype), ref)).toBeLessThan(dtype === 'bfloat16' ? 1e-2 : 2e-3);
+  });
+});
+
+describe.each(DEVICES)('16-bit rounding on %s', (device) => {
+  // 96 x 40 outputs of a GEMM, and 2 x 4 x 300 x 32 of SEC attention: enough values that the
+  // mean error of round-to-nearest-even is a few hundredths of an ulp; truncation gives ~0.5.
+  it.each(['bfloat16', 'float16'] as const)('%s: linear and SEC attention round to nearest, unbiased', (dtype) => {
+    const rng = new Rng(77);
+    const r = (a: Float32Array) => decodeHalf(encodeHalf(a, dtype), dtype);
+    const xa = r(rng.normals(96 * 64));
+    const wa = r(rng.normals(40 * 64, 0.2));
+    using x = tensor(xa, [96, 64], { device, dtype });
+    using w = tensor(wa, [40, 64], { device, dtype });
+    using y = linear(x, w);
+    const yd = decodeHalf(y.dataSync() as Uint16Array, dtype);
+    const yref = linearRef(xa, wa, 96, 64, 40);
+    expect(Math.abs(signedBias(yd, yref))).toBeLessThan(0.1 * ULP[dtype]);
+
+    const s = { b: 2, h: 4, l: 300, d: 32 };
+    const n = s.b * s.h * s.l * s.d;
+    const qa = r(rng.normals(n, 0.5));
+    const ka = r(rng.normals(n, 0.5));
+    const va = r(rng.normals(n).map((t) => t + 2)); // outputs away from 0: relative bias is clean
+    const shape = [s.b, s.h, s.l, s.d];
+    using q = tensor(qa, shape, { device, dtype });
+    using k = tensor(ka, shape, { device, dtype });
+    using v = tensor(va, shape, { device, dtype });
+    using o = secAttentionSync(q, k, v, { clusters: 3 });
+    const od = decodeHalf(o.dataSync() as Uint16Array, dtype);
+    expect(Math.abs(signedBias(od, secAttentionRef(qa, ka, va, s, 3).out))).toBeLessThan(0.1 * ULP[dtype]);
+  });
+});
+
+describe.each(DEVICES)('NaN and infinity on %s', (device) => {
+  function check(t: Tensor, nanAt: (i: number) => boolean) {
+    const d = t.dataSync() as Float32Array;
+    for (let i = 0; i < d.length; i++) {
+      if (nanAt(i)) expect(Number.isNaN(d[i]), `element ${i}`).toBe(true);
+      else expect(Number.isFinite(d[i]), `element ${i}`).toBe(true);
+    }
+  }
+
+  it('a NaN in a row of the GEMM input makes exactly that output row NaN', () => {
+    const rng = new Rng(5);
+    const xa = rng.normals(13 * 20);
+    xa[5 * 20 + 7] = NaN;
+    using x = tensor(xa, [13, 20], { device });
+    using w = tensor(rng.normals(9 * 20), [9, 20], { device });
+    using y = linear(x, w);
+    check(y, (i) => Math.floor(i / 9) === 5);
+  });
+
+  it('an infinity in the GEMM input gives infinities (or NaN where they cancel) in its row only', () => {
+    const rng = new Rng(6);
+    const xa = rng.normals(7 * 16);
+    xa[2 * 16 + 3] = Infinity;
+    using x = tensor(xa, [7, 16], { device });
+    using w = tensor(rng.normals(5 * 16), [5, 16], { device });
+    using y = linear(x, w);
+    const d = y.dataSync();
+    for (let i = 0; i < d.length; i++) {
+      if (Math.floor(i / 5) === 2) expect(Number.isFinite(d[i])).toBe(false);
+      else expect(Number.isFinite(d[i])).toBe(true);
+    }
+  });
+
+  it('layer norm: a NaN poisons its own vector only; pooling: its own channel only', () => {
+    const rng = new Rng(7);
+    const xa = rng.normals(2 * 6 * 3 * 3);
+    xa[(1 * 6 + 4) * 9 + 5] = NaN; // image 1, channel 4, pixel 5
+    using x = tensor(xa, [2, 6, 3, 3], { device });
+    using ln = layerNorm(x, null, null, { dim: 1 });
+    // Over channels: the NaN's pixel (image 1, pixel 5) is NaN in every channel.
+    check(ln, (i) => Math.floor(i / 54) === 1 && i % 9 === 5);
+    using p = globalAvgPool2d(x);
+    check(p, (i) => i === 6 + 4);
+  });
+});
