@@ -56,6 +56,15 @@ void Queue::wait(uint64_t seq) {
   if (on_dispatcher())
     throw_runtime_error("internal error: a ", device_name(device_),
                         " task waited for its own queue");
+  // Small ops finish within microseconds: poll a little before sleeping on the condition.
+  for (int i = 0; i < 1000 && completed() < seq; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+  if (completed() >= seq) return;
   std::unique_lock<std::mutex> lk(mu_);
   done_cv_.wait(lk, [&] { return completed_.load(std::memory_order_acquire) >= seq; });
 }

@@ -58,7 +58,7 @@ class ThreadPool {
     void* ctx = nullptr;
     int64_t n = 0, chunk = 0, num_chunks = 0;
     std::atomic<int64_t> next{0};
-    int active = 0;  // workers inside this job; guarded by mu_
+    std::atomic<int> active{0};  // workers inside this job
     std::atomic<bool> failed{false};
     std::exception_ptr error;  // first failure; written once under mu_
   };
@@ -79,6 +79,11 @@ class ThreadPool {
   std::vector<Job*> jobs_;
   std::vector<std::thread> workers_;
   bool stop_ = false;
+  // Jobs posted so far: an idle worker polls it for a few tens of microseconds before it
+  // sleeps, so back-to-back parallel_fors (a GEMM's packing, then its tiles; the next op of a
+  // chain) need no futex wake-up. `sleepers_` (guarded by mu_) says whether one is needed.
+  std::atomic<uint64_t> posted_{0};
+  int sleepers_ = 0;
 };
 
 }  // namespace secvit

@@ -207,14 +207,26 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
     rows[r] = direct ? base + g.c.row_offset(m0 + r) + n0 : buf + r * NR;
   // Direct tiles accumulate in C after the first K block; buffered ones are combined below.
   const bool overwrite = direct ? first : true;
+  // The epilogue in registers, on the AVX2 path, for whole tiles of the last K block.
+  const bool epi = last && has_epilogue(g);
+  TileEpilogue te{};
+  const bool in_registers = epi && cx.avx2 && direct && g.rope.angle == nullptr &&
+                            (g.residual.data == nullptr || g.residual.col_stride == 1);
+  if (in_registers) {
+    te.bias = g.bias != nullptr ? g.bias + n0 : nullptr;
+    te.scale = g.scale != nullptr ? g.scale + n0 : nullptr;
+    te.act = g.act;
+    for (int64_t r = 0; r < MR; ++r)
+      te.res[r] = g.residual.data != nullptr ? g.residual.data + g.residual.row_offset(m0 + r) + n0 : nullptr;
+  }
   if (ap != nullptr) {
-    if (cx.avx2) gemm_micro_avx2(kc, ap, bp, rows, overwrite);
+    if (cx.avx2) gemm_micro_avx2(kc, ap, bp, rows, overwrite, in_registers ? &te : nullptr);
     else gemm_micro_scalar(kc, ap, bp, rows, overwrite);
   } else {
     // Rows past M repeat the last row (their results are not stored).
     const float* arows[MR];
     for (int64_t r = 0; r < MR; ++r) arows[r] = g.a.data + g.a.row_offset(m0 + std::min(r, mm - 1)) + k0;
-    if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite);
+    if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite, in_registers ? &te : nullptr);
     else gemm_micro_rows_scalar(kc, arows, bp, rows, overwrite);
   }
   if (!direct) {
@@ -223,7 +235,7 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
       for (int64_t j = 0; j < nn; ++j) c[j * cs] = first ? buf[r * NR + j] : c[j * cs] + buf[r * NR + j];
     }
   }
-  if (!last || !has_epilogue(g)) return;
+  if (!epi || in_registers) return;
   for (int64_t r = 0; r < mm; ++r) {
     float* c = base + g.c.row_offset(m0 + r) + n0 * cs;
     if (cs == 1) {
@@ -279,10 +291,12 @@ void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, 
 }
 
 #if !defined(SECVIT_HAVE_AVX2_KERNELS)
-void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first) {
+void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
+                          const TileEpilogue*) {
   gemm_micro_rows_scalar(kc, a, bp, c, first);
 }
-void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first) {
+void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first,
+                     const TileEpilogue*) {
   gemm_micro_scalar(kc, ap, bp, c, first);
 }
 void act_inplace_avx2(Act act, float* x, int64_t n) { act_inplace_scalar(act, x, n); }

@@ -94,13 +94,25 @@ void gemm_f32(const GemmArgs& g);
 constexpr int64_t kGemmMR = 6;
 constexpr int64_t kGemmNR = 16;
 
+// The epilogue as the AVX2 micro-kernel applies it in registers, before its only store of a
+// whole tile (no RoPE; residual columns contiguous): pointers already offset to the tile's
+// first column.
+struct TileEpilogue {
+  const float* bias;      // or null
+  const float* scale;     // or null
+  const float* res[6];    // residual rows, or null
+  Act act;
+};
+
 // Ap[kc x 6] . Bp[kc x 16] (packed panels) into the 6 rows `c[r]` (16 contiguous floats
-// each): stored when `first`, else added to what is there.
+// each): stored when `first`, else added to what is there; then `epi`, when given.
 void gemm_micro_scalar(int64_t kc, const float* ap, const float* bp, float* const* c, bool first);
-void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first);
+void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first,
+                     const TileEpilogue* epi);
 // The same with A read in place from 6 rows (k contiguous): no A packing (plain A operands).
 void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first);
-void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first);
+void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
+                          const TileEpilogue* epi);
 // GELU (exact erf) and SiLU of n floats in place.
 void act_inplace_scalar(Act act, float* x, int64_t n);
 void act_inplace_avx2(Act act, float* x, int64_t n);

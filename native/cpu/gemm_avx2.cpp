@@ -20,7 +20,7 @@ struct RowsA {
 };
 
 template <typename A>
-inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool first) {
+inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool first, const TileEpilogue* epi) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -57,6 +57,44 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
   }
   if (k < kc) SV_GEMM_STEP(k);
 #undef SV_GEMM_STEP
+  if (epi != nullptr) {
+    const __m256 bias0 = epi->bias != nullptr ? _mm256_loadu_ps(epi->bias) : _mm256_setzero_ps();
+    const __m256 bias1 = epi->bias != nullptr ? _mm256_loadu_ps(epi->bias + 8) : _mm256_setzero_ps();
+    const __m256 sc0 = epi->scale != nullptr ? _mm256_loadu_ps(epi->scale) : _mm256_set1_ps(1.0f);
+    const __m256 sc1 = epi->scale != nullptr ? _mm256_loadu_ps(epi->scale + 8) : _mm256_set1_ps(1.0f);
+    auto finish = [&](int r, __m256 lo, __m256 hi) {
+      if (!first) {
+        lo = _mm256_add_ps(_mm256_loadu_ps(c[r]), lo);
+        hi = _mm256_add_ps(_mm256_loadu_ps(c[r] + 8), hi);
+      }
+      lo = _mm256_add_ps(lo, bias0);
+      hi = _mm256_add_ps(hi, bias1);
+      if (epi->act == Act::Gelu) {
+        lo = avx2::gelu(lo);
+        hi = avx2::gelu(hi);
+      } else if (epi->act == Act::Silu) {
+        lo = avx2::silu(lo);
+        hi = avx2::silu(hi);
+      }
+      if (epi->scale != nullptr) {
+        lo = _mm256_mul_ps(lo, sc0);
+        hi = _mm256_mul_ps(hi, sc1);
+      }
+      if (epi->res[r] != nullptr) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(epi->res[r]));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(epi->res[r] + 8));
+      }
+      _mm256_storeu_ps(c[r], lo);
+      _mm256_storeu_ps(c[r] + 8, hi);
+    };
+    finish(0, c00, c01);
+    finish(1, c10, c11);
+    finish(2, c20, c21);
+    finish(3, c30, c31);
+    finish(4, c40, c41);
+    finish(5, c50, c51);
+    return;
+  }
 #define SV_GEMM_OUT(R, LO, HI)                                                         \
   if (first) {                                                                         \
     _mm256_storeu_ps(c[R], LO);                                                        \
@@ -79,12 +117,14 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
 // 12 named accumulators (an array would live on the stack under GCC), 2 registers of B, 1
 // broadcast of A: 15 of the 16 ymm registers. The k loop is unrolled by 2 so the loads of the
 // next step overlap the FMAs of this one.
-void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first) {
-  micro(kc, PackedA{ap}, bp, c, first);
+void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first,
+                     const TileEpilogue* epi) {
+  micro(kc, PackedA{ap}, bp, c, first, epi);
 }
 
-void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first) {
-  micro(kc, RowsA{a}, bp, c, first);
+void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
+                          const TileEpilogue* epi) {
+  micro(kc, RowsA{a}, bp, c, first, epi);
 }
 
 void act_inplace_avx2(Act act, float* x, int64_t n) {
