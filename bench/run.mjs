@@ -9,9 +9,12 @@ import { Bench } from 'tinybench';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
+const { dispatchRows, printDispatch } = await import('./dispatch.mjs');
+const { GEMM_SHAPES, gemmVsOpenblas, printGemm } = await import('./gemm.mjs');
+const { layerRows, printLayers } = await import('./layers.mjs');
 
 function parseArgs(argv) {
-  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8] };
+  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8], groups: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--full') opts.full = true;
     else if (argv[i] === '--gpu') opts.gpu = true;
@@ -20,6 +23,7 @@ function parseArgs(argv) {
     else if (argv[i] === '--batches') opts.batches = argv[++i].split(',').map(Number);
     else if (argv[i] === '--json') opts.json = argv[++i];
     else if (argv[i] === '--threads') opts.threads = argv[++i].split(',').map(Number);
+    else if (argv[i] === '--groups') opts.groups = argv[++i].split(',');
     else throw new RangeError(`bench: unknown argument '${argv[i]}'`);
   }
   opts.json ??= path.join(root, 'bench', 'results', opts.gpu ? 'gpu-latest.json' : 'latest.json');
@@ -217,17 +221,41 @@ export async function main(argv = process.argv.slice(2)) {
     backends: secvit.backends(),
   };
   console.log(`secvit bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; threads ${threadCounts.join(', ')}${opts.full ? ', full' : ''}`);
+  // Groups: dispatch (op layer), gemm (vs OpenBLAS), layers (a row per layer kind), attention.
+  const groups = new Set(opts.groups ?? ['dispatch', 'gemm', 'layers', 'attention']);
   const results = [];
+  const extra = {};
   for (const t of threadCounts) {
     secvit.setNumThreads(t);
-    for (const batch of opts.batches) {
-      for (const st of STAGES.filter((x) => opts.stages.includes(x.stage))) results.push(await attentionGroup(opts, t, batch, st));
+    if (groups.has('dispatch') && t === defaultThreads) {
+      extra.dispatch = await dispatchRows(secvit, { rounds: opts.full ? 50 : 15 });
+      printDispatch(extra.dispatch);
     }
-    if (opts.full) results.push(...(await matmulGroup(opts, t)));
+    if (groups.has('gemm')) {
+      // Quick: three SecViT-T shapes and 1024^3, the plain product; --full: every shape, and the
+      // fused epilogue against NumPy's separate passes.
+      const shapes = opts.full ? GEMM_SHAPES : GEMM_SHAPES.filter((s) => ['stage0 qkv/fc1', 'stage2 fc2', 'stage3 qkv/fc1', 'square'].includes(s.name));
+      const g = await gemmVsOpenblas(secvit, { threads: t, shapes, rounds: opts.full ? 3 : 2, ms: opts.full ? 120 : 80, kinds: opts.full ? ['matmul', 'linear_fused'] : ['matmul'] });
+      printGemm(g, t);
+      (extra.gemm ??= []).push({ threads: t, ...g });
+    }
+    if (groups.has('layers')) {
+      for (const batch of opts.full ? opts.batches : [1]) {
+        const rows = await layerRows(secvit, { batch, time: opts.full ? 300 : 120 });
+        printLayers(rows, batch, t);
+        (extra.layers ??= []).push({ threads: t, batch, rows });
+      }
+    }
+    if (groups.has('attention')) {
+      for (const batch of opts.batches) {
+        for (const st of STAGES.filter((x) => opts.stages.includes(x.stage))) results.push(await attentionGroup(opts, t, batch, st));
+      }
+    }
+    if (opts.full && groups.has('gemm')) results.push(...(await matmulGroup(opts, t)));
   }
   secvit.setNumThreads(defaultThreads);
   mkdirSync(path.dirname(opts.json), { recursive: true });
-  writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), machine, full: opts.full, results }, null, 2));
+  writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), machine, full: opts.full, results, ...extra }, null, 2));
   console.log(`\nwrote ${opts.json}`);
 }
 

@@ -115,6 +115,7 @@ class OpCall {
     static_assert(sizeof(P) <= kMaxParamsBytes, "op params too large");
     static_assert(alignof(P) <= 16, "op params over-aligned");
     std::memcpy(params_, &p, sizeof(P));
+    params_size_ = sizeof(P);
   }
   template <typename P>
   const P& params() const {
@@ -129,6 +130,7 @@ class OpCall {
   const Strides& out_strides(int i) const { return out_strides_[i]; }
   DType out_dtype(int i) const { return out_dtype_[i]; }
   const void* params_data() const { return params_; }
+  size_t params_size() const { return params_size_; }
 
  private:
   const OpDef& def_;
@@ -143,7 +145,8 @@ class OpCall {
   DType out_dtype_[kMaxOpOutputs] = {};
   DType compute_dtype_ = DType::Float32;
   unsigned force_contiguous_ = 0;
-  alignas(16) unsigned char params_[kMaxParamsBytes] = {};
+  size_t params_size_ = 0;
+  alignas(16) unsigned char params_[kMaxParamsBytes];
 };
 
 using PrepareFn = void (*)(OpCall& call);

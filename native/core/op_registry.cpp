@@ -362,7 +362,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
     task->out_offset_[o] = 0;
     task->writes.push_back(kernel_out[o].storage.ptr());
   }
-  std::memcpy(task->params_, kcall.params_data(), kMaxParamsBytes);
+  std::memcpy(task->params_, kcall.params_data(), kcall.params_size());
   Queue::of(device).submit(std::move(task));
 
   for (int o = 0; o < result.n; ++o)

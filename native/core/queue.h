@@ -39,6 +39,23 @@ class QueueClient {
 };
 using QueueClientPtr = std::shared_ptr<QueueClient>;
 
+// The storages a task reads or writes: a few, kept inline (no allocation per op).
+class StorageList {
+ public:
+  void push_back(StoragePtr s) {
+    if (n_ == kCapacity) throw_runtime_error("internal error: a task uses more than ", kCapacity, " storages");
+    v_[n_++] = std::move(s);
+  }
+  const StoragePtr* begin() const { return v_; }
+  const StoragePtr* end() const { return v_ + n_; }
+  size_t size() const { return size_t(n_); }
+
+ private:
+  static constexpr int kCapacity = 16;
+  StoragePtr v_[kCapacity];
+  int n_ = 0;
+};
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -50,8 +67,8 @@ class Task {
 
   const char* name = "?";     // the op, for error messages
   QueueClientPtr client;      // null for work not tied to a JS environment
-  std::vector<StoragePtr> reads;
-  std::vector<StoragePtr> writes;
+  StorageList reads;
+  StorageList writes;
   uint64_t seq = 0;
 };
 

@@ -28,6 +28,15 @@ class Shape {
   Shape(It begin, It end) {
     for (; begin != end; ++begin) push_back(int64_t(*begin));
   }
+  // Copies only the dims in use (shapes are copied on every op call).
+  Shape(const Shape& o) : n_(o.n_) {
+    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+  }
+  Shape& operator=(const Shape& o) {
+    n_ = o.n_;
+    for (int i = 0; i < n_; ++i) d_[i] = o.d_[i];
+    return *this;
+  }
 
   size_t size() const { return size_t(n_); }
   bool empty() const { return n_ == 0; }
@@ -57,7 +66,7 @@ class Shape {
   bool operator!=(const Shape& o) const { return !(*this == o); }
 
  private:
-  int64_t d_[kMaxDims] = {};
+  int64_t d_[kMaxDims];  // entries past n_ are never read
   int n_ = 0;
 };
 
