@@ -227,7 +227,7 @@ export async function main(argv = process.argv.slice(2)) {
   const extra = {};
   for (const t of threadCounts) {
     secvit.setNumThreads(t);
-    if (groups.has('dispatch') && t === defaultThreads) {
+    if (groups.has('dispatch') && t === threadCounts[0]) {
       extra.dispatch = await dispatchRows(secvit, { rounds: opts.full ? 50 : 15 });
       printDispatch(extra.dispatch);
     }
