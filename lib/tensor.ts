@@ -3,7 +3,7 @@ import { registerForGc, registerTrackedClass, track, unregisterForGc } from './e
 import { checkDevice, type Device, type DeviceChoice } from './backends.js';
 import { native, type NativeArray, type TensorHandle } from './native.js';
 import { encodeHalf } from './half.js';
-import { runOp1 } from './ops/run.js';
+import { defineOp } from './ops/run.js';
 
 export type DType = 'float32' | 'int32' | 'float16' | 'bfloat16';
 /** float32 -> Float32Array, int32 -> Int32Array; float16/bfloat16 -> Uint16Array of raw bits. */
@@ -148,7 +148,7 @@ export class Tensor {
     if (format === 'channelsLast') {
       if (this.shape.length !== 4) throw new RangeError(`contiguous: channelsLast needs a [B, C, H, W] tensor, got [${this.shape.join(', ')}]`);
       const nhwc = this.permute([0, 2, 3, 1]);
-      const packed = nhwc.isContiguous() ? nhwc : runOp1('copy', [nhwc], [DTYPE_CODE[this.dtype], 0]);
+      const packed = nhwc.isContiguous() ? nhwc : copyOp.run1([nhwc], [DTYPE_CODE[this.dtype], 0]);
       const out = packed.permute([0, 3, 1, 2]);
       packed.dispose();
       if (packed !== nhwc) nhwc.dispose();
@@ -156,13 +156,13 @@ export class Tensor {
     }
     if (format !== 'rowMajor') throw new RangeError(`contiguous: format must be 'rowMajor' or 'channelsLast', got '${String(format)}'`);
     if (this.isContiguous()) return this.#view(this.shape, this.strides, this.#offset);
-    return runOp1('copy', [this], [DTYPE_CODE[this.dtype], 0]);
+    return copyOp.run1([this], [DTYPE_CODE[this.dtype], 0]);
   }
 
   /** A copy converted to `dtype` (round to nearest even into 16-bit floats), in the same layout. */
   cast(dtype: DType): Tensor {
     if (!DTYPES.includes(dtype)) throw new TypeError(`cast: dtype: unknown dtype '${String(dtype)}'`);
-    return runOp1('copy', [this], [DTYPE_CODE[dtype], 1]);
+    return copyOp.run1([this], [DTYPE_CODE[dtype], 1]);
   }
 
   /**
@@ -287,6 +287,7 @@ const DTYPE_NAMES: readonly DType[] = ['float32', 'int32', 'float16', 'bfloat16'
 const DEVICE_NAMES: readonly Device[] = ['cpu', 'cuda', 'cuda-emu'];
 const META = native.meta;
 const META_SLOT = 20;
+const copyOp = defineOp('copy');
 
 function rowMajorStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);

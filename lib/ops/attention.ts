@@ -3,7 +3,12 @@
 // Convention: no d^-0.5 scale is applied inside these ops. Like the authors' model, pass keys
 // that are already scaled (k * d^-0.5) when you want scaled dot-product attention.
 import type { Tensor } from '../tensor.js';
-import { runOp, runOp1 } from './run.js';
+import { defineOp, type Op } from './run.js';
+
+const secOp = defineOp('secAttention');
+const secUnfusedOp = defineOp('secAttentionUnfused');
+const windowOp = defineOp('windowAttention');
+const globalOp = defineOp('globalAttention');
 
 export interface SecAttentionOptions {
   /**
@@ -47,9 +52,9 @@ function secArgs(op: string, options: SecAttentionOptions): [number, boolean] {
 
 type SecReturn<O> = O extends { returnOrder: true } ? SecAttentionResult : Tensor;
 
-function sec(op: string, q: Tensor, k: Tensor, v: Tensor, options: SecAttentionOptions, sync: boolean): Tensor | SecAttentionResult {
-  const [clusters, returnOrder] = secArgs(op, options);
-  const r = runOp(op, [q, k, v], [clusters, returnOrder ? 1 : 0], sync);
+function sec(op: Op, q: Tensor, k: Tensor, v: Tensor, options: SecAttentionOptions, sync: boolean): Tensor | SecAttentionResult {
+  const [clusters, returnOrder] = secArgs(op.name, options);
+  const r = op.run([q, k, v], [clusters, returnOrder ? 1 : 0], sync);
   return returnOrder ? { out: r[0], order: r[1] } : r[0];
 }
 
@@ -59,12 +64,12 @@ function sec(op: string, q: Tensor, k: Tensor, v: Tensor, options: SecAttentionO
  * the device; returns at once (reading the result waits for it).
  */
 export function secAttention<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
-  return sec('secAttention', q, k, v, options, false) as SecReturn<O>;
+  return sec(secOp, q, k, v, options, false) as SecReturn<O>;
 }
 
 /** `secAttention`, run and waited for (errors of the kernel throw here). */
 export function secAttentionSync<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
-  return sec('secAttention', q, k, v, options, true) as SecReturn<O>;
+  return sec(secOp, q, k, v, options, true) as SecReturn<O>;
 }
 
 /**
@@ -72,7 +77,7 @@ export function secAttentionSync<O extends SecAttentionOptions>(q: Tensor, k: Te
  * materialized intermediates). Same result as `secAttention`; exists as a benchmark baseline.
  */
 export function secAttentionUnfusedSync<O extends SecAttentionOptions>(q: Tensor, k: Tensor, v: Tensor, options: O): SecReturn<O> {
-  return sec('secAttentionUnfused', q, k, v, options, true) as SecReturn<O>;
+  return sec(secUnfusedOp, q, k, v, options, true) as SecReturn<O>;
 }
 
 function windowArgs(op: string, options: WindowAttentionOptions): [number, number, number, number, number, number] {
@@ -93,20 +98,20 @@ function windowArgs(op: string, options: WindowAttentionOptions): [number, numbe
 
 /** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. Queued. */
 export function windowAttention(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  return runOp1('windowAttention', [q, k, v], windowArgs('windowAttention', options));
+  return windowOp.run1([q, k, v], windowArgs('windowAttention', options));
 }
 
 /** `windowAttention`, run and waited for. */
 export function windowAttentionSync(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  return runOp1('windowAttention', [q, k, v], windowArgs('windowAttention', options), true);
+  return windowOp.run1([q, k, v], windowArgs('windowAttention', options), true);
 }
 
 /** Plain softmax attention over all L tokens. q, k, v [B, H, L, D]. Queued. */
 export function globalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
-  return runOp1('globalAttention', [q, k, v]);
+  return globalOp.run1([q, k, v]);
 }
 
 /** `globalAttention`, run and waited for. */
 export function globalAttentionSync(q: Tensor, k: Tensor, v: Tensor): Tensor {
-  return runOp1('globalAttention', [q, k, v], [], true);
+  return globalOp.run1([q, k, v], [], true);
 }

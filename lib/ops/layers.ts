@@ -13,7 +13,19 @@
 // Every op is queued on its inputs' device and returns at once; 16-bit inputs run where a
 // device has 16-bit kernels and are widened and narrowed around float32 kernels elsewhere.
 import type { Tensor } from '../tensor.js';
-import { runOp, runOp1 } from './run.js';
+import { defineOp } from './run.js';
+
+const conv2dOp = defineOp('conv2d');
+const linearOp = defineOp('linear');
+const geluOp = defineOp('gelu');
+const siluOp = defineOp('silu');
+const addOp = defineOp('add');
+const mulOp = defineOp('mul');
+const layerNormOp = defineOp('layerNorm');
+const batchNormOp = defineOp('batchNorm');
+const foldBatchNormOp = defineOp('foldBatchNorm');
+const rope2dOp = defineOp('rope2d');
+const poolOp = defineOp('globalAvgPool2d');
 
 export type Activation = 'none' | 'gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, silu: 2 };
@@ -43,7 +55,7 @@ function activation(op: string, v: unknown): number {
   return ACT[v as Activation];
 }
 
-// Absent optional tensors are null; runOp checks the rest (a live Tensor, named by the op).
+// Absent optional tensors are null; the op checks the rest (a live Tensor, named by the op).
 function tensorOrNull(v: unknown): Tensor | null {
   return v === undefined || v === null ? null : (v as Tensor);
 }
@@ -77,13 +89,13 @@ function convAttrs(op: string, opts: Record<string, unknown>, act: number): numb
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   const opts = optionsObj('conv2d', options);
-  return runOp1('conv2d', [x, weight, tensorOrNull(bias), null], convAttrs('conv2d', opts, 0));
+  return conv2dOp.run1([x, weight, tensorOrNull(bias), null], convAttrs('conv2d', opts, 0));
 }
 
 /** conv2d with the activation and the residual add fused into the same pass. */
 export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: FusedConv2dOptions = {}): Tensor {
   const opts = optionsObj('fusedConv2d', options);
-  return runOp1('conv2d', [x, weight, tensorOrNull(bias), tensorOrNull(opts.residual)],
+  return conv2dOp.run1([x, weight, tensorOrNull(bias), tensorOrNull(opts.residual)],
     convAttrs('conv2d', opts, activation('fusedConv2d', opts.activation)));
 }
 
@@ -91,7 +103,7 @@ export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opti
 
 /** F.linear: x [..., in] times weight [out, in]^T plus bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  return runOp1('linear', [x, weight, tensorOrNull(bias), null, null, null, null, null, null], [0, 0, 1e-6, 0, 0, 0, 1]);
+  return linearOp.run1([x, weight, tensorOrNull(bias), null, null, null, null, null, null], [0, 0, 1e-6, 0, 0, 0, 1]);
 }
 
 export interface FusedLinearOptions {
@@ -127,35 +139,35 @@ export function fusedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, opti
     rope ? num(op, 'rope.heads', rope.heads, 0) : 0, rope ? num(op, 'rope.height', rope.height, 0) : 0,
     rope ? num(op, 'rope.width', rope.width, 0) : 0, rope ? num(op, 'rope.kScale', rope.kScale, 1) : 1,
   ];
-  return runOp1('linear', inputs, attrs);
+  return linearOp.run1(inputs, attrs);
 }
 
 // ---- element-wise ----------------------------------------------------------------------------
 
 /** GELU, exact erf form (F.gelu with approximate='none'). */
 export function gelu(x: Tensor): Tensor {
-  return runOp1('gelu', [x]);
+  return geluOp.run1([x]);
 }
 
 /** SiLU / swish: x * sigmoid(x) (F.silu). */
 export function silu(x: Tensor): Tensor {
-  return runOp1('silu', [x]);
+  return siluOp.run1([x]);
 }
 export const swish = silu;
 
-function binary(op: 'add' | 'mul', a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') return runOp1(op, [a, null], [b]);
-  return runOp1(op, [a, b], [0]);
+function binary(op: typeof addOp, a: Tensor, b: Tensor | number): Tensor {
+  if (typeof b === 'number') return op.run1([a, null], [b]);
+  return op.run1([a, b], [0]);
 }
 
 /** a + b with broadcasting (torch.add); b may be a number. */
 export function add(a: Tensor, b: Tensor | number): Tensor {
-  return binary('add', a, b);
+  return binary(addOp, a, b);
 }
 
 /** a * b with broadcasting (torch.mul); b may be a number. Layer scale: mul(x, gamma [1, C, 1, 1]). */
 export function mul(a: Tensor, b: Tensor | number): Tensor {
-  return binary('mul', a, b);
+  return binary(mulOp, a, b);
 }
 
 // ---- normalisation ---------------------------------------------------------------------------
@@ -170,7 +182,7 @@ export interface LayerNormOptions {
 /** LayerNorm over one dim (biased variance), with optional weight and bias of that dim's size. */
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, options: LayerNormOptions = {}): Tensor {
   const o = optionsObj('layerNorm', options);
-  return runOp1('layerNorm', [x, tensorOrNull(weight), tensorOrNull(bias)],
+  return layerNormOp.run1([x, tensorOrNull(weight), tensorOrNull(bias)],
     [num('layerNorm', 'dim', o.dim, -1), num('layerNorm', 'eps', o.eps, 1e-5)]);
 }
 
@@ -180,7 +192,7 @@ export function batchNorm(
   options: { eps?: number } = {},
 ): Tensor {
   const o = optionsObj('batchNorm', options);
-  return runOp1('batchNorm', [x, runningMean, runningVar, tensorOrNull(weight), tensorOrNull(bias)],
+  return batchNormOp.run1([x, runningMean, runningVar, tensorOrNull(weight), tensorOrNull(bias)],
     [num('batchNorm', 'eps', o.eps, 1e-5)]);
 }
 
@@ -198,7 +210,7 @@ export interface BatchNormParams {
  */
 export function foldBatchNorm(weight: Tensor, bias: Tensor | null, bn: BatchNormParams): { weight: Tensor; bias: Tensor } {
   const b = optionsObj('foldBatchNorm', bn);
-  const [w, bb] = runOp('foldBatchNorm', [
+  const [w, bb] = foldBatchNormOp.run([
     weight, tensorOrNull(bias), b.runningMean as Tensor, b.runningVar as Tensor,
     tensorOrNull(b.weight), tensorOrNull(b.bias),
   ], [num('foldBatchNorm', 'eps', b.eps, 1e-5)]);
@@ -212,12 +224,12 @@ export function rope2d(x: Tensor, angle: Tensor, options: { height: number; widt
   const o = optionsObj('rope2d', options);
   if (typeof o.height !== 'number' || typeof o.width !== 'number')
     throw new TypeError('rope2d: options.height and options.width must be numbers');
-  return runOp1('rope2d', [x, angle], [o.height, o.width]);
+  return rope2dOp.run1([x, angle], [o.height, o.width]);
 }
 
 /** Mean over H and W: [B, C, H, W] -> [B, C, 1, 1] (F.adaptive_avg_pool2d(x, 1)). */
 export function globalAvgPool2d(x: Tensor): Tensor {
-  return runOp1('globalAvgPool2d', [x]);
+  return poolOp.run1([x]);
 }
 
 /** x.reshape(shape): a view when x is contiguous, else a copy. */
