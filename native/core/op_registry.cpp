@@ -80,9 +80,32 @@ const KernelDef* find_kernel(int id, Device device, DType dtype) {
 bool is_16bit(DType t) { return t == DType::Float16 || t == DType::BFloat16; }
 
 // The queued form of one kernel call: tensors are resolved to addresses when it runs (their
-// storages are held by the task).
+// storages are held by the task). A few kilobytes, made on a JS thread and freed on a
+// dispatcher: recycled through a small free list instead of going through malloc each time.
 class KernelTask final : public Task {
  public:
+  static void* operator new(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lk(free_mu());
+      if (!free_list().empty()) {
+        void* p = free_list().back();
+        free_list().pop_back();
+        return p;
+      }
+    }
+    return ::operator new(bytes);
+  }
+  static void operator delete(void* p) {
+    {
+      std::lock_guard<std::mutex> lk(free_mu());
+      if (free_list().size() < 256) {
+        free_list().push_back(p);
+        return;
+      }
+    }
+    ::operator delete(p);
+  }
+
   void run() override {
     KernelArgs a = args_;
     for (int i = 0; i < a.n_in; ++i)
@@ -100,6 +123,16 @@ class KernelTask final : public Task {
   size_t in_offset_[kMaxOpInputs] = {};
   size_t out_offset_[kMaxOpOutputs] = {};
   alignas(16) unsigned char params_[kMaxParamsBytes];
+
+ private:
+  static std::mutex& free_mu() {
+    static std::mutex* m = new std::mutex();
+    return *m;
+  }
+  static std::vector<void*>& free_list() {
+    static std::vector<void*>* v = new std::vector<void*>();
+    return *v;
+  }
 };
 
 TensorArg describe(const Tensor& t) {
