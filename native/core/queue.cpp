@@ -5,6 +5,7 @@
 #include <new>
 
 #include "device_backend.h"
+#include "spin.h"
 
 namespace secvit {
 
@@ -57,14 +58,7 @@ void Queue::wait(uint64_t seq) {
     throw_runtime_error("internal error: a ", device_name(device_),
                         " task waited for its own queue");
   // Small ops finish within microseconds: poll a little before sleeping on the condition.
-  for (int i = 0; i < 1000 && completed() < seq; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    std::this_thread::yield();
-#endif
-  }
-  if (completed() >= seq) return;
+  if (spin_until([&] { return completed() >= seq; }, 200)) return;
   std::unique_lock<std::mutex> lk(mu_);
   done_cv_.wait(lk, [&] { return completed_.load(std::memory_order_acquire) >= seq; });
 }
@@ -84,13 +78,7 @@ void Queue::wait_for_client(const QueueClient& client) {
 void Queue::dispatcher_main() {
   for (;;) {
     // Poll briefly before sleeping: the next op of a chain usually arrives within microseconds.
-    for (int spin = 0; spin < 2000 && queued_.load(std::memory_order_acquire) == 0; ++spin) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#else
-      std::this_thread::yield();
-#endif
-    }
+    spin_until([&] { return queued_.load(std::memory_order_acquire) != 0; }, 400);
     std::unique_ptr<Task> task;
     {
       std::unique_lock<std::mutex> lk(mu_);

@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "spin.h"
+
 #include <cstdlib>
 #include <string>
 
@@ -89,23 +91,12 @@ void ThreadPool::work_on(Job& job) {
   }
 }
 
-namespace {
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
-// Polls of about 30-70 ns each: a few tens of microseconds before an idle thread sleeps.
-constexpr int kSpinPolls = 1000;
-}  // namespace
 
 void ThreadPool::worker_main() {
   t_in_worker = true;
   uint64_t seen = posted_.load(std::memory_order_acquire);
   for (;;) {
-    for (int i = 0; i < kSpinPolls && posted_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+    spin_until([&] { return posted_.load(std::memory_order_acquire) != seen; }, 300);
     std::unique_lock<std::mutex> lk(mu_);
     Job* job = nullptr;
     auto ready = [&] {
@@ -149,7 +140,7 @@ void ThreadPool::run(Job& job) {
   }
   // Every chunk is claimed; wait for the workers still running one (the Job lives on our stack):
   // briefly by polling, then on the condition variable.
-  for (int i = 0; i < kSpinPolls && job.active.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  spin_until([&] { return job.active.load(std::memory_order_acquire) == 0; }, 300);
   std::unique_lock<std::mutex> lk(mu_);
   done_cv_.wait(lk, [&] { return job.active.load(std::memory_order_acquire) == 0; });
   if (job.error) std::rethrow_exception(job.error);

@@ -45,7 +45,10 @@ class ThreadPool {
     job.call = [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); };
     job.ctx = const_cast<void*>(static_cast<const void*>(&fn));
     job.n = n;
-    job.chunk = (n + chunks - 1) / chunks;
+    // At least `grain` items and about 4 chunks per thread, rounding the chunk size down: with
+    // few items (10 tasks on 2 threads) every item is its own chunk and the threads take them
+    // as they go, instead of 5 chunks of 2 that split 3 : 2.
+    job.chunk = std::max<int64_t>(grain, n / (int64_t(t) * 4));
     job.num_chunks = (n + job.chunk - 1) / job.chunk;
     run(job);
   }

@@ -447,18 +447,24 @@ void gemm_f32(const GemmArgs& g) {
   const int64_t np = (g.n + NR - 1) / NR;
   // B packed once for all K blocks: block kb's panel p at bpack + (kb * np + p) * kcmax * NR.
   const float* bpack = packed_b(g, kcmax, np, cx);
-  // Tasks: row blocks (at most kMC rows, at least two per thread when M allows, an even share
-  // of 6-row panels each), times chunks of B panels when there are too few row blocks.
+  // Tasks: row blocks (at most kMC rows; even shares of 6-row panels) times chunks of B panels,
+  // at least two tasks per thread, and a multiple of the thread count so that equal tasks
+  // share out evenly. When B is the larger operand its panels are split first, so that each
+  // task reads only its share of the packed B; otherwise the rows are.
   const int64_t threads = g.parallel ? pool.threads() : 1;
   const int64_t mp = (g.m + MR - 1) / MR;
   const int64_t target = threads > 1 ? 2 * threads : 1;
-  // Split the larger operand's dimension: rows when A is the larger, B panels when B is (each
-  // task then reads only its share of the packed B).
-  const bool split_n = g.m < g.n && threads > 1;
-  int64_t mblocks = std::min(mp, std::max((mp + kMC / MR - 1) / (kMC / MR), split_n ? 1 : target));
-  if (threads > 1 && mblocks > threads) mblocks = std::min(mp, (mblocks + threads - 1) / threads * threads);
-  int64_t nchunks = 1;
-  if (mblocks < target) nchunks = std::min<int64_t>(np, (target + mblocks - 1) / mblocks);
+  const int64_t min_mblocks = (mp + kMC / MR - 1) / (kMC / MR);
+  int64_t mblocks, nchunks;
+  if (g.m < g.n && threads > 1) {
+    mblocks = min_mblocks;
+    nchunks = std::min<int64_t>(np, target);
+  } else {
+    mblocks = std::min(mp, std::max(min_mblocks, target));
+    nchunks = mblocks < target ? std::min<int64_t>(np, (target + mblocks - 1) / mblocks) : 1;
+  }
+  if (threads > 1 && (mblocks * nchunks) % threads != 0 && mblocks < mp)
+    mblocks = std::min(mp, mblocks + (threads - (mblocks * nchunks) % threads));
   const int64_t panels_per_chunk = (np + nchunks - 1) / nchunks;
   nchunks = (np + panels_per_chunk - 1) / panels_per_chunk;
   auto block_rows = [&](int64_t mb) { return std::min(g.m, (mb * mp / mblocks) * MR); };
