@@ -249,7 +249,7 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
   }
 }
 
-void gemv_path(const Ctx& cx);
+void dot_path(const Ctx& cx);
 
 // B for every K block, packed (see gemm_f32 for the layout): from the weight's cache when the
 // caller allows one, else into this thread's buffer.
@@ -290,7 +290,29 @@ void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, 
     for (int64_t j = 0; j < NR; ++j) c[r][j] = first ? acc[r][j] : c[r][j] + acc[r][j];
 }
 
+void gemm_dot_3x4_scalar(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out) {
+  for (int r = 0; r < 3; ++r)
+    for (int j = 0; j < 4; ++j) {
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const float* x = a + r * lda;
+      const float* y = w + j * ldw;
+      int64_t i = 0;
+      for (; i + 4 <= k; i += 4) {
+        s0 += x[i] * y[i];
+        s1 += x[i + 1] * y[i + 1];
+        s2 += x[i + 2] * y[i + 2];
+        s3 += x[i + 3] * y[i + 3];
+      }
+      float s = (s0 + s1) + (s2 + s3);
+      for (; i < k; ++i) s += x[i] * y[i];
+      out[r * 4 + j] = s;
+    }
+}
+
 #if !defined(SECVIT_HAVE_AVX2_KERNELS)
+void gemm_dot_3x4_avx2(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out) {
+  gemm_dot_3x4_scalar(a, lda, w, ldw, k, out);
+}
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue*) {
   gemm_micro_rows_scalar(kc, a, bp, c, first);
@@ -306,57 +328,72 @@ void act_inplace_avx2(Act act, float* x, int64_t n) { act_inplace_scalar(act, x,
 
 namespace {
 
-void gemv_path(const Ctx& cx) {
+// Small M with a [N, K] weight (see gemm.h): A' (prologue applied) formed once, row-major;
+// tasks take blocks of 16 weight rows; each output row's block then gets its epilogue.
+void dot_path(const Ctx& cx) {
   const GemmArgs& g = cx.g;
-  auto body = [&](int64_t n0, int64_t n1) {
-    std::vector<float> a(size_t(g.k));
-    std::vector<float> out(size_t(n1 - n0));
-    for (int64_t m = 0; m < g.m; ++m) {
-      // A' row (prologue applied) once.
-      const float* src = g.a.data + g.a.row_offset(m);
-      const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
-      for (int64_t k = 0; k < g.k; ++k) {
-        float v = src[k * g.a.col_stride];
-        if (ad != nullptr) v += ad[k * g.add.col_stride];
-        if (g.layer_norm) {
-          v = (v - cx.mean[m]) * cx.rstd[m];
-          if (g.ln_weight != nullptr) v *= g.ln_weight[k];
-          if (g.ln_bias != nullptr) v += g.ln_bias[k];
-        }
-        a[size_t(k)] = v;
+  thread_local std::vector<float> t_a;
+  // 3 rows at a time: pad A' to a multiple of 3 rows with zeros.
+  const int64_t mp = (g.m + 2) / 3 * 3;
+  float* ap = grow(t_a, size_t(mp * g.k));
+  for (int64_t m = 0; m < mp; ++m) {
+    float* dst = ap + m * g.k;
+    if (m >= g.m) {
+      std::fill(dst, dst + g.k, 0.0f);
+      continue;
+    }
+    const float* src = g.a.data + g.a.row_offset(m);
+    const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
+    for (int64_t k = 0; k < g.k; ++k) {
+      float v = src[k * g.a.col_stride];
+      if (ad != nullptr) v += ad[k * g.add.col_stride];
+      if (g.layer_norm) {
+        v = (v - cx.mean[m]) * cx.rstd[m];
+        if (g.ln_weight != nullptr) v *= g.ln_weight[k];
+        if (g.ln_bias != nullptr) v += g.ln_bias[k];
       }
-      for (int64_t n = n0; n < n1; ++n) {
-        const float* w = g.b + n * g.b_n_stride;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-        int64_t k = 0;
-        for (; k + 8 <= g.k; k += 8) {
-          s0 += a[size_t(k)] * w[k];
-          s1 += a[size_t(k + 1)] * w[k + 1];
-          s2 += a[size_t(k + 2)] * w[k + 2];
-          s3 += a[size_t(k + 3)] * w[k + 3];
-          s4 += a[size_t(k + 4)] * w[k + 4];
-          s5 += a[size_t(k + 5)] * w[k + 5];
-          s6 += a[size_t(k + 6)] * w[k + 6];
-          s7 += a[size_t(k + 7)] * w[k + 7];
+      dst[k] = v;
+    }
+  }
+  constexpr int64_t kBlock = 16;
+  auto body = [&](int64_t b0, int64_t b1) {
+    float out[12];
+    float row[kBlock];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n0 = b * kBlock, nn = std::min(kBlock, g.n - n0);
+      for (int64_t m = 0; m < mp; m += 3) {
+        float tile[3][kBlock];
+        for (int64_t j = 0; j < nn; j += 4) {
+          // The last weight rows of a partial block repeat the last valid row (not stored).
+          const int64_t jj = std::min<int64_t>(4, nn - j);
+          if (jj == 4) {
+            if (cx.avx2) gemm_dot_3x4_avx2(ap + m * g.k, g.k, g.b + (n0 + j) * g.b_n_stride, g.b_n_stride, g.k, out);
+            else gemm_dot_3x4_scalar(ap + m * g.k, g.k, g.b + (n0 + j) * g.b_n_stride, g.b_n_stride, g.k, out);
+          } else {
+            for (int r = 0; r < 3; ++r)
+              for (int64_t q = 0; q < jj; ++q) {
+                const float* a = ap + (m + r) * g.k;
+                const float* w = g.b + (n0 + j + q) * g.b_n_stride;
+                float acc = 0.0f;
+                for (int64_t k = 0; k < g.k; ++k) acc += a[k] * w[k];
+                out[r * 4 + q] = acc;
+              }
+          }
+          for (int r = 0; r < 3; ++r)
+            for (int64_t q = 0; q < jj; ++q) tile[r][j + q] = out[r * 4 + q];
         }
-        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
-        for (; k < g.k; ++k) s += a[size_t(k)] * w[k];
-        out[size_t(n - n0)] = s;
+        for (int r = 0; r < 3 && m + r < g.m; ++r) {
+          std::memcpy(row, tile[r], size_t(nn) * sizeof(float));
+          if (has_epilogue(g)) epilogue_row(cx, m + r, n0, nn, row);
+          float* c = const_cast<float*>(g.c.data) + g.c.row_offset(m + r) + n0 * g.c.col_stride;
+          for (int64_t q = 0; q < nn; ++q) c[q * g.c.col_stride] = row[q];
+        }
       }
-      // Epilogue on even-aligned pieces (RoPE pairs stay together), then the store.
-      if (has_epilogue(g)) epilogue_row(cx, m, n0, n1 - n0, out.data());
-      float* c = const_cast<float*>(g.c.data) + g.c.row_offset(m);
-      for (int64_t n = n0; n < n1; ++n) c[n * g.c.col_stride] = out[size_t(n - n0)];
     }
   };
-  const int64_t chunks = (g.n + 63) / 64;
-  if (!g.parallel) {
-    body(0, g.n);
-    return;
-  }
-  ThreadPool::instance().parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    body(c0 * 64, std::min(g.n, c1 * 64));
-  });
+  const int64_t blocks = (g.n + kBlock - 1) / kBlock;
+  if (!g.parallel) body(0, blocks);
+  else ThreadPool::instance().parallel_for(blocks, 1, body);
 }
 
 }  // namespace
@@ -435,8 +472,8 @@ void gemm_f32(const GemmArgs& g) {
     });
     return;
   }
-  if (g.m <= 4 && g.im2col == nullptr && g.b_koff == nullptr && g.b_k_stride == 1) {
-    gemv_path(cx);
+  if (g.m <= 64 && g.im2col == nullptr && g.b_koff == nullptr && g.b_k_stride == 1) {
+    dot_path(cx);
     return;
   }
 

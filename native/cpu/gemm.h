@@ -17,8 +17,9 @@
 // 12 accumulators, per k one broadcast of A per row and two 8-wide loads of B. The B panel
 // (KC x 16 floats) stays in L1 across the rows of an A block, the A block (MC x KC) in L2. The
 // epilogue is applied to each tile right after its last K block, while it is in L1.
-// Very small M (a classifier head, M <= 4) with a [N, K] weight skips the packing: one dot
-// product per output, parallel over N.
+// Small M (M <= 64: the last stage, a classifier head) with a [N, K] weight skips the packing:
+// dot products along k of 3 rows of A with 4 weight rows per register tile, weight rows read
+// in place, parallel over blocks of N; packing B would cost about as much as the product.
 // Cost: 2 M N K flops; bytes ~ 4 (M K + K N + M N) from memory, B packed once per call.
 #pragma once
 
@@ -113,6 +114,10 @@ void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const*
 void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first);
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue* epi);
+// Dot products of 3 rows of A (a + r * lda) with 4 weight rows (w + j * ldw), over k:
+// out[r * 4 + j]. The small-M path, which reads a [N, K] weight in place (no packing).
+void gemm_dot_3x4_scalar(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out);
+void gemm_dot_3x4_avx2(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out);
 // GELU (exact erf) and SiLU of n floats in place.
 void act_inplace_scalar(Act act, float* x, int64_t n);
 void act_inplace_avx2(Act act, float* x, int64_t n);

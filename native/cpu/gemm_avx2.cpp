@@ -127,6 +127,44 @@ void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, fl
   micro(kc, RowsA{a}, bp, c, first, epi);
 }
 
+void gemm_dot_3x4_avx2(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out) {
+  __m256 s00 = _mm256_setzero_ps(), s01 = _mm256_setzero_ps(), s02 = _mm256_setzero_ps(), s03 = _mm256_setzero_ps();
+  __m256 s10 = _mm256_setzero_ps(), s11 = _mm256_setzero_ps(), s12 = _mm256_setzero_ps(), s13 = _mm256_setzero_ps();
+  __m256 s20 = _mm256_setzero_ps(), s21 = _mm256_setzero_ps(), s22 = _mm256_setzero_ps(), s23 = _mm256_setzero_ps();
+  const float* a0 = a;
+  const float* a1 = a + lda;
+  const float* a2 = a + 2 * lda;
+  const float* w0 = w;
+  const float* w1 = w + ldw;
+  const float* w2 = w + 2 * ldw;
+  const float* w3 = w + 3 * ldw;
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const __m256 x0 = _mm256_loadu_ps(a0 + i), x1 = _mm256_loadu_ps(a1 + i), x2 = _mm256_loadu_ps(a2 + i);
+    __m256 v = _mm256_loadu_ps(w0 + i);
+    s00 = _mm256_fmadd_ps(x0, v, s00);
+    s10 = _mm256_fmadd_ps(x1, v, s10);
+    s20 = _mm256_fmadd_ps(x2, v, s20);
+    v = _mm256_loadu_ps(w1 + i);
+    s01 = _mm256_fmadd_ps(x0, v, s01);
+    s11 = _mm256_fmadd_ps(x1, v, s11);
+    s21 = _mm256_fmadd_ps(x2, v, s21);
+    v = _mm256_loadu_ps(w2 + i);
+    s02 = _mm256_fmadd_ps(x0, v, s02);
+    s12 = _mm256_fmadd_ps(x1, v, s12);
+    s22 = _mm256_fmadd_ps(x2, v, s22);
+    v = _mm256_loadu_ps(w3 + i);
+    s03 = _mm256_fmadd_ps(x0, v, s03);
+    s13 = _mm256_fmadd_ps(x1, v, s13);
+    s23 = _mm256_fmadd_ps(x2, v, s23);
+  }
+  const __m256 s[12] = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23};
+  for (int t = 0; t < 12; ++t) out[t] = avx2::hsum(s[t]);
+  for (; i < k; ++i)
+    for (int r = 0; r < 3; ++r)
+      for (int j = 0; j < 4; ++j) out[r * 4 + j] += a[r * lda + i] * w[j * ldw + i];
+}
+
 void act_inplace_avx2(Act act, float* x, int64_t n) {
   int64_t i = 0;
   if (act == Act::Gelu) {
