@@ -44,6 +44,24 @@ bool collapse_rows(const Tensor& t, int64_t* group_rows, int64_t* group_stride, 
   return false;
 }
 
+// Input i's rows (its last dim of `cols` values) as two levels of rows, or, when they do not
+// collapse so (or, with `unit_cols`, when the last dim is strided), a request to pack it first
+// and the row-major addressing of the packed copy.
+void rows_or_pack(OpCall& c, int i, int64_t cols, bool unit_cols, int64_t* gr, int64_t* gs, int64_t* rs,
+                  int64_t* cs) {
+  const Tensor& t = c.in(i);
+  const int64_t col_stride = t.strides[t.ndim() - 1];
+  if (collapse_rows(t, gr, gs, rs) && (!unit_cols || cols <= 1 || col_stride == 1)) {
+    if (cs != nullptr) *cs = col_stride;
+    return;
+  }
+  c.require_contiguous(i);
+  *gr = 0;
+  *gs = 0;
+  *rs = cols;
+  if (cs != nullptr) *cs = 1;
+}
+
 void require_vector(OpCall& c, int i, int64_t n, const char* of) {
   if (!c.has(i)) return;
   c.require_same_dtype(0, i);
@@ -106,33 +124,14 @@ void prepare_linear(OpCall& c) {
   } else if (c.has(kLinRopeAngle)) {
     throw_range_error(op, ": ropeAngle given without ropeHeads");
   }
-  // Row layouts the kernels address directly; anything else is packed first.
-  if (!collapse_rows(x, &p.x_group_rows, &p.x_group_stride, &p.x_row_stride) || (k > 1 && x.strides[x.ndim() - 1] != 1)) {
-    c.require_contiguous(kLinX);
-    p.x_group_rows = 0;
-    p.x_group_stride = 0;
-    p.x_row_stride = k;
-  }
-  if (c.has(kLinAdd)) {
-    const Tensor& a = c.in(kLinAdd);
-    if (!collapse_rows(a, &p.add_group_rows, &p.add_group_stride, &p.add_row_stride) || (k > 1 && a.strides[a.ndim() - 1] != 1)) {
-      c.require_contiguous(kLinAdd);
-      p.add_group_rows = 0;
-      p.add_group_stride = 0;
-      p.add_row_stride = k;
-    }
-  }
-  if (c.has(kLinResidual)) {
-    const Tensor& r = c.in(kLinResidual);
-    p.res_col_stride = r.strides[r.ndim() - 1];
-    if (!collapse_rows(r, &p.res_group_rows, &p.res_group_stride, &p.res_row_stride)) {
-      c.require_contiguous(kLinResidual);
-      p.res_group_rows = 0;
-      p.res_group_stride = 0;
-      p.res_row_stride = n;
-      p.res_col_stride = 1;
-    }
-  }
+  // Row layouts the kernels address directly; anything else is packed first. x and add need
+  // contiguous rows; the residual may have any column stride.
+  rows_or_pack(c, kLinX, k, true, &p.x_group_rows, &p.x_group_stride, &p.x_row_stride, nullptr);
+  if (c.has(kLinAdd))
+    rows_or_pack(c, kLinAdd, k, true, &p.add_group_rows, &p.add_group_stride, &p.add_row_stride, nullptr);
+  if (c.has(kLinResidual))
+    rows_or_pack(c, kLinResidual, n, false, &p.res_group_rows, &p.res_group_stride, &p.res_row_stride,
+                 &p.res_col_stride);
   c.add_output(out, x.dtype);
   c.set_params(p);
 }

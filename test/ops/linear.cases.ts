@@ -4,7 +4,7 @@
 // bfloat16 2^-9 ~ 2e-3 relative, float16 2^-12; the bounds are 4x those.
 import { fusedLinear, linear, type Tensor } from '../../lib/index.js';
 import type { OpCase } from '../helpers/op-cases.js';
-import { linearRef } from '../reference/layers.js';
+import { linearRef, ropeAngles } from '../reference/layers.js';
 
 const F32 = 1e-5;
 const HALF = { float32: F32, bfloat16: 8e-3, float16: 1e-3 };
@@ -20,12 +20,7 @@ function plain(name: string, m: number, k: number, n: number, bias = true, lead:
   };
 }
 
-const ropeAngle = (d: number) => () => {
-  const n = d / 4;
-  const a = new Float32Array(d / 2);
-  for (let i = 0; i < n; i++) a[2 * i] = a[2 * i + 1] = 10000 ** (-i / Math.max(n - 1, 1));
-  return a;
-};
+const ropeAngle = (d: number) => () => ropeAngles(d);
 
 export const cases: OpCase[] = [
   plain('1 row (the GEMV path)', 1, 37, 29),

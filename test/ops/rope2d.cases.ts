@@ -1,14 +1,9 @@
 // rope2d against SPEC 3.3 in double. fp32: one rotation, ~1e-7 relative.
 import { rope2d, type Tensor } from '../../lib/index.js';
 import type { OpCase } from '../helpers/op-cases.js';
-import { rope2dRef } from '../reference/layers.js';
+import { rope2dRef, ropeAngles } from '../reference/layers.js';
 
-const angles = (d: number) => () => {
-  const n = d / 4;
-  const a = new Float32Array(d / 2);
-  for (let i = 0; i < n; i++) a[2 * i] = a[2 * i + 1] = 10000 ** (-i / Math.max(n - 1, 1));
-  return a;
-};
+const angles = (d: number) => () => ropeAngles(d);
 
 export const cases: OpCase[] = [
   {

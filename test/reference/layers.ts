@@ -236,3 +236,11 @@ export function avgPoolRef(x: Arr, shape: readonly number[]): Float64Array {
   }
   return y;
 }
+
+/** SPEC 3.3's angle table of a head of size d: a_m = 10000^(-m/(n-1)), n = d/4, each twice. */
+export function ropeAngles(d: number): Float32Array {
+  const n = d / 4;
+  const a = new Float32Array(d / 2);
+  for (let i = 0; i < n; i++) a[2 * i] = a[2 * i + 1] = 10000 ** (-i / Math.max(n - 1, 1));
+  return a;
+}
