@@ -58,7 +58,7 @@ void Queue::wait(uint64_t seq) {
     throw_runtime_error("internal error: a ", device_name(device_),
                         " task waited for its own queue");
   // Small ops finish within microseconds: poll a little before sleeping on the condition.
-  if (spin_until([&] { return completed() >= seq; }, 200)) return;
+  if (spin_until([&] { return completed() >= seq; }, 32)) return;
   std::unique_lock<std::mutex> lk(mu_);
   done_cv_.wait(lk, [&] { return completed_.load(std::memory_order_acquire) >= seq; });
 }

@@ -69,7 +69,7 @@ void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, flo
     __m256 vsum = _mm256_setzero_ps();
     j = 0;
     for (; j + 8 <= nk; j += 8) {
-      const __m256 e = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
+      const __m256 e = avx2::exp<true>(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
       _mm256_storeu_ps(row + j, e);
       vsum = _mm256_add_ps(vsum, e);
     }

@@ -8,10 +8,15 @@
 namespace secvit::cpu::avx2 {
 
 // e^x, relative error ~2e-7: Cody-Waite range reduction x = n ln2 + r and a degree-6
-// polynomial for e^r. x is clamped to [-87.3, 88.7] (e^x underflows to 0 below -87.3).
+// polynomial for e^r, scaled by 2^n through the exponent field. x is clamped to
+// [-87.3, 88.3] (so n stays in [-126, 127]); below -87.3 the result is exactly 0.
+// kNonPositive: the caller guarantees x <= 0 (a softmax exponentiating s - max), so the upper
+// clamp is skipped: this runs in attention's inner loop.
+template <bool kNonPositive = false>
 inline __m256 exp(__m256 x) {
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_set1_ps(88.7f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
+  x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
+  if constexpr (!kNonPositive) x = _mm256_min_ps(_mm256_set1_ps(88.3f), x);
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -23,14 +28,8 @@ inline __m256 exp(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // 2^n in two halves, so that n = 128 (x near 88.7) does not overflow the exponent field.
-  const __m256i ni = _mm256_cvtps_epi32(n);
-  const __m256i h1 = _mm256_srai_epi32(ni, 1);
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h1, _mm256_set1_epi32(127)), 23));
-  const __m256 s2 = _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h1), _mm256_set1_epi32(127)), 23));
-  const __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-  return _mm256_andnot_ps(underflow, y);
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
 // erf(x), absolute error <= 1.5e-7 (Abramowitz & Stegun 7.1.26, the form PyTorch's vectorized
