@@ -506,13 +506,28 @@ void gemm_f32(const GemmArgs& g) {
   nchunks = (np + panels_per_chunk - 1) / panels_per_chunk;
   auto block_rows = [&](int64_t mb) { return std::min(g.m, (mb * mp / mblocks) * MR); };
 
+  // Whole tiles of the AVX2 path whose epilogue (if any) fits in registers go straight to the
+  // micro-kernel with row pointers worked out once per task; the rest through tile().
+  const bool epilogue = has_epilogue(g);
+  const bool fast = cx.avx2 && g.c.col_stride == 1 && g.rope.angle == nullptr &&
+                    (g.residual.data == nullptr || g.residual.col_stride == 1);
   run(mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<float> t_apack;
-    float* apack = a_direct ? nullptr : grow(t_apack, size_t((mp / mblocks + 1) * MR * kcmax));
+    thread_local std::vector<const float*> t_rows;
+    const int64_t max_mc = (mp / mblocks + 1) * MR;
+    float* apack = a_direct ? nullptr : grow(t_apack, size_t(max_mc * kcmax));
+    const float** arow = grow(t_rows, size_t(3 * max_mc));
+    const float** crow = arow + max_mc;
+    const float** rrow = crow + max_mc;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t mb = t / nchunks, nc = t % nchunks;
       const int64_t m0 = block_rows(mb), mc = block_rows(mb + 1) - m0;
       const int64_t p_begin = nc * panels_per_chunk, p_end = std::min(np, p_begin + panels_per_chunk);
+      for (int64_t r = 0; r < mc; ++r) {
+        if (a_direct) arow[r] = g.a.data + g.a.row_offset(m0 + r);
+        crow[r] = g.c.data + g.c.row_offset(m0 + r);
+        rrow[r] = g.residual.data != nullptr ? g.residual.data + g.residual.row_offset(m0 + r) : nullptr;
+      }
       for (int64_t kb = 0; kb < kblocks; ++kb) {
         const int64_t k0 = kb * kcmax, kc = std::min(kcmax, g.k - k0);
         const bool first = kb == 0, last = kb + 1 == kblocks;
@@ -520,9 +535,32 @@ void gemm_f32(const GemmArgs& g) {
         for (int64_t p = p_begin; p < p_end; ++p) {
           const float* bp = bpack + (kb * np + p) * kcmax * NR;
           const int64_t n0 = p * NR, nn = std::min(NR, g.n - n0);
-          for (int64_t ir = 0; ir < mc; ir += MR)
-            tile(cx, kc, a_direct ? nullptr : apack + (ir / MR) * kc * MR, k0, bp, m0 + ir, n0,
-                 std::min(MR, mc - ir), nn, first, last);
+          TileEpilogue te{};
+          const bool with_epi = last && epilogue;
+          if (with_epi) {
+            te.bias = g.bias != nullptr ? g.bias + n0 : nullptr;
+            te.scale = g.scale != nullptr ? g.scale + n0 : nullptr;
+            te.act = g.act;
+          }
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            if (!fast || nn != NR || ir + MR > mc) {
+              tile(cx, kc, a_direct ? nullptr : apack + (ir / MR) * kc * MR, k0, bp, m0 + ir, n0,
+                   std::min(MR, mc - ir), nn, first, last);
+              continue;
+            }
+            float* c[MR];
+            for (int64_t r = 0; r < MR; ++r) {
+              c[r] = const_cast<float*>(crow[ir + r]) + n0;
+              if (with_epi) te.res[r] = rrow[ir + r] != nullptr ? rrow[ir + r] + n0 : nullptr;
+            }
+            if (a_direct) {
+              const float* a[MR];
+              for (int64_t r = 0; r < MR; ++r) a[r] = arow[ir + r] + k0;
+              gemm_micro_rows_avx2(kc, a, bp, c, first, with_epi ? &te : nullptr);
+            } else {
+              gemm_micro_avx2(kc, apack + (ir / MR) * kc * MR, bp, c, first, with_epi ? &te : nullptr);
+            }
+          }
         }
       }
     }
