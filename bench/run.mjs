@@ -13,6 +13,8 @@ const { dispatchRows, printDispatch } = await import('./dispatch.mjs');
 const { GEMM_SHAPES, gemmVsOpenblas, printGemm } = await import('./gemm.mjs');
 const { layerRows, printLayers } = await import('./layers.mjs');
 
+const GROUPS = ['dispatch', 'gemm', 'layers', 'attention'];
+
 function parseArgs(argv) {
   const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8], groups: null };
   for (let i = 0; i < argv.length; i++) {
@@ -23,7 +25,11 @@ function parseArgs(argv) {
     else if (argv[i] === '--batches') opts.batches = argv[++i].split(',').map(Number);
     else if (argv[i] === '--json') opts.json = argv[++i];
     else if (argv[i] === '--threads') opts.threads = argv[++i].split(',').map(Number);
-    else if (argv[i] === '--groups') opts.groups = argv[++i].split(',');
+    else if (argv[i] === '--groups') {
+      opts.groups = argv[++i].split(',');
+      const unknown = opts.groups.filter((g) => !GROUPS.includes(g));
+      if (unknown.length) throw new RangeError(`bench: --groups expects some of ${GROUPS.join(',')}, got '${unknown.join(',')}'`);
+    }
     else throw new RangeError(`bench: unknown argument '${argv[i]}'`);
   }
   opts.json ??= path.join(root, 'bench', 'results', opts.gpu ? 'gpu-latest.json' : 'latest.json');
@@ -222,7 +228,7 @@ export async function main(argv = process.argv.slice(2)) {
   };
   console.log(`secvit bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; threads ${threadCounts.join(', ')}${opts.full ? ', full' : ''}`);
   // Groups: dispatch (op layer), gemm (vs OpenBLAS), layers (a row per layer kind), attention.
-  const groups = new Set(opts.groups ?? ['dispatch', 'gemm', 'layers', 'attention']);
+  const groups = new Set(opts.groups ?? GROUPS);
   const results = [];
   const extra = {};
   for (const t of threadCounts) {

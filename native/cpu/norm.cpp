@@ -39,6 +39,25 @@ void for_runs(const NormOpParams& p, int64_t grain, F fn) {
   });
 }
 
+// sum_j x[j] (squares = false) or sum_j (x[j] - mu)^2 (squares = true) over a contiguous row, in
+// 8 independent partial sums: one running float sum is a chain of dependent adds (the compiler
+// may not reassociate it), which held layerNorm to ~3 GB/s; 8 lanes vectorize.
+float row_sum(const float* __restrict__ x, int64_t n, float mu, bool squares) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float t = x[j + l] - mu;
+      acc[l] += squares ? t * t : x[j + l];
+    }
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; j < n; ++j) {
+    const float t = x[j] - mu;
+    s += squares ? t * t : x[j];
+  }
+  return s;
+}
+
 void layer_norm_kernel(const KernelArgs& a) {
   const NormOpParams& p = a.p<NormOpParams>();
   const float* x = a.in[0].ptr<float>();
@@ -54,15 +73,8 @@ void layer_norm_kernel(const KernelArgs& a) {
       for (int64_t i = 0; i < n; ++i) {
         const float* __restrict__ xr = x + off + i * s;
         float* __restrict__ yr = y + off + i * s;
-        float sum = 0.0f;
-        for (int64_t j = 0; j < D; ++j) sum += xr[j];
-        const float mu = sum * inv_d;
-        float var = 0.0f;
-        for (int64_t j = 0; j < D; ++j) {
-          const float t = xr[j] - mu;
-          var += t * t;
-        }
-        const float rs = 1.0f / std::sqrt(var * inv_d + p.eps);
+        const float mu = row_sum(xr, D, 0.0f, false) * inv_d;
+        const float rs = 1.0f / std::sqrt(row_sum(xr, D, mu, true) * inv_d + p.eps);
         for (int64_t j = 0; j < D; ++j) {
           float v = (xr[j] - mu) * rs;
           if (w != nullptr) v *= w[j];
