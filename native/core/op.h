@@ -212,8 +212,7 @@ Tensor copy_contiguous(const Tensor& t, DType dtype, const QueueClientPtr& clien
                        bool keep_layout = false);
 // The dims of `t` from the largest stride to the smallest (ties: the later dim inner).
 void layout_order(const Tensor& t, int* order);
-
-// Strides of `shape` laid out in `order` (outermost dim first).
-Strides strides_for_order(const Shape& shape, const int* order);
+// layout_order, and whether `t` is packed (dense) in that order, e.g. channels-last.
+bool dense_layout_order(const Tensor& t, int* order);
 
 }  // namespace secvit

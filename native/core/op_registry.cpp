@@ -256,23 +256,11 @@ void OpCall::add_output(const Shape& shape, DType dtype, const int* order) {
   out_strides_[n_out_ - 1] = strides_for_order(shape, order);
 }
 
-Strides strides_for_order(const Shape& shape, const int* order) {
-  Strides s;
-  s.resize(shape.size());
-  int64_t acc = 1;
-  for (size_t i = shape.size(); i-- > 0;) {
-    s[size_t(order[i])] = acc;
-    acc *= shape[size_t(order[i])];
-  }
-  return s;
-}
-
 // ---- dispatch --------------------------------------------------------------------------------
 
 namespace {
 
-// An output storage of `bytes` for `t`'s layout: allocation is by element count, the strides
-// are a permutation of a packed layout.
+// A new output: allocated by element count; `strides` are a permutation of a packed layout.
 Tensor allocate_output(const Shape& shape, const Strides& strides, DType dtype, Device device) {
   Tensor t = empty_tensor(shape, dtype, device);
   t.strides = strides;
@@ -432,6 +420,11 @@ void layout_order(const Tensor& t, int* order) {
     }
     order[j] = d;
   }
+}
+
+bool dense_layout_order(const Tensor& t, int* order) {
+  layout_order(t, order);
+  return strides_packed(t.shape, t.strides, order);
 }
 
 }  // namespace secvit

@@ -63,12 +63,9 @@ void Queue::wait(uint64_t seq) {
   done_cv_.wait(lk, [&] { return completed_.load(std::memory_order_acquire) >= seq; });
 }
 
-void Queue::wait_ready(const Storage& storage, const char* what) {
+void Queue::wait_ready(const Storage& storage) {
   wait(storage.ready_seq());
-  if (TaskErrorPtr e = storage.error()) {
-    (void)what;
-    throw Error(ErrorKind::Runtime, e->message);
-  }
+  if (TaskErrorPtr e = storage.error()) throw Error(ErrorKind::Runtime, e->message);
 }
 
 void Queue::wait_for_client(const QueueClient& client) {

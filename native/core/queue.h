@@ -99,8 +99,8 @@ class Queue {
   uint64_t submit(std::unique_ptr<Task> task);
   // Blocks until every task up to `seq` has completed. Not from the dispatcher thread itself.
   void wait(uint64_t seq);
-  // Waits for `storage`'s producer and throws (Error, naming `what`) if it failed.
-  void wait_ready(const Storage& storage, const char* what);
+  // Waits for `storage`'s producer and throws its error (which names the failed op), if any.
+  void wait_ready(const Storage& storage);
   uint64_t submitted() const { return submitted_.load(std::memory_order_acquire); }
   uint64_t completed() const { return completed_.load(std::memory_order_acquire); }
   bool on_dispatcher() const { return std::this_thread::get_id() == thread_id_.load(); }

@@ -100,16 +100,20 @@ inline int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-inline Strides contiguous_strides(const Shape& shape) {
+// Strides of `shape` packed with its dims laid out in `order` (outermost first; null: row-major).
+inline Strides strides_for_order(const Shape& shape, const int* order) {
   Strides s;
   s.resize(shape.size());
   int64_t acc = 1;
   for (size_t i = shape.size(); i-- > 0;) {
-    s[i] = acc;
-    acc *= shape[i];
+    const size_t d = order != nullptr ? size_t(order[i]) : i;
+    s[d] = acc;
+    acc *= shape[d];
   }
   return s;
 }
+
+inline Strides contiguous_strides(const Shape& shape) { return strides_for_order(shape, nullptr); }
 
 std::string shape_string(const Shape& shape);
 

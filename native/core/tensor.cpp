@@ -11,14 +11,19 @@ std::string shape_string(const Shape& shape) {
   return s + "]";
 }
 
-bool strides_contiguous(const Shape& shape, const Strides& strides) {
+bool strides_packed(const Shape& shape, const Strides& strides, const int* order) {
   int64_t expect = 1;
   for (size_t i = shape.size(); i-- > 0;) {
-    if (shape[i] == 1) continue;
-    if (strides[i] != expect) return false;
-    expect *= shape[i];
+    const size_t d = order != nullptr ? size_t(order[i]) : i;
+    if (shape[d] == 1) continue;
+    if (strides[d] != expect) return false;
+    expect *= shape[d];
   }
   return true;
+}
+
+bool strides_contiguous(const Shape& shape, const Strides& strides) {
+  return strides_packed(shape, strides, nullptr);
 }
 
 bool Tensor::is_contiguous() const { return strides_contiguous(shape, strides); }

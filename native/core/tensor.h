@@ -45,7 +45,10 @@ Tensor empty_tensor(const Shape& shape, DType dtype, Device device);
 Tensor make_view(const Tensor& base, const Shape& shape, const Strides& strides, int64_t offset,
                  const char* what);
 
-// True when `strides` describe `shape` packed in row-major order (size-1 dims ignored).
+// True when `strides` describe `shape` packed with its dims laid out in `order` (outermost
+// first; null: row-major), size-1 dims ignored.
+bool strides_packed(const Shape& shape, const Strides& strides, const int* order);
+// strides_packed in row-major order.
 bool strides_contiguous(const Shape& shape, const Strides& strides);
 
 }  // namespace secvit

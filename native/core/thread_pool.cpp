@@ -1,9 +1,9 @@
 #include "thread_pool.h"
 
-#include "spin.h"
-
 #include <cstdlib>
 #include <string>
+
+#include "spin.h"
 
 #if defined(__linux__)
 #include <sched.h>
@@ -90,7 +90,6 @@ void ThreadPool::work_on(Job& job) {
     }
   }
 }
-
 
 void ThreadPool::worker_main() {
   t_in_worker = true;

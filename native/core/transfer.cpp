@@ -9,6 +9,16 @@
 namespace secvit {
 namespace {
 
+// Host memory to `device` memory (a plain copy when `device` is the CPU), and back.
+void copy_from_host(Device device, void* dst, const void* src, size_t bytes) {
+  if (device == Device::Cpu) std::memcpy(dst, src, bytes);
+  else device_backend(device)->copy_to_device(dst, src, bytes);
+}
+void copy_to_host(Device device, void* dst, const void* src, size_t bytes) {
+  if (device == Device::Cpu) std::memcpy(dst, src, bytes);
+  else device_backend(device)->copy_to_host(dst, src, bytes);
+}
+
 // A host block may be written directly once the CPU queue has passed its release point.
 bool host_write_ready(const Tensor& t) {
   return Queue::of(Device::Cpu).completed() >= t.storage->write_ready_seq();
@@ -54,8 +64,7 @@ Tensor upload(const void* src, size_t bytes, const Shape& shape, DType dtype, De
                                                              static_cast<const unsigned char*>(src) + bytes);
   void* dst = t.raw();
   submit_write("tensor", t, [staged, dst, device] {
-    if (device == Device::Cpu) std::memcpy(dst, staged->data(), staged->size());
-    else device_backend(device)->copy_to_device(dst, staged->data(), staged->size());
+    copy_from_host(device, dst, staged->data(), staged->size());
   }, client);
   return t;
 }
@@ -93,20 +102,18 @@ Tensor to_device(const Tensor& src_view, Device device, const QueueClientPtr& cl
   // deadlock). It owns `src`, so the source block is not reused before the copy has read it.
   void* dst = out.raw();
   submit_write("to", out, [src, dst, bytes, from, device] {
-    Queue::of(from).wait_ready(*src.storage, "to");
+    Queue::of(from).wait_ready(*src.storage);
     if (bytes == 0) return;
-    if (device == Device::Cpu) device_backend(from)->copy_to_host(dst, src.raw(), bytes);
-    else device_backend(device)->copy_to_device(dst, src.raw(), bytes);
+    if (device == Device::Cpu) copy_to_host(from, dst, src.raw(), bytes);
+    else copy_from_host(device, dst, src.raw(), bytes);
   }, client, &src);
   return out;
 }
 
-void read_sync(const Tensor& src, void* dst, const char* what) {
-  Queue::of(src.device()).wait_ready(*src.storage, what);
+void read_sync(const Tensor& src, void* dst) {
+  Queue::of(src.device()).wait_ready(*src.storage);
   const size_t n = src.nbytes();
-  if (n == 0) return;
-  if (src.device() == Device::Cpu) std::memcpy(dst, src.raw(), n);
-  else device_backend(src.device())->copy_to_host(dst, src.raw(), n);
+  if (n != 0) copy_to_host(src.device(), dst, src.raw(), n);
 }
 
 std::unique_ptr<Task> make_read_task(const Tensor& src, void* dst,
@@ -118,10 +125,7 @@ std::unique_ptr<Task> make_read_task(const Tensor& src, void* dst,
   Storage* s = src.storage.get();
   const size_t offset = size_t(src.offset) * dtype_size(src.dtype);
   t->work = [s, offset, dst, n, device] {
-    if (n == 0) return;
-    const void* from = static_cast<const unsigned char*>(s->data()) + offset;
-    if (device == Device::Cpu) std::memcpy(dst, from, n);
-    else device_backend(device)->copy_to_host(dst, from, n);
+    if (n != 0) copy_to_host(device, dst, static_cast<const unsigned char*>(s->data()) + offset, n);
   };
   t->done = std::move(done);
   t->reads.push_back(src.storage.ptr());

@@ -19,7 +19,7 @@ Tensor to_device(const Tensor& src, Device device, const QueueClientPtr& client)
 // `src` packed (itself when it is already contiguous), queued on its device.
 Tensor packed(const Tensor& src, const QueueClientPtr& client);
 // Waits for `src` (packed) and copies its bytes to `dst`. Throws the producer's error.
-void read_sync(const Tensor& src, void* dst, const char* what);
+void read_sync(const Tensor& src, void* dst);
 
 // A task that copies packed `src` to host memory `dst` on src's queue, then calls `done`.
 std::unique_ptr<Task> make_read_task(const Tensor& src, void* dst,

@@ -76,7 +76,7 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     OpOutputs out = run_op(id, inputs, int(n_in), attrs, int(n_attrs), data->client());
     if (sync) {
       const Device d = out.out[0].device();
-      for (int i = 0; i < out.n; ++i) Queue::of(d).wait_ready(*out.out[i].storage, name);
+      for (int i = 0; i < out.n; ++i) Queue::of(d).wait_ready(*out.out[i].storage);
       if (d != Device::Cpu) device_backend(d)->synchronize();
     }
     for (int i = 0; i < out.n; ++i) data->WriteMeta(i, out.out[i]);

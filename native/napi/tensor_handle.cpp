@@ -125,7 +125,7 @@ Napi::Value TensorHandle::Wait(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     FromValue(info.This(), "wait", "tensor");
     const Device d = tensor_.device();
-    Queue::of(d).wait_ready(*tensor_.storage, "wait");
+    Queue::of(d).wait_ready(*tensor_.storage);
     if (d != Device::Cpu) device_backend(d)->synchronize();
     return info.Env().Undefined();
   });
@@ -137,7 +137,7 @@ Napi::Value TensorHandle::ReadSync(const Napi::CallbackInfo& info) {
     const Tensor src = packed(tensor_, EnvData::Of(info.Env())->client());
     void* dst = nullptr;
     Napi::TypedArray out = new_typed_array(info.Env(), src.dtype, size_t(src.numel()), &dst);
-    read_sync(src, dst, "dataSync");
+    read_sync(src, dst);
     return out;
   });
 }
@@ -170,7 +170,7 @@ Napi::Value TensorHandle::ToSync(const Napi::CallbackInfo& info) {
     const Device device = arg_device(info[0], "to: device");
     require_device(device, "to");
     Tensor out = to_device(tensor_, device, EnvData::Of(info.Env())->client());
-    Queue::of(device).wait_ready(*out.storage, "to");
+    Queue::of(device).wait_ready(*out.storage);
     return New(info.Env(), std::move(out));
   });
 }

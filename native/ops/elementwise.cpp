@@ -7,24 +7,11 @@
 namespace secvit {
 namespace {
 
-// True when t's strides are a packed layout of its shape in some dim order; `order` then gets
-// that order (outermost first).
-bool dense_order(const Tensor& t, int* order) {
-  layout_order(t, order);
-  int64_t expect = 1;
-  for (size_t i = t.ndim(); i-- > 0;) {
-    const size_t d = size_t(order[i]);
-    if (t.shape[d] != 1 && t.strides[d] != expect) return false;
-    expect *= t.shape[d];
-  }
-  return true;
-}
-
 void finish(OpCall& c, EwOpParams& p, const Shape& out, int b_input) {
   const Tensor& a = c.in(0);
   int order[kMaxDims];
   const bool a_full = a.shape == out;
-  if (a_full && dense_order(a, order)) {
+  if (a_full && dense_layout_order(a, order)) {
     c.add_output(out, a.dtype, order);
   } else {
     for (size_t i = 0; i < out.size(); ++i) order[i] = int(i);

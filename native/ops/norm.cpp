@@ -10,22 +10,12 @@ namespace {
 void layout(OpCall& c, NormOpParams& p, int64_t dim) {
   const Tensor& x = c.in(0);
   int order[kMaxDims];
-  layout_order(x, order);
-  int64_t expect = 1;
-  bool dense = true;
-  for (size_t i = x.ndim(); i-- > 0;) {
-    const size_t d = size_t(order[i]);
-    if (x.shape[d] != 1 && x.strides[d] != expect) dense = false;
-    expect *= x.shape[d];
-  }
-  Strides strides = x.strides;
-  if (!dense) {
+  if (!dense_layout_order(x, order)) {
     c.require_contiguous(0);
     for (size_t i = 0; i < x.ndim(); ++i) order[i] = int(i);
-    strides = contiguous_strides(x.shape);
   }
   c.add_output(x.shape, x.dtype, order);
-  strides = c.out_strides(0);  // the same as x's when dense
+  const Strides strides = c.out_strides(0);  // x's, when x is dense
   p.d = x.shape[size_t(dim)];
   p.d_stride = strides[size_t(dim)];
   p.nd = 0;
