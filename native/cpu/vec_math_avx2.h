@@ -9,11 +9,14 @@ namespace secvit::cpu::avx2 {
 
 // e^x, relative error ~2e-7: Cody-Waite range reduction x = n ln2 + r and a degree-6
 // polynomial for e^r, scaled by 2^n through the exponent field. x is clamped to
-// [-87.3, 88.3] (so n stays in [-126, 127]); below -87.3 the result is exactly 0.
+// [-87.3, 88.3] (so n stays in [-126, 127]); below -87.3 the result is exactly 0, above 88.7
+// (where e^x exceeds FLT_MAX) it is +infinity, as expf gives: silu(-inf) is then
+// -inf / inf = NaN, as PyTorch and the CUDA kernels compute it, not -inf.
 // kNonPositive: the caller guarantees x <= 0 (a softmax exponentiating s - max), so the upper
 // clamp is skipped: this runs in attention's inner loop.
 template <bool kNonPositive = false>
 inline __m256 exp(__m256 x) {
+  const __m256 x_in = x;
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
   x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
   if constexpr (!kNonPositive) x = _mm256_min_ps(_mm256_set1_ps(88.3f), x);
@@ -29,7 +32,10 @@ inline __m256 exp(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  const __m256 y = _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  if constexpr (kNonPositive) return y;
+  const __m256 overflow = _mm256_cmp_ps(x_in, _mm256_set1_ps(88.72283935546875f), _CMP_GT_OQ);
+  return _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), overflow);
 }
 
 // erf(x), absolute error <= 1.5e-7 (Abramowitz & Stegun 7.1.26, the form PyTorch's vectorized
