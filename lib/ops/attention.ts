@@ -3,6 +3,7 @@
 // Convention: no d^-0.5 scale is applied inside these ops. Like the authors' model, pass keys
 // that are already scaled (k * d^-0.5) when you want scaled dot-product attention.
 import type { Tensor } from '../tensor.js';
+import { num, optionsOf } from './options.js';
 import { defineOp, type Op } from './run.js';
 
 const secOp = defineOp('secAttention');
@@ -36,18 +37,13 @@ export interface WindowAttentionOptions {
   shift?: boolean | readonly [number, number];
 }
 
-function checkOptions(op: string, options: unknown): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`${op}: options must be an object`);
-  return options as Record<string, unknown>;
-}
-
 function secArgs(op: string, options: SecAttentionOptions): [number, boolean] {
-  const o = checkOptions(op, options);
-  if (typeof o.clusters !== 'number') throw new TypeError(`${op}: clusters must be a number, got ${typeof o.clusters}`);
-  if (!Number.isInteger(o.clusters)) throw new RangeError(`${op}: clusters must be an integer, got ${o.clusters}`);
+  const o = optionsOf(op, options, true);
+  const clusters = num(op, 'clusters', o.clusters);
+  if (!Number.isInteger(clusters)) throw new RangeError(`${op}: clusters must be an integer, got ${clusters}`);
   if (o.returnOrder !== undefined && typeof o.returnOrder !== 'boolean')
     throw new TypeError(`${op}: returnOrder must be a boolean, got ${typeof o.returnOrder}`);
-  return [o.clusters, o.returnOrder === true];
+  return [clusters, o.returnOrder === true];
 }
 
 type SecReturn<O> = O extends { returnOrder: true } ? SecAttentionResult : Tensor;
@@ -81,10 +77,9 @@ export function secAttentionUnfusedSync<O extends SecAttentionOptions>(q: Tensor
 }
 
 function windowArgs(op: string, options: WindowAttentionOptions): [number, number, number, number, number, number] {
-  const o = checkOptions(op, options);
-  for (const key of ['height', 'width'] as const) {
-    if (typeof o[key] !== 'number') throw new TypeError(`${op}: ${key} must be a number, got ${typeof o[key]}`);
-  }
+  const o = optionsOf(op, options, true);
+  const height = num(op, 'height', o.height);
+  const width = num(op, 'width', o.width);
   const win = o.window;
   if (!Array.isArray(win) || win.length !== 2 || win.some((x) => typeof x !== 'number'))
     throw new TypeError(`${op}: window must be [wh, ww], got ${JSON.stringify(win)}`);
@@ -93,7 +88,7 @@ function windowArgs(op: string, options: WindowAttentionOptions): [number, numbe
   else if (Array.isArray(o.shift) && o.shift.length === 2) shift = [o.shift[0], o.shift[1]];
   else if (o.shift !== undefined && o.shift !== false)
     throw new TypeError(`${op}: shift must be a boolean or [sh, sw], got ${JSON.stringify(o.shift)}`);
-  return [o.height as number, o.width as number, win[0], win[1], shift[0], shift[1]];
+  return [height, width, win[0], win[1], shift[0], shift[1]];
 }
 
 /** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. Queued. */

@@ -12,7 +12,8 @@
 //
 // Every op is queued on its inputs' device and returns at once; 16-bit inputs run where a
 // device has 16-bit kernels and are widened and narrowed around float32 kernels elsewhere.
-import type { Tensor } from '../tensor.js';
+import type { MemoryFormat, Tensor } from '../tensor.js';
+import { num, optionsOf, pair, tensorOrNull } from './options.js';
 import { defineOp } from './run.js';
 
 const conv2dOp = defineOp('conv2d');
@@ -30,34 +31,10 @@ const poolOp = defineOp('globalAvgPool2d');
 export type Activation = 'none' | 'gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, silu: 2 };
 
-function optionsObj(op: string, o: unknown): Record<string, unknown> {
-  if (o === undefined) return {};
-  if (typeof o !== 'object' || o === null) throw new TypeError(`${op}: options must be an object`);
-  return o as Record<string, unknown>;
-}
-
-function num(op: string, name: string, v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number') throw new TypeError(`${op}: ${name} must be a number, got ${typeof v}`);
-  return v;
-}
-
-function pair(op: string, name: string, v: unknown, fallback: number): [number, number] {
-  if (v === undefined) return [fallback, fallback];
-  if (typeof v === 'number') return [v, v];
-  if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number')) return [v[0], v[1]];
-  throw new TypeError(`${op}: ${name} must be a number or [h, w], got ${JSON.stringify(v)}`);
-}
-
 function activation(op: string, v: unknown): number {
   if (v === undefined) return 0;
   if (typeof v !== 'string' || !(v in ACT)) throw new TypeError(`${op}: activation must be 'none', 'gelu' or 'silu', got ${JSON.stringify(v)}`);
   return ACT[v as Activation];
-}
-
-// Absent optional tensors are null; the op checks the rest (a live Tensor, named by the op).
-function tensorOrNull(v: unknown): Tensor | null {
-  return v === undefined || v === null ? null : (v as Tensor);
 }
 
 // ---- convolution ---------------------------------------------------------------------------
@@ -88,22 +65,25 @@ function convAttrs(op: string, opts: Record<string, unknown>, act: number): numb
  * Returns [B, O, OH, OW] (channels-last in memory).
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
-  const opts = optionsObj('conv2d', options);
+  const opts = optionsOf('conv2d', options);
   return conv2dOp.run1([x, weight, tensorOrNull(bias), null], convAttrs('conv2d', opts, 0));
 }
 
 /** conv2d with the activation and the residual add fused into the same pass. */
 export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: FusedConv2dOptions = {}): Tensor {
-  const opts = optionsObj('fusedConv2d', options);
+  const opts = optionsOf('fusedConv2d', options);
   return conv2dOp.run1([x, weight, tensorOrNull(bias), tensorOrNull(opts.residual)],
-    convAttrs('conv2d', opts, activation('fusedConv2d', opts.activation)));
+    convAttrs('fusedConv2d', opts, activation('fusedConv2d', opts.activation)));
 }
 
 // ---- linear ----------------------------------------------------------------------------------
 
+// The fused attributes of a plain linear: no activation, no LayerNorm, no RoPE, kScale 1.
+const PLAIN_LINEAR_ATTRS: readonly number[] = [0, 0, 1e-6, 0, 0, 0, 1];
+
 /** F.linear: x [..., in] times weight [out, in]^T plus bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  return linearOp.run1([x, weight, tensorOrNull(bias), null, null, null, null, null, null], [0, 0, 1e-6, 0, 0, 0, 1]);
+  return linearOp.run1([x, weight, tensorOrNull(bias), null, null, null, null, null, null], PLAIN_LINEAR_ATTRS);
 }
 
 export interface FusedLinearOptions {
@@ -126,9 +106,9 @@ export interface FusedLinearOptions {
 /** y = residual + scale * rope(act(LN(x + add) W^T + bias)), every part optional, one pass. */
 export function fusedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, options: FusedLinearOptions = {}): Tensor {
   const op = 'fusedLinear';
-  const o = optionsObj(op, options);
-  const norm = o.norm === undefined || o.norm === null ? null : optionsObj(op, o.norm);
-  const rope = o.rope === undefined || o.rope === null ? null : optionsObj(op, o.rope);
+  const o = optionsOf(op, options);
+  const norm = o.norm === undefined || o.norm === null ? null : optionsOf(op, o.norm);
+  const rope = o.rope === undefined || o.rope === null ? null : optionsOf(op, o.rope);
   const inputs = [
     x, weight, tensorOrNull(bias), tensorOrNull(o.residual), tensorOrNull(o.scale),
     norm ? tensorOrNull(norm.weight) : null, norm ? tensorOrNull(norm.bias) : null,
@@ -153,6 +133,7 @@ export function gelu(x: Tensor): Tensor {
 export function silu(x: Tensor): Tensor {
   return siluOp.run1([x]);
 }
+/** SiLU under its other name. */
 export const swish = silu;
 
 function binary(op: typeof addOp, a: Tensor, b: Tensor | number): Tensor {
@@ -181,7 +162,7 @@ export interface LayerNormOptions {
 
 /** LayerNorm over one dim (biased variance), with optional weight and bias of that dim's size. */
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, options: LayerNormOptions = {}): Tensor {
-  const o = optionsObj('layerNorm', options);
+  const o = optionsOf('layerNorm', options);
   return layerNormOp.run1([x, tensorOrNull(weight), tensorOrNull(bias)],
     [num('layerNorm', 'dim', o.dim, -1), num('layerNorm', 'eps', o.eps, 1e-5)]);
 }
@@ -191,7 +172,7 @@ export function batchNorm(
   x: Tensor, runningMean: Tensor, runningVar: Tensor, weight: Tensor | null = null, bias: Tensor | null = null,
   options: { eps?: number } = {},
 ): Tensor {
-  const o = optionsObj('batchNorm', options);
+  const o = optionsOf('batchNorm', options);
   return batchNormOp.run1([x, runningMean, runningVar, tensorOrNull(weight), tensorOrNull(bias)],
     [num('batchNorm', 'eps', o.eps, 1e-5)]);
 }
@@ -209,7 +190,7 @@ export interface BatchNormParams {
  * weight and bias of one layer that computes bn(conv(x)).
  */
 export function foldBatchNorm(weight: Tensor, bias: Tensor | null, bn: BatchNormParams): { weight: Tensor; bias: Tensor } {
-  const b = optionsObj('foldBatchNorm', bn);
+  const b = optionsOf('foldBatchNorm', bn);
   const [w, bb] = foldBatchNormOp.run([
     weight, tensorOrNull(bias), b.runningMean as Tensor, b.runningVar as Tensor,
     tensorOrNull(b.weight), tensorOrNull(b.bias),
@@ -221,10 +202,8 @@ export function foldBatchNorm(weight: Tensor, bias: Tensor | null, bn: BatchNorm
 
 /** SecViT's 2-D RoPE (SPEC 3.3) on x [B, heads, L, d], L = height * width; angle [d/2]. */
 export function rope2d(x: Tensor, angle: Tensor, options: { height: number; width: number }): Tensor {
-  const o = optionsObj('rope2d', options);
-  if (typeof o.height !== 'number' || typeof o.width !== 'number')
-    throw new TypeError('rope2d: options.height and options.width must be numbers');
-  return rope2dOp.run1([x, angle], [o.height, o.width]);
+  const o = optionsOf('rope2d', options, true);
+  return rope2dOp.run1([x, angle], [num('rope2d', 'height', o.height), num('rope2d', 'width', o.width)]);
 }
 
 /** Mean over H and W: [B, C, H, W] -> [B, C, 1, 1] (F.adaptive_avg_pool2d(x, 1)). */
@@ -243,6 +222,6 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 }
 
 /** x packed row-major (or channels-last); x itself (as a new view) when already so. */
-export function contiguous(x: Tensor, format: 'rowMajor' | 'channelsLast' = 'rowMajor'): Tensor {
+export function contiguous(x: Tensor, format: MemoryFormat = 'rowMajor'): Tensor {
   return x.contiguous(format);
 }

@@ -43,20 +43,17 @@ export function defineOp(name: string): Op {
   return { name, run, run1: (inputs, attrs, sync) => run(inputs, attrs, sync)[0] };
 }
 
-/** Names of every op in the registry. */
+/** Names of the public ops in the registry (not the internal ones, whose names start with '_'). */
 export function listOps(): string[] {
-  return native.opNames();
+  return native.opNames().filter((n) => !n.startsWith('_'));
 }
 
-// By name, for internal callers and tests (the `Op` of each name is made once).
+// By name, for tests (the `Op` of each name is made once).
 const byName = new Map<string, Op>();
 function op(name: string): Op {
   let o = byName.get(name);
   if (!o) byName.set(name, (o = defineOp(name)));
   return o;
-}
-export function runOp(name: string, inputs: readonly (Tensor | null | undefined)[], attrs: readonly number[] = [], sync = false): Tensor[] {
-  return op(name).run(inputs, attrs, sync);
 }
 export function runOp1(name: string, inputs: readonly (Tensor | null | undefined)[], attrs: readonly number[] = [], sync = false): Tensor {
   return op(name).run1(inputs, attrs, sync);
