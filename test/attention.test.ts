@@ -7,9 +7,9 @@ import {
   globalAttention, globalAttentionSync, secAttention, secAttentionSync, secAttentionUnfusedSync,
   tensor, windowAttention, windowAttentionSync, type Device, type Tensor,
 } from '../lib/index.js';
-import { globalAttentionRef, secAttentionRef, windowAttentionRef, type AttnShape } from './helpers/attention-ref.js';
+import { globalAttentionRef, secAttentionRef, windowAttentionRef, type AttnShape } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
-import { testDevices } from './helpers/backends.js';
+import { SIMD_PATHS, testDevices } from './helpers/backends.js';
 import { native } from '../lib/native.js';
 
 // fp32 kernels accumulate in fp32 over at most a few thousand terms: ||out-ref||/||ref|| stays
@@ -234,9 +234,8 @@ describe.each(DEVICES.flatMap((d) => (['bfloat16', 'float16'] as const).map((t) 
 // The CPU kernels have an AVX2/FMA path and a portable one; both must agree with the reference.
 describe('CPU SIMD paths', () => {
   const cpu = backends().find((b) => b.name === 'cpu')!;
-  const paths: Array<'scalar' | 'avx2-fma'> = cpu.simd === 'avx2-fma' ? ['scalar', 'avx2-fma'] : ['scalar'];
   afterAll(() => native.setCpuSimd(cpu.simd!));
-  it.each(paths)('%s: SEC, window and global match the reference', (simd) => {
+  it.each(SIMD_PATHS)('%s: SEC, window and global match the reference', (simd) => {
     native.setCpuSimd(simd);
     const x = inputs(5000, 2, 2, 130, 24);
     const [q, k, v] = upload(x, 'cpu');

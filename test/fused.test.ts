@@ -8,13 +8,14 @@ import {
 } from '../lib/index.js';
 import { relError, Rng } from './helpers/random.js';
 import { testDevices } from './helpers/backends.js';
+import { numel } from './reference/layers.js';
 
 const DEVICES: Device[] = testDevices();
 const TOL = 1e-5;
 
 describe.each(DEVICES)('fused ops equal their parts on %s', (device) => {
   const rng = new Rng(91);
-  const t = (shape: number[], scale = 1) => tensor(rng.normals(shape.reduce((a, b) => a * b, 1), scale), shape, { device });
+  const t = (shape: number[], scale = 1) => tensor(rng.normals(numel(shape), scale), shape, { device });
 
   it('fusedLinear: LN prologue, GELU, layer scale and residual', () => {
     tidy(() => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { DisposedError, keep, matmul, memory, resetPeakMemory, tensor, tidy, zeros, type Tensor } from '../lib/index.js';
 import { relError, Rng } from './helpers/random.js';
-import { matmulRef } from './helpers/reference.js';
+import { matmulRef } from './reference/matmul.js';
 import { runOp1 } from '../lib/ops/run.js';
 
 describe('dispose and using', () => {

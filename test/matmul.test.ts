@@ -3,15 +3,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { backends, getNumThreads, matmul, matmulSync, memory, setNumThreads, tensor } from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { matmulRef } from './helpers/reference.js';
+import { matmulRef } from './reference/matmul.js';
 import { relError, Rng } from './helpers/random.js';
+import { SIMD_PATHS } from './helpers/backends.js';
 
 // fp32 accumulation over K terms: relative error grows like sqrt(K) * 6e-8; 1e-5 is ample for
 // K <= 1000 and far below what a wrong index would give (~1).
 const FP32_TOL = 1e-5;
 
 const cpu = backends().find((b) => b.name === 'cpu')!;
-const simdPaths: Array<'scalar' | 'avx2-fma'> = cpu.simd === 'avx2-fma' ? ['scalar', 'avx2-fma'] : ['scalar'];
 const defaultThreads = getNumThreads();
 
 afterAll(() => {
@@ -31,7 +31,7 @@ function check(batch: number, m: number, k: number, n: number, bBatched: boolean
   expect(err).toBeLessThan(FP32_TOL);
 }
 
-describe.each(simdPaths)('matmul on the %s path', (simd) => {
+describe.each(SIMD_PATHS)('matmul on the %s path', (simd) => {
   it.each([1, 2])('matches the reference with %i thread(s), odd sizes included', (threads) => {
     native.setCpuSimd(simd);
     setNumThreads(threads);

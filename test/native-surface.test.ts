@@ -45,6 +45,36 @@ describe('native surface', () => {
     live.dispose();
     native.setNumThreads(native.availableCores());
   });
+
+  it('run and view check arrays element by element', () => {
+    const live = native.createTensor(new Float32Array([1, 2, 3, 4]), [2, 2], 'float32', 'cpu', true);
+    const add = native.opNames().indexOf('add');
+    try {
+      // Views must stay inside the storage (4 elements), with one stride per dim, none negative.
+      expect(() => native.view(live, [10], [1], 0)).toThrow(RangeError);
+      expect(() => native.view(live, [2, 2], [2, 1], 1)).toThrow(/reaches element 4 of a storage of 4/);
+      expect(() => native.view(live, [2], [-1], 3)).toThrow(RangeError);
+      expect(() => native.view(live, [2], [1, 1], 0)).toThrow(/1 sizes but 2 strides/);
+      expect(() => native.view(live, [2, 2], [1, 2], -1)).toThrow(RangeError);
+      expect(() => native.view(live, Array(9).fill(1), Array(9).fill(1), 0)).toThrow(/at most 8 dimensions/);
+      expect(() => native.view(live, [2, 'x' as never], [2, 1], 0)).toThrow(TypeError);
+      const t = native.view(live, [2, 2], [1, 2], 0); // the transpose: a valid view
+      t.dispose();
+      // run: the op id, the inputs and the attributes are checked before anything is queued.
+      expect(() => native.run(-1, [live, live], [0], false)).toThrow(RangeError);
+      expect(() => native.run(native.opNames().length, [live, live], [0], false)).toThrow(RangeError);
+      expect(() => native.run(add, [live], [0], false)).toThrow(/add: expected 2 inputs, got 1/);
+      expect(() => native.run(add, live as never, [0], false)).toThrow(/add: inputs must be an array/);
+      expect(() => native.run(add, ['x' as never, live], [0], false)).toThrow(TypeError);
+      expect(() => native.run(add, [live, live], ['1' as never], false)).toThrow(/add: attribute 0 must be a number/);
+      expect(() => native.run(add, [live, live], Array(100).fill(0), false)).toThrow(/add: too many attributes/);
+      expect(() => native.run(add, [live, live], [], false)).toThrow(/add: expected 1 attributes, got 0/);
+      const y = native.run(add, [live, live], [0], true) as { dispose(): void };
+      y.dispose();
+    } finally {
+      live.dispose();
+    }
+  });
 });
 
 function disposeResult(r: unknown) {

@@ -7,12 +7,13 @@
 //   - NaN and infinity propagation through the reducing ops (GEMM, norms, pooling).
 import { describe, expect, it } from 'vitest';
 import {
-  decodeHalf, encodeHalf, globalAttentionSync, globalAvgPool2d, layerNorm, linear, secAttentionSync,
+  decodeHalf, globalAttentionSync, globalAvgPool2d, layerNorm, linear, secAttentionSync,
   tensor, type Device, type Tensor,
 } from '../lib/index.js';
-import { globalAttentionRef, secAttentionRef } from './helpers/attention-ref.js';
+import { globalAttentionRef, secAttentionRef } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
 import { testDevices } from './helpers/backends.js';
+import { roundTo } from './helpers/op-cases.js';
 import { linearRef } from './reference/layers.js';
 
 const DEVICES: Device[] = testDevices();
@@ -71,7 +72,7 @@ describe.each(DEVICES)('softmax range on %s', (device) => {
   it.each(['bfloat16', 'float16'] as const)('the same span in %s', (dtype) => {
     const x = build(600, -1, 60);
     const shape = [1, 1, 600, 32];
-    const r = (a: Float32Array) => decodeHalf(encodeHalf(a, dtype), dtype);
+    const r = (a: Float32Array) => roundTo(a, dtype);
     using q = tensor(x.q, shape, { device, dtype });
     using k = tensor(x.k, shape, { device, dtype });
     using v = tensor(x.v, shape, { device, dtype });
@@ -86,7 +87,7 @@ describe.each(DEVICES)('16-bit rounding on %s', (device) => {
   // mean error of round-to-nearest-even is a few hundredths of an ulp; truncation gives ~0.5.
   it.each(['bfloat16', 'float16'] as const)('%s: linear and SEC attention round to nearest, unbiased', (dtype) => {
     const rng = new Rng(77);
-    const r = (a: Float32Array) => decodeHalf(encodeHalf(a, dtype), dtype);
+    const r = (a: Float32Array) => roundTo(a, dtype);
     const xa = r(rng.normals(96 * 64));
     const wa = r(rng.normals(40 * 64, 0.2));
     using x = tensor(xa, [96, 64], { device, dtype });

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { backends, matmul, matmulSync, memory, resetPeakMemory, secAttention, tensor, zeros, type Device, type Tensor } from '../lib/index.js';
 import { runOp1 } from '../lib/ops/run.js';
-import { matmulRef } from './helpers/reference.js';
+import { matmulRef } from './reference/matmul.js';
 import { relError, Rng } from './helpers/random.js';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));

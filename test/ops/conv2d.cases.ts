@@ -2,26 +2,30 @@
 // over C/g * kh * kw <= 600 terms, ~1e-6 relative; 1e-5 bounds it. 16-bit: the output's
 // rounding, as for linear.
 import { conv2d, fusedConv2d, type Tensor } from '../../lib/index.js';
-import type { OpCase } from '../helpers/op-cases.js';
-import { conv2dRef, type Conv2dRefOptions } from '../reference/layers.js';
+import { withSpecials, type InputSpec, type OpCase } from '../helpers/op-cases.js';
+import { conv2dRef, conv2dShape, type Conv2dRefOptions } from '../reference/layers.js';
 
 const F32 = 1e-5;
 const HALF = { float32: F32, bfloat16: 8e-3, float16: 1e-3 };
 const cl = (t: Tensor) => t.contiguous('channelsLast');
 
-function conv(
-  name: string, xs: number[], ws: number[], o: Conv2dRefOptions & { channelsLast?: boolean; fused?: boolean },
-  tol: OpCase['tol'] = HALF,
-): OpCase {
+// `channelsLast: false` keeps x (and the residual) NCHW; `withResidual` adds one; `x` sets x's
+// values (default normals).
+type ConvCase = Omit<Conv2dRefOptions, 'residual'> & {
+  channelsLast?: boolean; fused?: boolean; withResidual?: boolean; x?: InputSpec['values'];
+};
+
+function conv(name: string, xs: number[], ws: number[], o: ConvCase, tol: OpCase['tol'] = HALF): OpCase {
   const opts = { stride: o.stride, padding: o.padding, dilation: o.dilation, groups: o.groups };
-  const out = conv2dRef(new Float32Array(xs.reduce((a, b) => a * b, 1)), xs, new Float32Array(ws.reduce((a, b) => a * b, 1)), ws, o).shape;
+  const out = conv2dShape(xs, ws, o);
+  const layout = o.channelsLast === false ? undefined : cl;
   return {
     name,
     inputs: {
-      x: { shape: xs, view: o.channelsLast === false ? undefined : cl },
+      x: { shape: xs, view: layout, values: o.x },
       w: { shape: ws, scale: 0.3 },
       ...(o.bias !== null ? { b: { shape: [ws[0]] } } : {}),
-      ...(o.residual !== undefined ? { r: { shape: out, view: cl } } : {}),
+      ...(o.withResidual ? { r: { shape: out, view: layout } } : {}),
     },
     run: (t) =>
       o.fused
@@ -36,7 +40,7 @@ function conv(
 export const cases: OpCase[] = [
   conv('depthwise 3x3, pad 1 (CPE), odd sizes', [2, 13, 7, 9], [13, 1, 3, 3], { padding: [1, 1], groups: 13 }),
   conv('depthwise 5x5, pad 2 (LCE)', [1, 24, 11, 6], [24, 1, 5, 5], { padding: [2, 2], groups: 24 }),
-  conv('depthwise 3x3 + residual (x + dwconv(x))', [1, 17, 8, 8], [17, 1, 3, 3], { padding: [1, 1], groups: 17, residual: null, fused: true }),
+  conv('depthwise 3x3 + residual (x + dwconv(x))', [1, 17, 8, 8], [17, 1, 3, 3], { padding: [1, 1], groups: 17, withResidual: true, fused: true }),
   conv('depthwise, stride 2, NCHW input', [1, 5, 9, 7], [5, 1, 3, 3], { padding: [1, 1], stride: [2, 2], groups: 5, channelsLast: false }),
   conv('1x1 (a GEMM over pixels)', [2, 19, 5, 7], [23, 19, 1, 1], {}),
   conv('1x1, NCHW input', [1, 11, 6, 6], [8, 11, 1, 1], { channelsLast: false }),
@@ -45,5 +49,9 @@ export const cases: OpCase[] = [
   conv('3x3 stride 2 pad 1 + GELU (downsample + folded BN + act)', [1, 16, 9, 9], [29, 16, 3, 3], { stride: [2, 2], padding: [1, 1], activation: 'gelu', fused: true }),
   conv('groups = 2, 3x5 kernel, dilation 2, no bias', [1, 6, 12, 11], [4, 3, 3, 5], { groups: 2, dilation: [2, 2], padding: [2, 1], bias: null }),
   conv('stride 3, no padding, NCHW input, SiLU', [2, 7, 10, 10], [5, 7, 2, 2], { stride: [3, 3], channelsLast: false, activation: 'silu', fused: true }),
-  conv('dense + residual in NCHW layout', [1, 9, 6, 5], [9, 9, 3, 3], { padding: [1, 1], residual: null, fused: true }),
+  conv('dense + residual in NCHW layout', [1, 9, 6, 5], [9, 9, 3, 3], { padding: [1, 1], withResidual: true, fused: true, channelsLast: false }),
+  // NaN and infinities reach exactly the outputs whose window holds them (padding adds no NaN).
+  conv('depthwise 3x3: NaN and infinities', [1, 5, 6, 7], [5, 1, 3, 3], { padding: [1, 1], groups: 5, x: withSpecials({ 3: NaN, 50: Infinity, 130: -Infinity, 200: 3e4 }) }),
+  conv('dense 3x3 (im2col): NaN and an infinity', [1, 4, 5, 6], [6, 4, 3, 3], { padding: [1, 1], x: withSpecials({ 7: NaN, 64: -Infinity }) }),
+  conv('1x1: an infinity + GELU', [1, 8, 3, 5], [7, 8, 1, 1], { activation: 'gelu', fused: true, x: withSpecials({ 17: Infinity, 30: NaN }) }),
 ];

@@ -2,17 +2,19 @@
 // vectorised erf (abs. error <= 1.5e-7) and exp (rel. ~2e-7) keep GELU/SiLU within ~1e-6.
 // 16-bit: the output's rounding.
 import { add, gelu, mul, silu, type Tensor } from '../../lib/index.js';
-import type { OpCase } from '../helpers/op-cases.js';
+import { withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { broadcastRef, geluRef, siluRef } from '../reference/layers.js';
 
 const HALF = { float32: 2e-6, bfloat16: 8e-3, float16: 1e-3 };
 const cl = (t: Tensor) => t.contiguous('channelsLast');
-const wide = (rng: { normal(): number }, n: number) => Float32Array.from({ length: n }, () => rng.normal() * 4);
+// Normals times 4, then the tails: where erf and exp saturate, overflow or meet NaN/infinities.
+const EXTREMES = [-90, -30, -12, -9, -5.5, 5.5, 9, 12, 30, 90, 1e4, -1e4, NaN, Infinity, -Infinity];
+const wide = withSpecials(Object.fromEntries(EXTREMES.map((v, i) => [i * 17, v])), 4);
 
 export const cases: OpCase[] = [
-  { name: 'gelu, values in [-12, 12]', inputs: { x: { shape: [3, 257], values: wide } }, run: (t) => gelu(t.x), ref: (v) => Array.from(v.x, geluRef), tol: HALF },
+  { name: 'gelu: normals x 4, +-90, +-1e4, NaN, +-infinity', inputs: { x: { shape: [3, 257], values: wide } }, run: (t) => gelu(t.x), ref: (v) => Array.from(v.x, geluRef), tol: HALF },
   { name: 'gelu keeps a channels-last layout', inputs: { x: { shape: [2, 5, 3, 4], view: cl } }, run: (t) => gelu(t.x), ref: (v) => Array.from(v.x, geluRef), tol: HALF },
-  { name: 'silu, values in [-12, 12]', inputs: { x: { shape: [1001], values: wide } }, run: (t) => silu(t.x), ref: (v) => Array.from(v.x, siluRef), tol: HALF },
+  { name: 'silu: normals x 4, +-90, +-1e4, NaN, +-infinity', inputs: { x: { shape: [1001], values: wide } }, run: (t) => silu(t.x), ref: (v) => Array.from(v.x, siluRef), tol: HALF },
   {
     name: 'silu of a transposed view', inputs: { x: { shape: [7, 9], view: (t) => t.transpose(0, 1) } },
     run: (t) => silu(t.x),
@@ -29,5 +31,13 @@ export const cases: OpCase[] = [
     run: (t) => mul(t.a, t.g), ref: (v) => broadcastRef(v.a, [2, 6, 3, 5], v.g, [1, 6, 1, 1], (x, y) => x * y).y, tol: HALF,
   },
   { name: 'mul, channels-last times NCHW', inputs: { a: { shape: [1, 4, 3, 3], view: cl }, b: { shape: [1, 4, 3, 3] } }, run: (t) => mul(t.a, t.b), ref: (v) => broadcastRef(v.a, [1, 4, 3, 3], v.b, [1, 4, 3, 3], (x, y) => x * y).y, tol: HALF },
-  { name: 'mul by a scalar, 0-d result shape kept', inputs: { a: { shape: [6] } }, run: (t) => mul(t.a, -2.5), ref: (v) => Array.from(v.a, (x) => x * -2.5), tol: HALF },
+  { name: 'mul by a scalar keeps a 1-d shape', inputs: { a: { shape: [6] } }, run: (t) => mul(t.a, -2.5), ref: (v) => Array.from(v.a, (x) => x * -2.5), tol: HALF, shapes: [[6]] },
+  {
+    // inf - inf and inf * 0 give NaN; NaN propagates; broadcast b spreads its infinity over a row.
+    name: 'add and mul with NaN and infinities, [3, 5] op [3, 1]',
+    inputs: { a: { shape: [3, 5], values: withSpecials({ 0: Infinity, 6: NaN, 12: -Infinity }) }, b: { shape: [3, 1], values: withSpecials({ 0: -Infinity, 2: 0 }) } },
+    run: (t) => [add(t.a, t.b), mul(t.a, t.b)],
+    ref: (v) => [broadcastRef(v.a, [3, 5], v.b, [3, 1], (x, y) => x + y).y, broadcastRef(v.a, [3, 5], v.b, [3, 1], (x, y) => x * y).y],
+    tol: HALF,
+  },
 ];

@@ -3,7 +3,7 @@
 // the reference sees them) keep fp32 accumulation: the output's one rounding dominates,
 // bfloat16 2^-9 ~ 2e-3 relative, float16 2^-12; the bounds are 4x those.
 import { fusedLinear, linear, type Tensor } from '../../lib/index.js';
-import type { OpCase } from '../helpers/op-cases.js';
+import { withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { linearRef, ropeAngles } from '../reference/layers.js';
 
 const F32 = 1e-5;
@@ -31,6 +31,22 @@ export const cases: OpCase[] = [
   plain('[B, L, K] input', 2 * 11, 24, 40, true, [2, 11]),
   plain('M=200 rows, N=48 (parallel row blocks)', 200, 32, 48),
   plain('K=0 gives the bias', 4, 0, 6),
+  {
+    // M > 64: the packed 6 x 16 micro-kernel path (small M reads the weight in place). A NaN in
+    // a row of x makes that output row NaN; an infinity makes its row infinite.
+    name: 'M=100: NaN and an infinity in x (packed path)',
+    inputs: { x: { shape: [100, 24], values: withSpecials({ [7 * 24 + 3]: NaN, [70 * 24 + 20]: Infinity }) }, w: { shape: [20, 24], scale: 0.2 }, b: { shape: [20] } },
+    run: (t) => linear(t.x, t.w, t.b),
+    ref: (v) => linearRef(v.x, v.w, 100, 24, 20, { bias: v.b }),
+    tol: HALF,
+  },
+  {
+    name: 'M=9: NaN and an infinity in x (small-M path)',
+    inputs: { x: { shape: [9, 40], values: withSpecials({ [2 * 40 + 3]: NaN, [6 * 40 + 39]: -Infinity }) }, w: { shape: [11, 40], scale: 0.2 } },
+    run: (t) => linear(t.x, t.w),
+    ref: (v) => linearRef(v.x, v.w, 9, 40, 11),
+    tol: HALF,
+  },
   {
     name: 'a strided x (rows of a wider tensor)',
     inputs: { x: { shape: [9, 40], view: (t) => t.narrow(1, 5, 30) }, w: { shape: [17, 30] }, b: { shape: [17] } },

@@ -1,7 +1,7 @@
 // layerNorm, batchNorm, foldBatchNorm against their definitions in double. fp32: two-pass
 // statistics over <= 200 values, ~1e-7; bound 1e-5. 16-bit: the output's rounding.
 import { batchNorm, conv2d, foldBatchNorm, layerNorm, type Tensor } from '../../lib/index.js';
-import type { OpCase } from '../helpers/op-cases.js';
+import { withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { batchNormRef, conv2dRef, layerNormRef } from '../reference/layers.js';
 
 const HALF = { float32: 1e-5, bfloat16: 8e-3, float16: 1e-3 };
@@ -33,6 +33,15 @@ export const cases: OpCase[] = [
   {
     name: 'batchNorm, channels-last, no affine', inputs: { x: { shape: [1, 9, 5, 5], view: cl }, m: { shape: [9] }, var: { shape: [9], values: positive } },
     run: (t) => batchNorm(t.x, t.m, t.var), ref: (v) => batchNormRef(v.x, [1, 9, 5, 5], v.m, v.var, null, null, 1e-5), tol: HALF,
+  },
+  {
+    // A NaN or an infinity makes its whole normalised vector NaN (inf - inf in the centring).
+    name: 'layerNorm over channels-last channels: NaN and infinity', inputs: { x: { shape: [2, 6, 3, 3], view: cl, values: withSpecials({ 5: NaN, 40: Infinity, 80: 1e4 }) } },
+    run: (t) => layerNorm(t.x, null, null, { eps: 1e-6, dim: 1 }), ref: (v) => layerNormRef(v.x, [2, 6, 3, 3], 1, 1e-6, null, null), tol: HALF,
+  },
+  {
+    name: 'batchNorm: NaN and infinities stay where they are', inputs: { x: { shape: [1, 4, 3, 5], values: withSpecials({ 2: NaN, 20: -Infinity, 33: Infinity }) }, m: { shape: [4] }, var: { shape: [4], values: positive } },
+    run: (t) => batchNorm(t.x, t.m, t.var), ref: (v) => batchNormRef(v.x, [1, 4, 3, 5], v.m, v.var, null, null, 1e-5), tol: HALF,
   },
   {
     name: 'foldBatchNorm: conv with the folded weights equals bn(conv)',

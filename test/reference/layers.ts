@@ -9,6 +9,8 @@ export function numel(shape: readonly number[]): number {
 
 /** erf to double precision (Abramowitz & Stegun 7.1.26 is not enough here): series / continued fraction. */
 export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (!Number.isFinite(x)) return Math.sign(x);
   const ax = Math.abs(x);
   let r: number;
   if (ax < 2.5) {
@@ -112,6 +114,16 @@ export interface Conv2dRefOptions {
   residual?: Arr | null;
 }
 
+/** The output shape of F.conv2d (PyTorch's formula). */
+export function conv2dShape(xs: readonly number[], ws: readonly number[], o: Conv2dRefOptions = {}): number[] {
+  const [sh, sw] = o.stride ?? [1, 1];
+  const [ph, pw] = o.padding ?? [0, 0];
+  const [dh, dw] = o.dilation ?? [1, 1];
+  const oh = Math.floor((xs[2] + 2 * ph - dh * (ws[2] - 1) - 1) / sh) + 1;
+  const ow = Math.floor((xs[3] + 2 * pw - dw * (ws[3] - 1) - 1) / sw) + 1;
+  return [xs[0], ws[0], oh, ow];
+}
+
 /** F.conv2d in NCHW (x [B, C, H, W], w [O, C/g, kh, kw]) plus the fused activation and residual. */
 export function conv2dRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly number[], o: Conv2dRefOptions = {}): { y: Float64Array; shape: number[] } {
   const [b, c, h, wd] = xs;
@@ -121,8 +133,7 @@ export function conv2dRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly nu
   const [dh, dw] = o.dilation ?? [1, 1];
   const g = o.groups ?? 1;
   const og = oc / g;
-  const oh = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
-  const ow = Math.floor((wd + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+  const [, , oh, ow] = conv2dShape(xs, ws, o);
   const y = new Float64Array(b * oc * oh * ow);
   for (let bi = 0; bi < b; bi++)
     for (let o2 = 0; o2 < oc; o2++) {
@@ -206,8 +217,8 @@ export function batchNormRef(x: Arr, shape: readonly number[], mean: Arr, varian
   return y;
 }
 
-/** SPEC 3.3 on x [B, heads, L, d] row-major. */
-export function rope2dRef(x: Arr, shape: readonly number[], angle: Arr, height: number, width: number): Float64Array {
+/** SPEC 3.3 on x [B, heads, L, d] row-major, the L tokens row-major on a grid `width` wide. */
+export function rope2dRef(x: Arr, shape: readonly number[], angle: Arr, width: number): Float64Array {
   const [b, h, l, d] = shape;
   const y = new Float64Array(x.length);
   for (let bh = 0; bh < b * h; bh++)
@@ -221,7 +232,6 @@ export function rope2dRef(x: Arr, shape: readonly number[], angle: Arr, height: 
         y[base + j] = x[base + j] * Math.cos(theta) + r * Math.sin(theta);
       }
     }
-  void height;
   return y;
 }
 

@@ -1,4 +1,4 @@
-// Plain double-precision references, written from the definitions, for checking kernels.
+// Double-precision reference of matmul, written from its definition, for checking kernels.
 
 /** C = A B for `batch` problems; b is shared when `bBatched` is false. */
 export function matmulRef(
