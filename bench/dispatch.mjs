@@ -2,10 +2,8 @@
 // reserve the output, enqueue; the kernel runs later on the dispatcher), and a chain of 1000
 // small ops from the first enqueue to the result, next to the same chain awaited op by op
 // (what a forward pass costs when every layer waits for the previous one).
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
+import { median } from './util.mjs';
+
 const stat = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), samples: xs.length });
 
 export async function dispatchRows(secvit, { rounds = 30 } = {}) {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
+import { median, seeded } from './util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -28,11 +29,6 @@ export const GEMM_SHAPES = [
   { name: 'stem conv 32->32 (im2col)', m: 12544, k: 288, n: 32 },
   { name: 'square', m: 1024, k: 1024, n: 1024 },
 ];
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** A NumPy child process, or null (with the reason) when numpy cannot be imported. */
 export function startNumpy(threads) {
@@ -67,20 +63,11 @@ export async function gemmVsOpenblas(secvit, { threads, shapes = GEMM_SHAPES, ro
   const rows = [];
   for (const s of shapes) {
     for (const kind of kinds) {
-      const rnd = (n, seed) => {
-        const a = new Float32Array(n);
-        let x = seed >>> 0;
-        for (let i = 0; i < n; i++) {
-          x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-          a[i] = x / 2 ** 32 - 0.5;
-        }
-        return a;
-      };
-      const a = secvit.tensor(rnd(s.m * s.k, 1), [s.m, s.k]);
-      const b = secvit.tensor(rnd(s.k * s.n, 2), kind === 'matmul' ? [s.k, s.n] : [s.n, s.k]);
-      const bias = secvit.tensor(rnd(s.n, 3), [s.n]);
-      const scale = secvit.tensor(rnd(s.n, 4), [s.n]);
-      const res = secvit.tensor(rnd(s.m * s.n, 5), [s.m, s.n]);
+      const a = secvit.tensor(seeded(s.m * s.k, 1), [s.m, s.k]);
+      const b = secvit.tensor(seeded(s.k * s.n, 2), kind === 'matmul' ? [s.k, s.n] : [s.n, s.k]);
+      const bias = secvit.tensor(seeded(s.n, 3), [s.n]);
+      const scale = secvit.tensor(seeded(s.n, 4), [s.n]);
+      const res = secvit.tensor(seeded(s.m * s.n, 5), [s.m, s.n]);
       const fn = kind === 'matmul'
         ? () => secvit.matmulSync(a, b).dispose()
         : () => {

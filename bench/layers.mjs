@@ -3,31 +3,25 @@
 // downsample convolution, and the standalone element-wise and norm ops; plus the unfused FFN
 // next to the fused one. Activations are channels-last, as in the model.
 import { Bench } from 'tinybench';
-
-function seeded(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 32 - 0.5) * 0.5;
-  }
-  return a;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
+import { median, seeded } from './util.mjs';
 
 export async function layerRows(secvit, { batch = 1, time = 200 } = {}) {
   const made = [];
   const t = (shape, seed = 1) => {
-    const x = secvit.tensor(seeded(shape.reduce((a, b) => a * b, 1), seed), shape);
+    const x = secvit.tensor(seeded(shape.reduce((a, b) => a * b, 1), seed, 0.5), shape);
     made.push(x);
     return x;
   };
   const cl = (x) => {
     const y = x.contiguous('channelsLast');
+    made.push(y);
+    return y;
+  };
+  // A channels-last [B, C, H, W] tensor as tokens [B, H*W, C]: a view, no copy.
+  const asTokens = (x) => {
+    const p = x.permute([0, 2, 3, 1]);
+    const y = p.reshape([x.shape[0], x.shape[2] * x.shape[3], x.shape[1]]);
+    p.dispose();
     made.push(y);
     return y;
   };
@@ -44,8 +38,8 @@ export async function layerRows(secvit, { batch = 1, time = 200 } = {}) {
   const wdw = t([3 * E, 1, 3, 3], 15), bdw = t([3 * E], 16);
   const w2 = t([E, 3 * E], 17), b2 = t([E], 18);
   const hidden = cl(t([B, 3 * E, H, W], 19));
-  const tokens = x.permute([0, 2, 3, 1]).reshape([B, L, E]); // a view: channels-last is [B, L, E]
-  made.push(tokens);
+  const hiddenTokens = asTokens(hidden);
+  const tokens = asTokens(x);
   const q = t([B, heads, L, d], 20), k = t([B, heads, L, d], 21), v = t([B, heads, L, d], 22);
   const img = t([B, 3, 224, 224], 23);
   const wstem0 = t([32, 3, 3, 3], 24), bstem0 = t([32], 25);
@@ -79,12 +73,7 @@ export async function layerRows(secvit, { batch = 1, time = 200 } = {}) {
       return g;
     }],
     ['FFN dwconv: h + depthwise 3x3 (192 ch)', 'depthwise', 2 * B * L * 3 * E * 9, 0, () => secvit.fusedConv2d(hidden, wdw, bdw, { padding: 1, groups: 3 * E, residual: hidden })],
-    ['fc2: GEMM + bias + residual', 'GEMM/1x1', gemm(B * L, 3 * E, E), 0, () => {
-      const h2 = hidden.permute([0, 2, 3, 1]).reshape([B, L, 3 * E]);
-      const y = secvit.fusedLinear(h2, w2, b2, { residual: tokens });
-      h2.dispose();
-      return y;
-    }],
+    ['fc2: GEMM + bias + residual', 'GEMM/1x1', gemm(B * L, 3 * E, E), 0, () => secvit.fusedLinear(hiddenTokens, w2, b2, { residual: tokens })],
     ['stem conv 3x3 s2, 3 -> 32, + GELU', 'dense conv', gemm(B * 112 * 112, 27, 32), 0, () => secvit.fusedConv2d(img, wstem0, bstem0, { stride: 2, padding: 1, activation: 'gelu' })],
     ['stem conv 3x3, 32 -> 32, + GELU', 'dense conv', gemm(B * 112 * 112, 288, 32), 0, () => secvit.fusedConv2d(s1, wstem1, bstem1, { padding: 1, activation: 'gelu' })],
     ['downsample conv 3x3 s2, 64 -> 128', 'dense conv', gemm(B * 28 * 28, 576, 128), 0, () => secvit.conv2d(x, wdown, bdown, { stride: 2, padding: 1 })],

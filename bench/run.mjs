@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
+import { seeded } from './util.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
@@ -34,16 +35,6 @@ function parseArgs(argv) {
   }
   opts.json ??= path.join(root, 'bench', 'results', opts.gpu ? 'gpu-latest.json' : 'latest.json');
   return opts;
-}
-
-function seeded(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
 }
 
 /** Runs `tasks` ({ name, fn, flops? }) side by side, interleaved, and returns rows with medians. */

@@ -32,13 +32,14 @@ export function selectDevice(choice: DeviceChoice = 'auto'): DeviceSelection {
   return { device: 'cpu', reason: `CUDA is not usable: ${cuda?.reason ?? 'unknown reason'}` };
 }
 
-const DEVICES: readonly string[] = ['cpu', 'cuda', 'cuda-emu'];
+/** The devices, in the native enum's order. */
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'cuda-emu'];
 
 /** Validates a device name (TypeError/RangeError naming `what`) and that it is usable here. */
 export function checkDevice(device: unknown, what: string): Device {
   if (typeof device !== 'string') throw new TypeError(`${what}: expected a device name, got ${typeof device}`);
   if (device === 'auto') return selectDevice('auto').device;
-  if (!DEVICES.includes(device))
+  if (!(DEVICES as readonly string[]).includes(device))
     throw new RangeError(`${what}: expected 'cpu', 'cuda', 'cuda-emu' or 'auto', got '${device}'`);
   if (device !== 'cpu') {
     const info = native.backends().find((b) => b.name === device);

@@ -1,6 +1,6 @@
 import { DisposedError } from './errors.js';
 import { registerForGc, registerTrackedClass, track, unregisterForGc } from './engine.js';
-import { checkDevice, type Device, type DeviceChoice } from './backends.js';
+import { checkDevice, DEVICES, type Device, type DeviceChoice } from './backends.js';
 import { native, type NativeArray, type TensorHandle } from './native.js';
 import { encodeHalf } from './half.js';
 import { defineOp } from './ops/run.js';
@@ -34,7 +34,9 @@ export interface TensorOptions {
   copy?: boolean;
 }
 
-const DTYPES: readonly string[] = ['float32', 'int32', 'float16', 'bfloat16'];
+// The dtypes, in the native enum's order (a dtype's code is its index).
+const DTYPES: readonly DType[] = ['float32', 'int32', 'float16', 'bfloat16'];
+const isDType = (v: unknown): v is DType => (DTYPES as readonly unknown[]).includes(v);
 
 /** Memory layouts `contiguous()` can produce: row-major, or NHWC for a [B, C, H, W] tensor. */
 export type MemoryFormat = 'rowMajor' | 'channelsLast';
@@ -77,8 +79,8 @@ export class Tensor {
       }
       this.shape = Object.freeze(shape);
       this.strides = Object.freeze(strides);
-      this.dtype = DTYPE_NAMES[m[base + 1]];
-      this.device = DEVICE_NAMES[m[base + 2]];
+      this.dtype = DTYPES[m[base + 1]];
+      this.device = DEVICES[m[base + 2]];
       this.#offset = m[base + 3];
       this.size = size;
     } else {
@@ -161,7 +163,7 @@ export class Tensor {
 
   /** A copy converted to `dtype` (round to nearest even into 16-bit floats), in the same layout. */
   cast(dtype: DType): Tensor {
-    if (!DTYPES.includes(dtype)) throw new TypeError(`cast: dtype: unknown dtype '${String(dtype)}'`);
+    if (!isDType(dtype)) throw new TypeError(`cast: dtype: unknown dtype '${String(dtype)}'`);
     return copyOp.run1([this], [DTYPE_CODE[dtype], 1]);
   }
 
@@ -282,9 +284,7 @@ function checkShape(shape: unknown, what: string): number[] {
   });
 }
 
-const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, float16: 2, bfloat16: 3 };
-const DTYPE_NAMES: readonly DType[] = ['float32', 'int32', 'float16', 'bfloat16'];
-const DEVICE_NAMES: readonly Device[] = ['cpu', 'cuda', 'cuda-emu'];
+const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DType, number>;
 const META = native.meta;
 const META_SLOT = 20;
 const copyOp = defineOp('copy');
@@ -382,10 +382,10 @@ export function tensor(
   if (typeof options !== 'object' || options === null) throw new TypeError('tensor: options must be an object');
   let values: unknown = data;
   let dtype = options.dtype;
-  if (dtype !== undefined && !DTYPES.includes(dtype))
+  if (dtype !== undefined && !isDType(dtype))
     throw new TypeError(`tensor: dtype: expected 'float32', 'int32', 'float16' or 'bfloat16', got '${String(dtype)}'`);
   if (isOrtLike(data)) {
-    if (typeof data.type !== 'string' || !DTYPES.includes(data.type))
+    if (typeof data.type !== 'string' || !isDType(data.type))
       throw new TypeError(`tensor: onnxruntime tensor type '${String(data.type)}' is not supported (float32, int32, float16, bfloat16)`);
     if (dtype !== undefined && dtype !== data.type)
       throw new TypeError(`tensor: dtype '${dtype}' differs from the onnxruntime tensor's type '${data.type}'`);
@@ -409,7 +409,7 @@ export function tensor(
 export function zeros(shape: readonly number[], options: Omit<TensorOptions, 'copy'> = {}): Tensor {
   const dims = checkShape(shape, 'zeros: shape');
   const dtype = options.dtype ?? 'float32';
-  if (!DTYPES.includes(dtype)) throw new TypeError(`zeros: dtype: unknown dtype '${String(dtype)}'`);
+  if (!isDType(dtype)) throw new TypeError(`zeros: dtype: unknown dtype '${String(dtype)}'`);
   return new Tensor(native.createTensor(null, dims, dtype, checkDevice(options.device ?? 'cpu', 'zeros: device'), true), 0);
 }
 
