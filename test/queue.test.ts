@@ -11,6 +11,7 @@ import { backends, matmul, matmulSync, memory, resetPeakMemory, secAttention, te
 import { runOp1 } from '../lib/ops/run.js';
 import { matmulRef } from './reference/matmul.js';
 import { relError, Rng } from './helpers/random.js';
+import { testDevices } from './helpers/backends.js';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const hold = (x: Tensor, ms: number) => runOp1('_debug', [x], [0, ms]);
@@ -273,5 +274,21 @@ describe('worker threads', () => {
     using q = tensor(new Float32Array(2 * 8 * 4).fill(0.1), [1, 2, 8, 4], { device: 'cuda-emu' });
     using o = secAttention(q, q, q, { clusters: 2 });
     expect((await o.data()).length).toBe(64);
+  });
+});
+
+describe.each(testDevices())('cast on %s', (device) => {
+  it('float to int32 truncates toward zero, saturates at the int32 range and maps NaN to 0', () => {
+    const v = [2.7, -2.7, 0.5, -0.5, 1e10, -1e10, 2147483520, -2147483648, NaN, Infinity, -Infinity, 123456.9];
+    const want = [2, -2, 0, 0, 2147483647, -2147483648, 2147483520, -2147483648, 0, 2147483647, -2147483648, 123456];
+    using x = tensor(Float32Array.from(v), [3, 4], { device });
+    using i = x.cast('int32');
+    expect(i.dtype).toBe('int32');
+    expect(Array.from(i.dataSync() as Int32Array)).toEqual(want);
+    // A transposed view takes the strided path.
+    using t = x.transpose(0, 1);
+    using it = t.cast('int32');
+    const td = it.dataSync() as Int32Array;
+    for (let r = 0; r < 4; r++) for (let c = 0; c < 3; c++) expect(td[r * 3 + c]).toBe(want[c * 4 + r]);
   });
 });

@@ -3,7 +3,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+
+// Functions callable from host and CUDA device code (plain inline for the C++ compiler).
+#if defined(__CUDACC__)
+#define SV_HOST_DEVICE __host__ __device__
+#else
+#define SV_HOST_DEVICE
+#endif
 
 namespace secvit {
 
@@ -19,6 +27,15 @@ inline size_t dtype_size(DType t) {
       return 2;
   }
   return 0;
+}
+
+// float -> int32 as every backend converts: toward zero, saturating at the int32 range, NaN to
+// 0 (what CUDA's cvt.rzi.s32.f32 does; a plain C++ cast is undefined outside the range).
+SV_HOST_DEVICE inline int32_t float_to_int32(float v) {
+  if (v != v) return 0;
+  if (v >= 2147483648.0f) return INT32_MAX;
+  if (v <= -2147483648.0f) return INT32_MIN;
+  return int32_t(v);
 }
 
 inline const char* dtype_name(DType t) {

@@ -53,6 +53,7 @@ struct TensorArg {
 
   bool present() const { return data != nullptr; }
   int64_t numel() const { return shape_numel(shape); }
+  // Null for an absent optional input.
   template <typename T>
   T* ptr() const {
     return static_cast<T*>(data);

@@ -56,21 +56,21 @@ void conv2d_kernel(const KernelArgs& a) {
   const Conv2dOpParams& p = a.p<Conv2dOpParams>();
   const float* x = a.in[kConvX].ptr<float>();
   const float* w = a.in[kConvWeight].ptr<float>();
-  const float* bias = a.in[kConvBias].present() ? a.in[kConvBias].ptr<float>() : nullptr;
-  const float* res = a.in[kConvResidual].present() ? a.in[kConvResidual].ptr<float>() : nullptr;
+  const float* bias = a.in[kConvBias].ptr<float>();
+  const float* res = a.in[kConvResidual].ptr<float>();
   float* y = a.out[0].ptr<float>();
   if (p.b * p.o * p.oh * p.ow == 0) return;
-  if (conv2d_is_depthwise(p) && p.c > 0) {
+  if (conv2d_is_depthwise(p)) {
     depthwise(p, x, w, bias, res, y);
     return;
   }
   const int64_t og = p.o / p.groups, cg = p.c / p.groups;
   const int64_t hw = p.oh * p.ow;
-  // Pixels as rows when a pixel row follows from (y, x) by one stride.
-  const bool rows_ok = p.h == 1 || p.xs[2] == p.w * p.xs[3];
   std::vector<int64_t> koff;
   Im2col ic{};
-  const bool pointwise = conv2d_is_pointwise(p) && rows_ok;
+  // A 1x1 convolution is a GEMM over pixels when they are rows; otherwise (and for every other
+  // kernel size) the im2col GEMM.
+  const bool pointwise = conv2d_is_pointwise(p) && conv2d_pixels_are_rows(p.h, p.w, p.xs);
   if (!pointwise) {
     // k = (ky, kx, c) -> offset c * kh * kw + ky * kw + kx in a weight row.
     koff.resize(size_t(p.kh * p.kw * cg));

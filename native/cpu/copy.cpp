@@ -9,6 +9,7 @@
 #include "core/half.h"
 #include "core/op.h"
 #include "core/thread_pool.h"
+#include "ops/copy.h"
 
 namespace secvit::cpu {
 namespace {
@@ -26,7 +27,7 @@ inline float load_f(const void* p, DType t, int64_t i) {
 inline void store_f(void* p, DType t, int64_t i, float v) {
   switch (t) {
     case DType::Float32: static_cast<float*>(p)[i] = v; break;
-    case DType::Int32: static_cast<int32_t*>(p)[i] = int32_t(v); break;
+    case DType::Int32: static_cast<int32_t*>(p)[i] = float_to_int32(v); break;
     case DType::Float16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); break;
     case DType::BFloat16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); break;
   }
@@ -38,19 +39,17 @@ void copy_kernel(const KernelArgs& a) {
   const int64_t n = x.numel();
   if (n == 0) return;
   const size_t nd = x.shape.size();
+  const bool same = x.dtype == y.dtype;
   if (nd == 0) {
-    store_f(y.data, y.dtype, 0, load_f(x.data, x.dtype, 0));
-    if (x.dtype == y.dtype) std::memcpy(y.data, x.data, dtype_size(x.dtype));
+    if (same) std::memcpy(y.data, x.data, dtype_size(x.dtype));
+    else store_f(y.data, y.dtype, 0, load_f(x.data, x.dtype, 0));
     return;
   }
   // Walk dims in y's memory order (outermost first).
-  int order[kMaxDims];
-  for (size_t i = 0; i < nd; ++i) order[i] = int(i);
-  std::stable_sort(order, order + nd, [&](int p, int q) { return y.strides[size_t(p)] > y.strides[size_t(q)]; });
+  const int* order = a.p<CopyOpParams>().order;
   const size_t esz = dtype_size(x.dtype);
-  const bool same = x.dtype == y.dtype;
-  const int64_t inner = nd == 0 ? 1 : x.shape[size_t(order[nd - 1])];
-  const int64_t sx_inner = nd == 0 ? 1 : x.strides[size_t(order[nd - 1])];
+  const int64_t inner = x.shape[size_t(order[nd - 1])];
+  const int64_t sx_inner = x.strides[size_t(order[nd - 1])];
   const int64_t rows = n / inner;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(inner, 1));
   ThreadPool::instance().parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {

@@ -59,7 +59,7 @@ void row(const EwOpParams& p, const float* a, int64_t sa, const float* b, int64_
 void elementwise_kernel(const KernelArgs& args) {
   const EwOpParams& p = args.p<EwOpParams>();
   const float* a = args.in[0].ptr<float>();
-  const float* b = args.n_in > 1 && args.in[1].present() ? args.in[1].ptr<float>() : nullptr;
+  const float* b = args.n_in > 1 ? args.in[1].ptr<float>() : nullptr;
   float* y = args.out[0].ptr<float>();
   const int64_t n = args.out[0].numel();
   if (n == 0) return;

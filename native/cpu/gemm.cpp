@@ -10,6 +10,8 @@
 
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
+#include "norm.h"
+#include "rope2d.h"
 
 namespace secvit::cpu {
 namespace {
@@ -35,22 +37,20 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data() + ((64 - p % 64) % 64) / sizeof(T);
 }
 
-// Per-row LayerNorm statistics of A' = A + add over all K (biased variance, like PyTorch).
+// Per-row LayerNorm statistics of A' = A + add over all K: the layerNorm kernel's own routine
+// (norm.h), on the row in place or on a copy of A + add.
 void row_stats(const GemmArgs& g, int64_t m0, int64_t m1, float* mean, float* rstd) {
+  thread_local std::vector<float> t_row;
   for (int64_t m = m0; m < m1; ++m) {
     const float* a = g.a.data + g.a.row_offset(m);
-    const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
-    double s = 0.0, ss = 0.0;
-    for (int64_t k = 0; k < g.k; ++k) {
-      double v = a[k * g.a.col_stride];
-      if (ad != nullptr) v += ad[k * g.add.col_stride];
-      s += v;
-      ss += v * v;
+    if (g.add.data != nullptr || g.a.col_stride != 1) {
+      float* row = grow(t_row, size_t(g.k));
+      const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
+      for (int64_t k = 0; k < g.k; ++k)
+        row[k] = a[k * g.a.col_stride] + (ad != nullptr ? ad[k * g.add.col_stride] : 0.0f);
+      a = row;
     }
-    const double mu = s / double(g.k);
-    const double var = std::max(ss / double(g.k) - mu * mu, 0.0);
-    mean[m] = float(mu);
-    rstd[m] = float(1.0 / std::sqrt(var + double(g.ln_eps)));
+    layer_norm_stats(a, g.k, g.ln_eps, &mean[m], &rstd[m]);
   }
 }
 
@@ -58,9 +58,37 @@ struct Ctx {
   const GemmArgs& g;
   const float* mean;
   const float* rstd;
-  const float* rope_cs;  // [(height + width) * (d / 4) * 2]: cos, sin of y and x angles
+  const float* rope_cs;  // rope_table() (rope2d.h)
   bool avx2;
 };
+
+// Row m of A' = LN(A + add) (or plain A), k in [k0, k0 + kc), into dst[kk * ds].
+void prologue_row(const Ctx& cx, int64_t m, int64_t k0, int64_t kc, float* dst, int64_t ds) {
+  const GemmArgs& g = cx.g;
+  const float* a = g.a.data + g.a.row_offset(m) + k0 * g.a.col_stride;
+  const int64_t as = g.a.col_stride;
+  if (g.add.data == nullptr && !g.layer_norm) {
+    if (as == 1)
+      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * ds] = a[kk];
+    else
+      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * ds] = a[kk * as];
+    return;
+  }
+  const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) + k0 * g.add.col_stride : nullptr;
+  const int64_t ads = g.add.col_stride;
+  const float mu = g.layer_norm ? cx.mean[m] : 0.0f;
+  const float rs = g.layer_norm ? cx.rstd[m] : 1.0f;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    float v = a[kk * as];
+    if (ad != nullptr) v += ad[kk * ads];
+    if (g.layer_norm) {
+      v = (v - mu) * rs;
+      if (g.ln_weight != nullptr) v *= g.ln_weight[k0 + kk];
+      if (g.ln_bias != nullptr) v += g.ln_bias[k0 + kk];
+    }
+    dst[kk * ds] = v;
+  }
+}
 
 // A rows [m0, m0 + mc), k [k0, k0 + kc) into MR-row panels: dst[panel][kk][r].
 void pack_a(const Ctx& cx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
@@ -95,30 +123,7 @@ void pack_a(const Ctx& cx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float
         }
         continue;
       }
-      const float* a = g.a.data + g.a.row_offset(m) + k0 * g.a.col_stride;
-      const int64_t as = g.a.col_stride;
-      float* o = pd + r;
-      if (g.add.data == nullptr && !g.layer_norm) {
-        if (as == 1)
-          for (int64_t kk = 0; kk < kc; ++kk) o[kk * MR] = a[kk];
-        else
-          for (int64_t kk = 0; kk < kc; ++kk) o[kk * MR] = a[kk * as];
-        continue;
-      }
-      const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) + k0 * g.add.col_stride : nullptr;
-      const int64_t ads = g.add.col_stride;
-      const float mu = g.layer_norm ? cx.mean[m] : 0.0f;
-      const float rs = g.layer_norm ? cx.rstd[m] : 1.0f;
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        float v = a[kk * as];
-        if (ad != nullptr) v += ad[kk * ads];
-        if (g.layer_norm) {
-          v = (v - mu) * rs;
-          if (g.ln_weight != nullptr) v *= g.ln_weight[k0 + kk];
-          if (g.ln_bias != nullptr) v += g.ln_bias[k0 + kk];
-        }
-        o[kk * MR] = v;
-      }
+      prologue_row(cx, m, k0, kc, pd + r, MR);
     }
   }
 }
@@ -164,13 +169,10 @@ void epilogue_row(const Ctx& cx, int64_t m, int64_t n0, int64_t len, float* v) {
     const int64_t e = rp.heads * rp.d, q4 = rp.d / 4;
     const int64_t l = m % (rp.height * rp.width);
     const int64_t y = l / rp.width, x = l % rp.width;
-    const float* ycs = cx.rope_cs + y * q4 * 2;
-    const float* xcs = cx.rope_cs + (rp.height + x) * q4 * 2;
     for (int64_t j = 0; j < len; j += 2) {  // n0 and len are even: pairs stay together
       const int64_t n = n0 + j;
       if (n >= 2 * e) break;
-      const int64_t jj = n % rp.d, p = jj / 2;  // pair index within the head
-      const float* cs = p < q4 ? ycs + p * 2 : xcs + (p - q4) * 2;
+      const float* cs = rope_pair(cx.rope_cs, q4, rp.height, y, x, (n % rp.d) / 2);
       const float a = v[j], b = v[j + 1];
       float ra = a * cs[0] - b * cs[1];
       float rb = b * cs[0] + a * cs[1];
@@ -198,7 +200,8 @@ bool has_epilogue(const GemmArgs& g) {
 
 // One 6 x 16 tile of C at (m0, n0), mm x nn of it inside C: straight into C's rows when the
 // tile is whole and C's columns contiguous, else through a buffer. Then the epilogue on the
-// rows (after the last K block), while they are in L1.
+// rows (after the last K block), while they are in L1. (Whole tiles whose epilogue fits in
+// registers do not come here: gemm_f32 hands them to the micro-kernel with it.)
 // A comes from a packed panel `ap`, or (ap null) in place from rows m0.. of the plain A at k0.
 void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* bp, int64_t m0,
           int64_t n0, int64_t mm, int64_t nn, bool first, bool last) {
@@ -212,26 +215,14 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
     rows[r] = direct ? base + g.c.row_offset(m0 + r) + n0 : buf + r * NR;
   // Direct tiles accumulate in C after the first K block; buffered ones are combined below.
   const bool overwrite = direct ? first : true;
-  // The epilogue in registers, on the AVX2 path, for whole tiles of the last K block.
-  const bool epi = last && has_epilogue(g);
-  TileEpilogue te{};
-  const bool in_registers = epi && cx.avx2 && direct && g.rope.angle == nullptr &&
-                            (g.residual.data == nullptr || g.residual.col_stride == 1);
-  if (in_registers) {
-    te.bias = g.bias != nullptr ? g.bias + n0 : nullptr;
-    te.scale = g.scale != nullptr ? g.scale + n0 : nullptr;
-    te.act = g.act;
-    for (int64_t r = 0; r < MR; ++r)
-      te.res[r] = g.residual.data != nullptr ? g.residual.data + g.residual.row_offset(m0 + r) + n0 : nullptr;
-  }
   if (ap != nullptr) {
-    if (cx.avx2) gemm_micro_avx2(kc, ap, bp, rows, overwrite, in_registers ? &te : nullptr);
+    if (cx.avx2) gemm_micro_avx2(kc, ap, bp, rows, overwrite, nullptr);
     else gemm_micro_scalar(kc, ap, bp, rows, overwrite);
   } else {
     // Rows past M repeat the last row (their results are not stored).
     const float* arows[MR];
     for (int64_t r = 0; r < MR; ++r) arows[r] = g.a.data + g.a.row_offset(m0 + std::min(r, mm - 1)) + k0;
-    if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite, in_registers ? &te : nullptr);
+    if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite, nullptr);
     else gemm_micro_rows_scalar(kc, arows, bp, rows, overwrite);
   }
   if (!direct) {
@@ -240,7 +231,7 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
       for (int64_t j = 0; j < nn; ++j) c[j * cs] = first ? buf[r * NR + j] : c[j * cs] + buf[r * NR + j];
     }
   }
-  if (!epi || in_registers) return;
+  if (!last || !has_epilogue(g)) return;
   for (int64_t r = 0; r < mm; ++r) {
     float* c = base + g.c.row_offset(m0 + r) + n0 * cs;
     if (cs == 1) {
@@ -253,12 +244,6 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
     }
   }
 }
-
-void dot_path(const Ctx& cx);
-
-// B for every K block, packed (see gemm_f32 for the layout): from the weight's cache when the
-// caller allows one, else into this thread's buffer.
-const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np, const Ctx& cx);
 
 }  // namespace
 
@@ -347,18 +332,7 @@ void dot_path(const Ctx& cx) {
       std::fill(dst, dst + g.k, 0.0f);
       continue;
     }
-    const float* src = g.a.data + g.a.row_offset(m);
-    const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
-    for (int64_t k = 0; k < g.k; ++k) {
-      float v = src[k * g.a.col_stride];
-      if (ad != nullptr) v += ad[k * g.add.col_stride];
-      if (g.layer_norm) {
-        v = (v - cx.mean[m]) * cx.rstd[m];
-        if (g.ln_weight != nullptr) v *= g.ln_weight[k];
-        if (g.ln_bias != nullptr) v += g.ln_bias[k];
-      }
-      dst[k] = v;
-    }
+    prologue_row(cx, m, 0, g.k, dst, 1);
   }
   constexpr int64_t kBlock = 16;
   auto body = [&](int64_t b0, int64_t b1) {
@@ -369,7 +343,7 @@ void dot_path(const Ctx& cx) {
       for (int64_t m = 0; m < mp; m += 3) {
         float tile[3][kBlock];
         for (int64_t j = 0; j < nn; j += 4) {
-          // The last weight rows of a partial block repeat the last valid row (not stored).
+          // A block's last 1-3 weight rows (N not a multiple of 4): plain dot products.
           const int64_t jj = std::min<int64_t>(4, nn - j);
           if (jj == 4) {
             if (cx.avx2) gemm_dot_3x4_avx2(ap + m * g.k, g.k, g.b + (n0 + j) * g.b_n_stride, g.b_n_stride, g.k, out);
@@ -396,17 +370,15 @@ void dot_path(const Ctx& cx) {
       }
     }
   };
-  const int64_t blocks = (g.n + kBlock - 1) / kBlock;
-  if (!g.parallel) body(0, blocks);
-  else ThreadPool::instance().parallel_for(blocks, 1, body);
+  ThreadPool::instance().parallel_for((g.n + kBlock - 1) / kBlock, 1, body);
 }
 
-}  // namespace
-
-namespace {
-
-void pack_b_all(const GemmArgs& g, int64_t kcmax, int64_t np, float* dst) {
+// B for every K block, packed into this thread's buffer: block kb's panel p at
+// (kb * np + p) * kcmax * NR.
+const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np) {
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
+  thread_local std::vector<float> t_bpack;
+  float* dst = grow(t_bpack, size_t(kblocks * np * kcmax * NR));
   auto body = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t kb = t / np, p = t % np;
@@ -414,16 +386,7 @@ void pack_b_all(const GemmArgs& g, int64_t kcmax, int64_t np, float* dst) {
       pack_b_panel(g, p, k0, kc, dst + (kb * np + p) * kcmax * NR);
     }
   };
-  if (g.parallel) ThreadPool::instance().parallel_for(kblocks * np, std::max<int64_t>(1, 4096 / kcmax), body);
-  else body(0, kblocks * np);
-}
-
-const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np, const Ctx& cx) {
-  (void)cx;
-  const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
-  thread_local std::vector<float> t_bpack;
-  float* dst = grow(t_bpack, size_t(kblocks * np * kcmax * NR));
-  pack_b_all(g, kcmax, np, dst);
+  ThreadPool::instance().parallel_for(kblocks * np, std::max<int64_t>(1, 4096 / kcmax), body);
   return dst;
 }
 
@@ -434,10 +397,7 @@ void gemm_f32(const GemmArgs& g) {
   thread_local std::vector<float> t_stats, t_rope;
   Ctx cx{g, nullptr, nullptr, nullptr, cpu_simd() == CpuSimd::Avx2Fma};
   ThreadPool& pool = ThreadPool::instance();
-  auto run = [&](int64_t items, int64_t grain, auto&& fn) {
-    if (g.parallel) pool.parallel_for(items, grain, fn);
-    else fn(int64_t(0), items);
-  };
+  auto run = [&](int64_t items, int64_t grain, auto&& fn) { pool.parallel_for(items, grain, fn); };
 
   if (g.layer_norm) {
     float* st = grow(t_stats, size_t(2 * g.m));
@@ -447,21 +407,8 @@ void gemm_f32(const GemmArgs& g) {
   }
   if (g.rope.angle != nullptr) {
     const GemmRope& rp = g.rope;
-    const int64_t q4 = rp.d / 4;
-    float* cs = grow(t_rope, size_t((rp.height + rp.width) * q4 * 2));
-    // Pair p < d/4 rotates by y * angle[2p]; pair p >= d/4 by x * angle[2(p - d/4)].
-    for (int64_t y = 0; y < rp.height; ++y)
-      for (int64_t p = 0; p < q4; ++p) {
-        const double th = double(y) * double(rp.angle[2 * p]);
-        cs[(y * q4 + p) * 2] = float(std::cos(th));
-        cs[(y * q4 + p) * 2 + 1] = float(std::sin(th));
-      }
-    for (int64_t x = 0; x < rp.width; ++x)
-      for (int64_t p = 0; p < q4; ++p) {
-        const double th = double(x) * double(rp.angle[2 * p]);
-        cs[((rp.height + x) * q4 + p) * 2] = float(std::cos(th));
-        cs[((rp.height + x) * q4 + p) * 2 + 1] = float(std::sin(th));
-      }
+    float* cs = grow(t_rope, size_t((rp.height + rp.width) * (rp.d / 4) * 2));
+    rope_table(rp.angle, rp.d, rp.height, rp.width, cs);
     cx.rope_cs = cs;
   }
 
@@ -488,12 +435,12 @@ void gemm_f32(const GemmArgs& g) {
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
   const int64_t np = (g.n + NR - 1) / NR;
   // B packed once for all K blocks: block kb's panel p at bpack + (kb * np + p) * kcmax * NR.
-  const float* bpack = packed_b(g, kcmax, np, cx);
+  const float* bpack = packed_b(g, kcmax, np);
   // Tasks: row blocks (at most kMC rows; even shares of 6-row panels) times chunks of B panels,
   // at least two tasks per thread, and a multiple of the thread count so that equal tasks
   // share out evenly. When B is the larger operand its panels are split first, so that each
   // task reads only its share of the packed B; otherwise the rows are.
-  const int64_t threads = g.parallel ? pool.threads() : 1;
+  const int64_t threads = pool.threads();
   const int64_t mp = (g.m + MR - 1) / MR;
   const int64_t target = threads > 1 ? 2 * threads : 1;
   const int64_t min_mblocks = (mp + kMC / MR - 1) / (kMC / MR);

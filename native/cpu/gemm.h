@@ -85,8 +85,6 @@ struct GemmArgs {
   GemmRope rope;
   const float* scale = nullptr;
   RowMap residual;                 // data null: none
-  // When false, the call runs on the calling thread only (inside an already parallel kernel).
-  bool parallel = true;
 };
 
 void gemm_f32(const GemmArgs& g);

@@ -10,23 +10,9 @@
 #include "vec_math_avx2.h"
 
 namespace secvit::cpu {
-namespace {
 
-inline float hmax(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-}  // namespace
+using avx2::hmax;
+using avx2::hsum;
 
 void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
   for (int64_t i = 0; i < l; ++i) {

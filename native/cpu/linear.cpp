@@ -7,8 +7,6 @@
 namespace secvit::cpu {
 namespace {
 
-const float* opt(const KernelArgs& a, int i) { return a.in[i].present() ? a.in[i].ptr<float>() : nullptr; }
-
 void linear_kernel(const KernelArgs& a) {
   const LinearOpParams& p = a.p<LinearOpParams>();
   GemmArgs g;
@@ -24,13 +22,13 @@ void linear_kernel(const KernelArgs& a) {
     g.add = RowMap{a.in[kLinAdd].ptr<float>(), p.add_group_rows, p.add_group_stride, p.add_row_stride, 1};
   g.layer_norm = p.layer_norm;
   g.ln_eps = p.ln_eps;
-  g.ln_weight = opt(a, kLinLnWeight);
-  g.ln_bias = opt(a, kLinLnBias);
-  g.bias = opt(a, kLinBias);
+  g.ln_weight = a.in[kLinLnWeight].ptr<float>();
+  g.ln_bias = a.in[kLinLnBias].ptr<float>();
+  g.bias = a.in[kLinBias].ptr<float>();
   g.act = Act(p.act);
   if (p.rope_heads > 0)
     g.rope = GemmRope{a.in[kLinRopeAngle].ptr<float>(), p.rope_heads, p.rope_d, p.rope_height, p.rope_width, p.k_scale};
-  g.scale = opt(a, kLinScale);
+  g.scale = a.in[kLinScale].ptr<float>();
   if (a.in[kLinResidual].present())
     g.residual = RowMap{a.in[kLinResidual].ptr<float>(), p.res_group_rows, p.res_group_stride,
                         p.res_row_stride, p.res_col_stride};

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
 
 namespace secvit::cpu {
 
@@ -40,25 +39,6 @@ void matmul_f32_serial(const MatmulParams& p) {
   }
 }
 
-void matmul_f32(const MatmulParams& p) {
-  if (p.batch <= 0 || p.m <= 0 || p.n <= 0) return;
-  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
-  // Work items are (problem, block of kMatmulRows rows); a chunk should be worth ~64k flops.
-  const int64_t row_blocks = (p.m + kMatmulRows - 1) / kMatmulRows;
-  const int64_t items = p.batch * row_blocks;
-  const int64_t flops_per_item = 2 * kMatmulRows * p.n * std::max<int64_t>(p.k, 1);
-  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(flops_per_item, 1));
-  ThreadPool::instance().parallel_for(items, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t it = begin; it < end; ++it) {
-      const int64_t bi = it / row_blocks;
-      const int64_t r0 = (it % row_blocks) * kMatmulRows;
-      const int64_t r1 = std::min(p.m, r0 + kMatmulRows);
-      if (avx2) matmul_f32_rows_avx2(p, bi, r0, r1);
-      else matmul_f32_rows_scalar(p, bi, r0, r1);
-    }
-  });
-}
-
 }  // namespace secvit::cpu
 
 // ---- the `matmul` op's CPU kernel (rules: native/ops/matmul.cpp) -------------------------------
@@ -69,12 +49,16 @@ void matmul_f32(const MatmulParams& p) {
 namespace secvit::cpu {
 namespace {
 
-// Each problem on the packed GEMM (gemm.h); a shared b is a [K, N] operand.
+// Each problem on the packed GEMM (gemm.h), B as a [K, N] operand. A b shared by the batch
+// makes it one GEMM of batch * M rows (a and out are contiguous): B is packed once and the
+// threads share one task grid.
 void matmul_kernel(const KernelArgs& a) {
   const MatmulOpParams& p = a.p<MatmulOpParams>();
-  for (int64_t bi = 0; bi < p.batch; ++bi) {
+  const int64_t problems = p.b_batched ? p.batch : 1;
+  const int64_t rows = p.b_batched ? p.m : p.batch * p.m;
+  for (int64_t bi = 0; bi < problems; ++bi) {
     GemmArgs g;
-    g.m = p.m;
+    g.m = rows;
     g.n = p.n;
     g.k = p.k;
     g.a.data = a.in[0].ptr<float>() + bi * p.m * p.k;

@@ -13,6 +13,7 @@
 
 #include "core/op.h"
 #include "core/thread_pool.h"
+#include "norm.h"
 #include "ops/norm.h"
 
 namespace secvit::cpu {
@@ -39,30 +40,11 @@ void for_runs(const NormOpParams& p, int64_t grain, F fn) {
   });
 }
 
-// sum_j x[j] (squares = false) or sum_j (x[j] - mu)^2 (squares = true) over a contiguous row, in
-// 8 independent partial sums: one running float sum is a chain of dependent adds (the compiler
-// may not reassociate it), which held layerNorm to ~3 GB/s; 8 lanes vectorize.
-float row_sum(const float* __restrict__ x, int64_t n, float mu, bool squares) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float t = x[j + l] - mu;
-      acc[l] += squares ? t * t : x[j + l];
-    }
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; j < n; ++j) {
-    const float t = x[j] - mu;
-    s += squares ? t * t : x[j];
-  }
-  return s;
-}
-
 void layer_norm_kernel(const KernelArgs& a) {
   const NormOpParams& p = a.p<NormOpParams>();
   const float* x = a.in[0].ptr<float>();
-  const float* w = a.in[1].present() ? a.in[1].ptr<float>() : nullptr;
-  const float* b = a.in[2].present() ? a.in[2].ptr<float>() : nullptr;
+  const float* w = a.in[1].ptr<float>();
+  const float* b = a.in[2].ptr<float>();
   float* y = a.out[0].ptr<float>();
   const int64_t D = p.d, sd = p.d_stride;
   if (a.out[0].numel() == 0) return;
@@ -73,8 +55,8 @@ void layer_norm_kernel(const KernelArgs& a) {
       for (int64_t i = 0; i < n; ++i) {
         const float* __restrict__ xr = x + off + i * s;
         float* __restrict__ yr = y + off + i * s;
-        const float mu = row_sum(xr, D, 0.0f, false) * inv_d;
-        const float rs = 1.0f / std::sqrt(row_sum(xr, D, mu, true) * inv_d + p.eps);
+        float mu, rs;
+        layer_norm_stats(xr, D, p.eps, &mu, &rs);
         for (int64_t j = 0; j < D; ++j) {
           float v = (xr[j] - mu) * rs;
           if (w != nullptr) v *= w[j];
@@ -87,7 +69,10 @@ void layer_norm_kernel(const KernelArgs& a) {
   }
   // Strided normalised dim: a run of positions at once.
   for_runs(p, 1, [&](int64_t off, int64_t n, int64_t s) {
-    std::vector<float> mu(size_t(n), 0.0f), rs(size_t(n), 0.0f);
+    // Per-thread scratch, reused across runs.
+    thread_local std::vector<float> mu, rs;
+    mu.assign(size_t(n), 0.0f);
+    rs.assign(size_t(n), 0.0f);
     for (int64_t j = 0; j < D; ++j) {
       const float* xr = x + off + j * sd;
       for (int64_t i = 0; i < n; ++i) mu[size_t(i)] += xr[i * s];
@@ -115,8 +100,8 @@ void batch_norm_kernel(const KernelArgs& a) {
   const float* x = a.in[0].ptr<float>();
   const float* mean = a.in[1].ptr<float>();
   const float* var = a.in[2].ptr<float>();
-  const float* w = a.in[3].present() ? a.in[3].ptr<float>() : nullptr;
-  const float* b = a.in[4].present() ? a.in[4].ptr<float>() : nullptr;
+  const float* w = a.in[3].ptr<float>();
+  const float* b = a.in[4].ptr<float>();
   float* y = a.out[0].ptr<float>();
   if (a.out[0].numel() == 0) return;
   const int64_t C = p.d, sc = p.d_stride;
@@ -150,11 +135,11 @@ void batch_norm_kernel(const KernelArgs& a) {
 void fold_bn_kernel(const KernelArgs& a) {
   const FoldBnOpParams& p = a.p<FoldBnOpParams>();
   const float* w = a.in[0].ptr<float>();
-  const float* bias = a.in[1].present() ? a.in[1].ptr<float>() : nullptr;
+  const float* bias = a.in[1].ptr<float>();
   const float* mean = a.in[2].ptr<float>();
   const float* var = a.in[3].ptr<float>();
-  const float* gamma = a.in[4].present() ? a.in[4].ptr<float>() : nullptr;
-  const float* beta = a.in[5].present() ? a.in[5].ptr<float>() : nullptr;
+  const float* gamma = a.in[4].ptr<float>();
+  const float* beta = a.in[5].ptr<float>();
   float* wo = a.out[0].ptr<float>();
   float* bo = a.out[1].ptr<float>();
   for (int64_t o = 0; o < p.o; ++o) {

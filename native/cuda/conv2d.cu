@@ -57,8 +57,8 @@ void conv2d_cuda(const KernelArgs& a) {
   if (p.b * p.o * p.oh * p.ow == 0) return;
   const int dtype = int(a.in[kConvX].dtype);
   const size_t es = dtype_size(a.in[kConvX].dtype);
-  const void* bias = a.in[kConvBias].present() ? a.in[kConvBias].data : nullptr;
-  const void* res = a.in[kConvResidual].present() ? a.in[kConvResidual].data : nullptr;
+  const void* bias = a.in[kConvBias].data;
+  const void* res = a.in[kConvResidual].data;
   if (conv2d_is_depthwise(p)) {
     const DwParams d{p, a.in[kConvX].data, a.in[kConvWeight].data, bias, res, a.out[0].data, dtype};
     SV_LAUNCH(depthwise_kernel, dim3(grid_for(p.b * p.oh * p.ow * p.c, 256)), dim3(256), 0, stream(), d);
@@ -66,7 +66,7 @@ void conv2d_cuda(const KernelArgs& a) {
     return;
   }
   const int64_t og = p.o / p.groups, cg = p.c / p.groups, hw = p.oh * p.ow;
-  const bool pointwise = conv2d_is_pointwise(p) && (p.h == 1 || p.xs[2] == p.w * p.xs[3]);
+  const bool pointwise = conv2d_is_pointwise(p) && conv2d_pixels_are_rows(p.h, p.w, p.xs);
   for (int64_t g = 0; g < p.groups; ++g) {
     GemmParamsCuda q{};
     q.m = int(p.b * hw);

@@ -3,9 +3,9 @@
 // from its packed index by division over the dims (in the output's memory order). A contiguous
 // same-dtype copy is one device-to-device memcpy.
 // Cost: numel reads (strided) and writes (coalesced).
-#include <algorithm>
 
 #include "../core/op.h"
+#include "../ops/copy.h"
 #include "cuda_backend.h"
 #include "dtype_io.cuh"
 
@@ -48,9 +48,7 @@ void copy_cuda(const KernelArgs& a) {
     backend()->copy_on_device(y.data, x.data, size_t(n) * dtype_size(x.dtype));
     return;
   }
-  int order[kMaxDims];
-  for (int i = 0; i < nd; ++i) order[i] = i;
-  std::stable_sort(order, order + nd, [&](int p, int q) { return y.strides[size_t(p)] > y.strides[size_t(q)]; });
+  const int* order = a.p<CopyOpParams>().order;
   CopyDims p{};
   p.nd = nd;
   p.src_type = int(x.dtype);

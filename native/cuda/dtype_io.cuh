@@ -2,6 +2,8 @@
 // dtype through one code path (copy, element-wise ops). DType codes as in core/dtype.h.
 #pragma once
 
+#include <cstdint>
+
 #include "../core/dtype.h"
 #include "cuda_compat.h"
 
@@ -22,12 +24,30 @@ __device__ __forceinline__ float load_as_float(const void* p, int dtype, int64_t
 __device__ __forceinline__ void store_from_float(void* p, int dtype, int64_t i, float v) {
   switch (dtype) {
     case int(DType::Float32): static_cast<float*>(p)[i] = v; break;
-    case int(DType::Int32): static_cast<int*>(p)[i] = int(v); break;
+    case int(DType::Int32): static_cast<int*>(p)[i] = float_to_int32(v); break;
     case int(DType::Float16):
       static_cast<unsigned short*>(p)[i] = __half_as_ushort(__float2half_rn(v));
       break;
     default: static_cast<unsigned short*>(p)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
   }
+}
+
+// 16-bit floats as raw bits (bfloat16 when kBf16, else float16), for the tensor-core kernels.
+template <bool kBf16>
+__device__ __forceinline__ float half_to_float(unsigned short bits) {
+  if constexpr (kBf16) return __bfloat162float(__ushort_as_bfloat16(bits));
+  else return __half2float(__ushort_as_half(bits));
+}
+
+template <bool kBf16>
+__device__ __forceinline__ unsigned short float_to_half(float f) {
+  if constexpr (kBf16) return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+  else return __half_as_ushort(__float2half_rn(f));
+}
+
+// Two consecutive 16-bit values as one 32-bit mma operand register (element 0 in the low half).
+__device__ __forceinline__ uint32_t load2(const unsigned short* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 16);
 }
 
 // Grid size for a grid-stride loop over n elements with `threads` per block.

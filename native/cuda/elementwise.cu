@@ -43,7 +43,7 @@ void elementwise_cuda(const KernelArgs& a) {
   const EwOpParams& p = a.p<EwOpParams>();
   const int64_t n = a.out[0].numel();
   if (n == 0) return;
-  const void* b = a.n_in > 1 && a.in[1].present() ? a.in[1].data : nullptr;
+  const void* b = a.n_in > 1 ? a.in[1].data : nullptr;
   SV_LAUNCH(elementwise_kernel, dim3(grid_for(n, 256)), dim3(256), 0, stream(), p, a.in[0].data, b,
             a.out[0].data, n, int(a.in[0].dtype));
   SV_CUDA_CHECK_LAUNCH("elementwise_kernel");

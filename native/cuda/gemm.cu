@@ -6,6 +6,7 @@
 #include "../ops/matmul.h"
 #include "cuda_backend.h"
 #include "device_buffer.cuh"
+#include "reduce.cuh"
 
 namespace secvit {
 namespace SV_CUDA_NS {
@@ -18,24 +19,16 @@ __global__ void __launch_bounds__(256) gemm_ln_stats_kernel(GemmParamsCuda p, fl
   if (m >= p.m) return;
   const int64_t ra = rowmap(m, p.a_gr, p.a_gs, p.a_rs);
   const int64_t rd = p.add != nullptr ? rowmap(m, p.add_gr, p.add_gs, p.add_rs) : 0;
-  auto val = [&](int k) {
+  auto val = [&](int64_t k) {
     float v = load_as_float(p.a, p.dtype, ra + k * p.a_cs);
     if (p.add != nullptr) v += load_as_float(p.add, p.dtype, rd + k * p.add_cs);
     return v;
   };
-  float s = 0.0f;
-  for (int k = lane; k < p.k; k += 32) s += val(k);
-  for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-  const float mu = s / float(p.k);
-  float q = 0.0f;
-  for (int k = lane; k < p.k; k += 32) {
-    const float t = val(k) - mu;
-    q += t * t;
-  }
-  for (int off = 16; off > 0; off /= 2) q += __shfl_xor_sync(0xffffffffu, q, off);
+  float mu, rs;
+  warp_layer_norm_stats(val, p.k, lane, eps, &mu, &rs);
   if (lane == 0) {
     stats[2 * m] = mu;
-    stats[2 * m + 1] = rsqrtf(q / float(p.k) + eps);
+    stats[2 * m + 1] = rs;
   }
 }
 
@@ -80,16 +73,6 @@ __global__ void __launch_bounds__(256) gemm_f32_kernel(GemmParamsCuda p) {
 }
 
 template <bool kBf16>
-__device__ __forceinline__ unsigned short to_half_bits(float f) {
-  if constexpr (kBf16) return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-  else return __half_as_ushort(__float2half_rn(f));
-}
-
-__device__ __forceinline__ uint32_t gemm_load2(const unsigned short* p) {
-  return uint32_t(p[0]) | (uint32_t(p[1]) << 16);
-}
-
-template <bool kBf16>
 __global__ void __launch_bounds__(128) gemm_mma_kernel(GemmParamsCuda p) {
   constexpr int BK = 32, T = kGemmTile, S = BK + 8;
   SV_SHARED(unsigned short[T][S], as);  // [m][k]
@@ -106,12 +89,12 @@ __global__ void __launch_bounds__(128) gemm_mma_kernel(GemmParamsCuda p) {
     for (int i = 0; i < (T * BK) / 128; ++i) {
       const int idx = tid + i * 128;
       const int r = idx / BK, kk = idx % BK;
-      as[r][kk] = to_half_bits<kBf16>(gemm_load_a(p, m0 + r, k0 + kk));
+      as[r][kk] = float_to_half<kBf16>(gemm_load_a(p, m0 + r, k0 + kk));
       if (b_along_k) {
-        bs[r][kk] = to_half_bits<kBf16>(gemm_load_b(p, k0 + kk, n0 + r));
+        bs[r][kk] = float_to_half<kBf16>(gemm_load_b(p, k0 + kk, n0 + r));
       } else {
         const int kb = idx / T, nb = idx % T;
-        bs[nb][kb] = to_half_bits<kBf16>(gemm_load_b(p, k0 + kb, n0 + nb));
+        bs[nb][kb] = float_to_half<kBf16>(gemm_load_b(p, k0 + kb, n0 + nb));
       }
     }
     __syncthreads();
@@ -119,15 +102,15 @@ __global__ void __launch_bounds__(128) gemm_mma_kernel(GemmParamsCuda p) {
       uint32_t af[2][4], bf[4][2];
       for (int mt = 0; mt < 2; ++mt) {
         const int r = wm + mt * 16 + g;
-        af[mt][0] = gemm_load2(&as[r][ks + 2 * t]);
-        af[mt][1] = gemm_load2(&as[r + 8][ks + 2 * t]);
-        af[mt][2] = gemm_load2(&as[r][ks + 2 * t + 8]);
-        af[mt][3] = gemm_load2(&as[r + 8][ks + 2 * t + 8]);
+        af[mt][0] = load2(&as[r][ks + 2 * t]);
+        af[mt][1] = load2(&as[r + 8][ks + 2 * t]);
+        af[mt][2] = load2(&as[r][ks + 2 * t + 8]);
+        af[mt][3] = load2(&as[r + 8][ks + 2 * t + 8]);
       }
       for (int nt = 0; nt < 4; ++nt) {
         const int c = wn + nt * 8 + g;
-        bf[nt][0] = gemm_load2(&bs[c][ks + 2 * t]);
-        bf[nt][1] = gemm_load2(&bs[c][ks + 2 * t + 8]);
+        bf[nt][0] = load2(&bs[c][ks + 2 * t]);
+        bf[nt][1] = load2(&bs[c][ks + 2 * t + 8]);
       }
       for (int mt = 0; mt < 2; ++mt)
         for (int nt = 0; nt < 4; ++nt) {
@@ -149,7 +132,7 @@ __global__ void __launch_bounds__(128) gemm_mma_kernel(GemmParamsCuda p) {
 
 void launch_gemm(GemmParamsCuda p, float ln_eps, float* stats, cudaStream_t stream) {
   if (p.m <= 0 || p.n <= 0) return;
-  if (ln_eps > 0.0f) {
+  if (stats != nullptr) {
     SV_LAUNCH(gemm_ln_stats_kernel, dim3(unsigned((p.m + 7) / 8)), dim3(256), 0, stream, p, stats, ln_eps);
     SV_CUDA_CHECK_LAUNCH("gemm_ln_stats_kernel");
     p.ln_stats = stats;
@@ -171,12 +154,17 @@ void launch_gemm(GemmParamsCuda p, float ln_eps, float* stats, cudaStream_t stre
 
 namespace {
 
+// A b shared by the batch makes it one GEMM of batch * M rows (one launch) when the grid
+// allows; otherwise one launch per problem.
 void matmul_cuda(const KernelArgs& a) {
   const MatmulOpParams& mp = a.p<MatmulOpParams>();
   const size_t es = dtype_size(a.in[0].dtype);
-  for (int64_t bi = 0; bi < mp.batch; ++bi) {
+  std::string why;
+  const bool fold = !mp.b_batched && gemm_supports(mp.batch * mp.m, mp.n, mp.k, &why);
+  const int64_t problems = fold ? 1 : mp.batch;
+  for (int64_t bi = 0; bi < problems; ++bi) {
     GemmParamsCuda p{};
-    p.m = int(mp.m);
+    p.m = int(fold ? mp.batch * mp.m : mp.m);
     p.n = int(mp.n);
     p.k = int(mp.k);
     p.dtype = int(a.in[0].dtype);

@@ -30,6 +30,7 @@
 #include "cuda_compat.h"
 #include "dtype_io.cuh"
 #include "mma.cuh"
+#include "rope2d.cuh"
 
 namespace secvit {
 namespace SV_CUDA_NS {
@@ -125,18 +126,11 @@ __device__ __forceinline__ void gemm_epilogue_pair(const GemmParamsCuda& p, int 
     if (n < 2 * e) {
       const int l = m % (p.rope_h * p.rope_w);
       const int y = l / p.rope_w, x = l % p.rope_w;
-      const int j = n % p.rope_d;  // even: (j, j+1) share their angle
-      const float ang = load_as_float(p.rope_angle, p.dtype, j < p.rope_d / 2 ? j : j - p.rope_d / 2);
-      const float th = float(j < p.rope_d / 2 ? y : x) * ang;
-      float sn, cs;
-      sincosf(th, &sn, &cs);
-      float r0 = v0 * cs - v1 * sn, r1 = v1 * cs + v0 * sn;
+      rope_rotate_pair(v0, v1, p.rope_angle, p.dtype, n % p.rope_d, p.rope_d, y, x);
       if (n >= e) {
-        r0 *= p.k_scale;
-        r1 *= p.k_scale;
+        v0 *= p.k_scale;
+        v1 *= p.k_scale;
       }
-      v0 = r0;
-      v1 = r1;
     }
   }
   if (p.scale != nullptr) {
@@ -154,8 +148,8 @@ __device__ __forceinline__ void gemm_epilogue_pair(const GemmParamsCuda& p, int 
 
 constexpr int kGemmTile = 64;
 
-// Launches the GEMM for p.dtype (float32: SIMT; bf16/fp16: tensor cores), after the LayerNorm
-// statistics when `ln_eps` > 0 (into `stats`, p.m x 2 floats of scratch).
+// Launches the GEMM for p.dtype (float32: SIMT; bf16/fp16: tensor cores). With `stats` (scratch
+// of p.m x 2 floats), A gets a LayerNorm (epsilon `ln_eps`) first: its statistics go there.
 void launch_gemm(GemmParamsCuda p, float ln_eps, float* stats, cudaStream_t stream);
 // False (with the reason) for sizes beyond the launch's limits.
 bool gemm_supports(int64_t m, int64_t n, int64_t k, std::string* why);

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "cuda_compat.h"
+#include "dtype_io.cuh"
 #include "mma.cuh"
 
 namespace secvit {
@@ -46,18 +47,6 @@ struct MmaTiling {
 };
 
 template <bool kBf16>
-__device__ __forceinline__ float half_to_float(unsigned short bits) {
-  if constexpr (kBf16) return __bfloat162float(__ushort_as_bfloat16(bits));
-  else return __half2float(__ushort_as_half(bits));
-}
-
-template <bool kBf16>
-__device__ __forceinline__ unsigned short float_to_half(float f) {
-  if constexpr (kBf16) return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-  else return __half_as_ushort(__float2half_rn(f));
-}
-
-template <bool kBf16>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return uint32_t(float_to_half<kBf16>(lo)) | (uint32_t(float_to_half<kBf16>(hi)) << 16);
 }
@@ -66,10 +55,6 @@ template <bool kBf16>
 __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
   if constexpr (kBf16) sv_mma_m16n8k16_bf16(d, a, b, d);
   else sv_mma_m16n8k16_f16(d, a, b, d);
-}
-
-__device__ __forceinline__ uint32_t load2(const unsigned short* p) {
-  return uint32_t(p[0]) | (uint32_t(p[1]) << 16);
 }
 
 template <bool kBf16, int DMAX, class Map>

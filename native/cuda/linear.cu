@@ -11,8 +11,6 @@ namespace secvit {
 namespace SV_CUDA_NS {
 namespace {
 
-const void* opt(const KernelArgs& a, int i) { return a.in[i].present() ? a.in[i].data : nullptr; }
-
 void linear_cuda(const KernelArgs& a) {
   const LinearOpParams& lp = a.p<LinearOpParams>();
   GemmParamsCuda p{};
@@ -25,22 +23,22 @@ void linear_cuda(const KernelArgs& a) {
   p.a_gs = lp.x_group_stride;
   p.a_rs = lp.x_row_stride;
   p.a_cs = 1;
-  p.add = opt(a, kLinAdd);
+  p.add = a.in[kLinAdd].data;
   p.add_gr = lp.add_group_rows;
   p.add_gs = lp.add_group_stride;
   p.add_rs = lp.add_row_stride;
   p.add_cs = 1;
-  p.ln_w = opt(a, kLinLnWeight);
-  p.ln_b = opt(a, kLinLnBias);
+  p.ln_w = a.in[kLinLnWeight].data;
+  p.ln_b = a.in[kLinLnBias].data;
   p.b = a.in[kLinWeight].data;
   p.b_ns = lp.k;
   p.b_ks = 1;
   p.c = a.out[0].data;
   p.ldc = lp.n;
-  p.bias = opt(a, kLinBias);
+  p.bias = a.in[kLinBias].data;
   p.act = lp.act;
-  p.scale = opt(a, kLinScale);
-  p.residual = opt(a, kLinResidual);
+  p.scale = a.in[kLinScale].data;
+  p.residual = a.in[kLinResidual].data;
   p.r_gr = lp.res_group_rows;
   p.r_gs = lp.res_group_stride;
   p.r_rs = lp.res_row_stride;
@@ -54,7 +52,7 @@ void linear_cuda(const KernelArgs& a) {
     p.k_scale = lp.k_scale;
   }
   DeviceBuffer stats(lp.layer_norm ? size_t(lp.m) * 2 * sizeof(float) : 0);
-  launch_gemm(p, lp.layer_norm ? lp.ln_eps : 0.0f, stats.as<float>(), stream());
+  launch_gemm(p, lp.ln_eps, lp.layer_norm ? stats.as<float>() : nullptr, stream());
 }
 
 bool linear_supports(const OpCall& c, std::string* why) {

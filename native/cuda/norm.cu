@@ -9,6 +9,7 @@
 #include "../ops/norm.h"
 #include "cuda_backend.h"
 #include "dtype_io.cuh"
+#include "reduce.cuh"
 
 namespace secvit {
 namespace SV_CUDA_NS {
@@ -29,17 +30,9 @@ __global__ void __launch_bounds__(256) layer_norm_kernel(NormOpParams p, const v
   const int64_t pos = int64_t(blockIdx.x) * 8 + threadIdx.x / 32;
   if (pos >= positions) return;
   const int64_t base = position_offset(p, pos);
-  float s = 0.0f;
-  for (int64_t j = lane; j < p.d; j += 32) s += load_as_float(x, dtype, base + j * p.d_stride);
-  for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-  const float mu = s / float(p.d);
-  float q = 0.0f;
-  for (int64_t j = lane; j < p.d; j += 32) {
-    const float t = load_as_float(x, dtype, base + j * p.d_stride) - mu;
-    q += t * t;
-  }
-  for (int off = 16; off > 0; off /= 2) q += __shfl_xor_sync(0xffffffffu, q, off);
-  const float rs = rsqrtf(q / float(p.d) + p.eps);
+  float mu, rs;
+  warp_layer_norm_stats([&](int64_t j) { return load_as_float(x, dtype, base + j * p.d_stride); }, p.d, lane,
+                        p.eps, &mu, &rs);
   for (int64_t j = lane; j < p.d; j += 32) {
     float v = (load_as_float(x, dtype, base + j * p.d_stride) - mu) * rs;
     if (w != nullptr) v *= load_as_float(w, dtype, j);
@@ -77,8 +70,6 @@ __global__ void __launch_bounds__(256) fold_bn_kernel(FoldBnOpParams p, const vo
   }
 }
 
-const void* opt(const KernelArgs& a, int i) { return a.in[i].present() ? a.in[i].data : nullptr; }
-
 int64_t positions(const NormOpParams& p) {
   int64_t n = 1;
   for (int k = 0; k < p.nd; ++k) n *= p.shape[k];
@@ -90,7 +81,7 @@ void layer_norm_cuda(const KernelArgs& a) {
   const int64_t n = positions(p);
   if (n == 0 || p.d == 0) return;
   SV_LAUNCH(layer_norm_kernel, dim3(unsigned((n + 7) / 8)), dim3(256), 0, stream(), p, a.in[0].data,
-            opt(a, 1), opt(a, 2), a.out[0].data, n, int(a.in[0].dtype));
+            a.in[1].data, a.in[2].data, a.out[0].data, n, int(a.in[0].dtype));
   SV_CUDA_CHECK_LAUNCH("layer_norm_kernel");
 }
 
@@ -99,7 +90,7 @@ void batch_norm_cuda(const KernelArgs& a) {
   const int64_t total = positions(p) * p.d;
   if (total == 0) return;
   SV_LAUNCH(batch_norm_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), p, a.in[0].data,
-            a.in[1].data, a.in[2].data, opt(a, 3), opt(a, 4), a.out[0].data, total, int(a.in[0].dtype));
+            a.in[1].data, a.in[2].data, a.in[3].data, a.in[4].data, a.out[0].data, total, int(a.in[0].dtype));
   SV_CUDA_CHECK_LAUNCH("batch_norm_kernel");
 }
 
@@ -107,14 +98,14 @@ void fold_bn_cuda(const KernelArgs& a) {
   const FoldBnOpParams& p = a.p<FoldBnOpParams>();
   const int64_t total = p.o * p.per_o + p.o;
   if (total == 0) return;
-  SV_LAUNCH(fold_bn_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), p, a.in[0].data, opt(a, 1),
-            a.in[2].data, a.in[3].data, opt(a, 4), opt(a, 5), a.out[0].data, a.out[1].data, int(a.in[0].dtype));
+  SV_LAUNCH(fold_bn_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), p, a.in[0].data, a.in[1].data,
+            a.in[2].data, a.in[3].data, a.in[4].data, a.in[5].data, a.out[0].data, a.out[1].data, int(a.in[0].dtype));
   SV_CUDA_CHECK_LAUNCH("fold_bn_kernel");
 }
 
 bool layer_norm_supports(const OpCall& c, std::string* why) {
   const int64_t n = positions(c.params<NormOpParams>());
-  if ((n + 7) / 8 > int64_t(1) << 31) {
+  if ((n + 7) / 8 >= int64_t(1) << 31) {  // grid.x is at most 2^31 - 1
     *why = "too many positions for one launch";
     return false;
   }

@@ -5,6 +5,7 @@
 #include "../ops/rope2d.h"
 #include "cuda_backend.h"
 #include "dtype_io.cuh"
+#include "rope2d.cuh"
 
 namespace secvit {
 namespace SV_CUDA_NS {
@@ -17,16 +18,13 @@ __global__ void __launch_bounds__(256) rope2d_kernel(Rope2dOpParams p, const voi
     const int64_t j = (e % half) * 2;
     const int64_t l = (e / half) % p.l, bh = e / (half * p.l);
     const int64_t b = bh / p.h, h = bh % p.h;
-    const int64_t yy = l / p.width, xx = l % p.width;
-    const float th = float(j < half ? yy : xx) * load_as_float(angle, dtype, j < half ? j : j - half);
-    float sn, cs;
-    sincosf(th, &sn, &cs);
     const int64_t src = b * p.xs[0] + h * p.xs[1] + l * p.xs[2];
-    const float v0 = load_as_float(x, dtype, src + j * p.xs[3]);
-    const float v1 = load_as_float(x, dtype, src + (j + 1) * p.xs[3]);
+    float v0 = load_as_float(x, dtype, src + j * p.xs[3]);
+    float v1 = load_as_float(x, dtype, src + (j + 1) * p.xs[3]);
+    rope_rotate_pair(v0, v1, angle, dtype, j, p.d, l / p.width, l % p.width);
     const int64_t dst = (bh * p.l + l) * p.d + j;
-    store_from_float(y, dtype, dst, v0 * cs - v1 * sn);
-    store_from_float(y, dtype, dst + 1, v1 * cs + v0 * sn);
+    store_from_float(y, dtype, dst, v0);
+    store_from_float(y, dtype, dst + 1, v1);
   }
 }
 

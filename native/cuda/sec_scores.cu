@@ -9,6 +9,7 @@
 // Cost per head: ~4*L*D flops; reads k twice (2*4*L*D bytes, the second pass mostly from L2),
 // writes 8*L bytes.
 #include "cuda_compat.h"
+#include "reduce.cuh"
 #include "sec_kernels.cuh"
 
 namespace secvit {
@@ -52,7 +53,7 @@ __global__ void __launch_bounds__(kThreads)
   if (warp == 0) {
     double sq = 0.0;
     for (int c = lane; c < d; c += 32) sq += g[c] * g[c];
-    for (int off = 16; off > 0; off /= 2) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+    sq = warp_sum(sq);
     if (lane == 0) g_norm = fmax(sqrt(sq), 1e-12);
   }
   __syncthreads();
@@ -65,10 +66,8 @@ __global__ void __launch_bounds__(kThreads)
       dot += g[c] * kv;
       kn += kv * kv;
     }
-    for (int off = 16; off > 0; off /= 2) {
-      dot += __shfl_xor_sync(0xffffffffu, dot, off);
-      kn += __shfl_xor_sync(0xffffffffu, kn, off);
-    }
+    dot = warp_sum(dot);
+    kn = warp_sum(kn);
     if (lane == 0) scores[int64_t(blockIdx.x) * l + i] = dot / (gn * fmax(sqrt(kn), 1e-12));
   }
 }

@@ -190,9 +190,9 @@ class Job {
 
   const LaunchSpec& spec() const { return spec_; }
   unsigned nthreads() const { return nthreads_; }
-  // Dynamic shared memory the kernel opted in to (0: none).
-  size_t opt_in_smem() const { return opt_in_; }
-  void set_opt_in_smem(size_t v) { opt_in_ = v; }
+  // The block's shared-memory limit: 48 KiB, or what the kernel opted in to (up to 227 KiB).
+  size_t shared_limit() const { return shared_limit_; }
+  void set_shared_limit(size_t v) { shared_limit_ = v; }
   unsigned long long total_blocks() const { return total_; }
 
   // Next unclaimed block (linear, x fastest), or false when none is left or the launch failed.
@@ -246,7 +246,7 @@ class Job {
   }
 
   const LaunchSpec& spec_;
-  size_t opt_in_ = 0;
+  size_t shared_limit_ = kDefaultSharedLimit;
   const unsigned nthreads_;
   const unsigned long long total_;
   std::atomic<unsigned long long> next_{0};
@@ -336,7 +336,7 @@ class Runner {
   bool run_block(Job& job, uint3 block_idx, std::string* error) {
     job_ = &job;
     if (rng_ == 0) rng_ = (schedule_seed() + 1) * 0x9E3779B97F4A7C15ull ^ uint64_t(reinterpret_cast<uintptr_t>(this));
-    shared_limit_ = std::max(kDefaultSharedLimit, std::min(kSharedLimit, job.opt_in_smem()));
+    shared_limit_ = job.shared_limit();
     prepare_threads(job.spec().block);
     block_regs_ = BlockRegs{block_idx, job.spec().block, job.spec().grid};
     detail::t_block = &block_regs_;
@@ -700,7 +700,6 @@ class Runner {
   Fiber* pick_next() {
     if (failed_) return nullptr;
     const Schedule mode = schedule_mode();
-    const bool can_start = next_unstarted_ < nthreads_;
     if (mode == Schedule::Random && ready_count_ != 0) {
       // The ready thread of the warp ranked first (the newest of its warp): that warp runs
       // ahead through its collectives until it blocks at a barrier, then the next in a random
@@ -713,16 +712,8 @@ class Runner {
       }
       return take_ready(best);
     }
-    if (ready_count_ != 0) {
-      if (mode == Schedule::Fifo) {
-        Fiber* f = ready_[ready_head_];
-        ready_head_ = (ready_head_ + 1) % ready_.size();
-        --ready_count_;
-        f->thread->state = ThreadState::Running;
-        return f;
-      }
-      if (mode == Schedule::Lifo || !can_start) return take_ready(mode == Schedule::Lifo ? ready_count_ - 1 : 0);
-    }
+    // Fifo: the oldest ready thread; lifo: the newest.
+    if (ready_count_ != 0) return take_ready(mode == Schedule::Lifo ? ready_count_ - 1 : 0);
     if (next_unstarted_ < nthreads_) {
       Fiber* f = nullptr;
       if (!idle_.empty()) {
@@ -1244,7 +1235,7 @@ void launch_impl(const LaunchSpec& spec) {
   }
 
   Job job(spec);
-  job.set_opt_in_smem(opt_in);
+  job.set_shared_limit(dyn_limit);
   if (!problem.empty()) {
     t_message = "invalid configuration for kernel " + job.kernel_name() + ": " + problem;
     set_last_error(cudaErrorInvalidConfiguration);

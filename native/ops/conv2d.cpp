@@ -59,7 +59,7 @@ void prepare_conv2d(OpCall& c) {
     for (int i = 0; i < 4; ++i) p.rs[i] = c.in(kConvResidual).strides[size_t(i)];
     // The kernels address residual pixels as rows (b, pixel); a layout where a pixel row does
     // not follow from (y, x) by one stride is packed first.
-    if (p.oh > 1 && p.rs[2] != p.ow * p.rs[3]) {
+    if (!conv2d_pixels_are_rows(p.oh, p.ow, p.rs)) {
       c.require_contiguous(kConvResidual);
       const Strides s = contiguous_strides(out);
       for (int i = 0; i < 4; ++i) p.rs[i] = s[size_t(i)];

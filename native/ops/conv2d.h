@@ -30,6 +30,11 @@ struct Conv2dOpParams {
 inline bool conv2d_is_depthwise(const Conv2dOpParams& p) {
   return p.groups == p.c && p.o == p.c;
 }
+// Whether the pixels of an image with element strides s (b, c, y, x) and h x w pixels can be
+// addressed as rows (b, pixel): a pixel row follows from (y, x) by one stride.
+inline bool conv2d_pixels_are_rows(int64_t h, int64_t w, const int64_t* s) {
+  return h == 1 || s[2] == w * s[3];
+}
 inline bool conv2d_is_pointwise(const Conv2dOpParams& p) {
   return p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
          p.pad_w == 0 && p.groups == 1;
