@@ -1,11 +1,11 @@
 // The CPU matmul against a double-precision reference, on both SIMD paths and thread counts;
 // queued calls off the event loop; the thread pool under concurrent calls.
 import { afterAll, describe, expect, it } from 'vitest';
-import { backends, getNumThreads, matmul, matmulSync, memory, setNumThreads, tensor } from '../lib/index.js';
+import { backends, getNumThreads, matmul, matmulSync, memory, setNumThreads, tensor, type Device } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { matmulRef } from './reference/matmul.js';
 import { relError, Rng } from './helpers/random.js';
-import { SIMD_PATHS } from './helpers/backends.js';
+import { SIMD_PATHS, testDevices } from './helpers/backends.js';
 
 // fp32 accumulation over K terms: relative error grows like sqrt(K) * 6e-8; 1e-5 is ample for
 // K <= 1000 and far below what a wrong index would give (~1).
@@ -19,12 +19,12 @@ afterAll(() => {
   if (cpu.simd) native.setCpuSimd(cpu.simd);
 });
 
-function check(batch: number, m: number, k: number, n: number, bBatched: boolean, seed: number) {
+function check(batch: number, m: number, k: number, n: number, bBatched: boolean, seed: number, device: Device = 'cpu') {
   const rng = new Rng(seed);
   const a = rng.normals(batch * m * k);
   const b = rng.normals((bBatched ? batch : 1) * k * n);
-  using ta = tensor(a, batch > 1 || bBatched ? [batch, m, k] : [m, k]);
-  using tb = tensor(b, bBatched ? [batch, k, n] : [k, n]);
+  using ta = tensor(a, batch > 1 || bBatched ? [batch, m, k] : [m, k], { device });
+  using tb = tensor(b, bBatched ? [batch, k, n] : [k, n], { device });
   using out = matmulSync(ta, tb);
   expect(out.shape).toEqual(batch > 1 || bBatched ? [batch, m, n] : [m, n]);
   const err = relError(out.dataSync(), matmulRef(a, b, batch, m, k, n, bBatched));
@@ -42,6 +42,15 @@ describe.each(SIMD_PATHS)('matmul on the %s path', (simd) => {
     check(3, 9, 21, 35, true, 14);
     check(4, 5, 16, 17, false, 15);
     check(1, 129, 257, 67, false, 16);
+  });
+});
+
+// A b shared by the batch runs as one GEMM of batch * M rows: rows of different problems then
+// share tiles (M = 70 is not a multiple of 6 or of CUDA's 64-row tile).
+describe.each(testDevices())('batched matmul on %s', (device) => {
+  it('with a shared b and with a b per problem', () => {
+    check(3, 70, 40, 33, false, 17, device);
+    check(3, 70, 40, 33, true, 18, device);
   });
 });
 
