@@ -2,7 +2,7 @@
 // over K <= 700 terms stays near 1e-6 relative; 1e-5 bounds it. 16-bit inputs (rounded before
 // the reference sees them) keep fp32 accumulation: the output's one rounding dominates,
 // bfloat16 2^-9 ~ 2e-3 relative, float16 2^-12; the bounds are 4x those.
-import { fusedLinear, linear, type Tensor } from '../../lib/index.js';
+import { fusedLinear, linear } from '../../lib/index.js';
 import { withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { linearRef, ropeAngles } from '../reference/layers.js';
 

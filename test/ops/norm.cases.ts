@@ -40,6 +40,10 @@ export const cases: OpCase[] = [
     run: (t) => layerNorm(t.x, null, null, { eps: 1e-6, dim: 1 }), ref: (v) => layerNormRef(v.x, [2, 6, 3, 3], 1, 1e-6, null, null), tol: HALF,
   },
   {
+    name: 'layerNorm over NCHW channels (strided): NaN and infinity', inputs: { x: { shape: [2, 6, 3, 3], values: withSpecials({ 59: NaN, 7: -Infinity }) } },
+    run: (t) => layerNorm(t.x, null, null, { eps: 1e-6, dim: 1 }), ref: (v) => layerNormRef(v.x, [2, 6, 3, 3], 1, 1e-6, null, null), tol: HALF,
+  },
+  {
     name: 'batchNorm: NaN and infinities stay where they are', inputs: { x: { shape: [1, 4, 3, 5], values: withSpecials({ 2: NaN, 20: -Infinity, 33: Infinity }) }, m: { shape: [4] }, var: { shape: [4], values: positive } },
     run: (t) => batchNorm(t.x, t.m, t.var), ref: (v) => batchNormRef(v.x, [1, 4, 3, 5], v.m, v.var, null, null, 1e-5), tol: HALF,
   },
