@@ -19,3 +19,20 @@ export * from './ops/attention.js';
 export * from './ops/layers.js';
 export { listOps } from './ops/run.js';
 export { decodeHalf, encodeHalf } from './half.js';
+// Models and checkpoints.
+export {
+  SecViT, normalize, PRETRAINED_CFG, MIN_INPUT_SIZE,
+  SecAttention, Block, FFN, Stage, Downsample, RoPE, Conv2d, BatchNorm2d, LayerNorm,
+  type ClusterRecord, type SecViTOptions,
+} from './models/secvit.js';
+export {
+  resolveConfig, inferConfig, toReferenceConfig, hiddenDim, CONFIG_NAMES, PUBLISHED_CLUSTERS,
+  type SecViTConfig, type ReferenceConfig, type ConfigName, type ConfigInput,
+} from './models/config.js';
+export { readCheckpoint, loadStateDict, type Checkpoint, type LoadOptions, type ReadCheckpointOptions } from './models/load.js';
+export { Module, type Slot, type SlotKind, type Counter, type Init } from './nn/module.js';
+export { Rng } from './nn/random.js';
+export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type SafetensorsFile, type TensorBytes } from './io/safetensors.js';
+export { readPth, WEIGHT_KEYS, type PthFile } from './io/pth.js';
+export { CheckpointError, type StoredTensor, type StoredDType } from './io/source.js';
+export { PickleError } from './io/pickle.js';

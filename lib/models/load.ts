@@ -1,0 +1,217 @@
+// Checkpoints in and out of a SecViT: safetensors and PyTorch `.pth` files in, safetensors out.
+// Loading is a walk over the model's slot names; every problem with the names or shapes is
+// collected and reported in one error (strict by default, as torch's load_state_dict).
+import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { tensor, Tensor } from '../tensor.js';
+import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
+import { readPth } from '../io/pth.js';
+import { CheckpointError, openSource, type StoredTensor } from '../io/source.js';
+import { canonicalName, inferConfig, resolveConfig, type ConfigInput } from './config.js';
+import { checkOptions, SecViT, type SecViTOptions } from './secvit.js';
+
+export interface Checkpoint {
+  /** The state dict: names as the reference's (after `module.` prefixes are stripped). */
+  tensors: Map<string, StoredTensor>;
+  /** safetensors metadata, or for `.pth` what could be read of the training args. */
+  metadata: Map<string, string>;
+  format: 'safetensors' | 'pth';
+  /** For `.pth`: the key the weights were taken from ('' for the top level). */
+  key?: string;
+  close(): void;
+}
+
+export interface ReadCheckpointOptions {
+  /** `.pth`: the top-level key holding the weights (default: as timm picks them). */
+  key?: string;
+}
+
+/** Reads a checkpoint's header and names; tensors are read when used. Detects the format by content. */
+export function readCheckpoint(input: string | Uint8Array, options: ReadCheckpointOptions = {}): Checkpoint {
+  const src = openSource(input, 'readCheckpoint');
+  let magic: Uint8Array;
+  try {
+    magic = src.read(0, Math.min(4, src.size), 'magic');
+  } finally {
+    src.close();
+  }
+  if (magic[0] === 0x50 && magic[1] === 0x4b) {
+    const p = readPth(input, options);
+    return { ...p, format: 'pth' };
+  }
+  if (magic[0] === 0x80 && magic[1] >= 2 && magic[1] <= 5)
+    throw new CheckpointError(
+      `${typeof input === 'string' ? input : 'buffer'}: a legacy (non-zip) torch.save file; re-save it with a torch >= 1.6 torch.save (the zip format)`);
+  if (options.key !== undefined) throw new TypeError(`readCheckpoint: key applies to .pth files only`);
+  const s = readSafetensors(input);
+  return { ...s, format: 'safetensors' };
+}
+
+export interface LoadOptions extends Omit<SecViTOptions, 'seed'> {
+  /** The config; default: the file's `config` metadata (safetensors), the training args' model name (.pth), else inferred from the weights' shapes. */
+  config?: ConfigInput | string;
+  /** `.pth`: the key holding the weights. */
+  key?: string;
+  /** Default true: missing, unexpected or misshapen keys are an error. */
+  strict?: boolean;
+}
+
+function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<typeof resolveConfig> {
+  if (given !== undefined) return resolveConfig(given);
+  const meta = ck.metadata.get('config');
+  if (meta !== undefined) return resolveConfig(meta);
+  const name = ck.metadata.get('model');
+  if (name !== undefined && canonicalName(name)) return resolveConfig(name);
+  return inferConfig(new Map([...ck.tensors].map(([k, t]) => [k, t.shape])));
+}
+
+/** Loads a checkpoint (path or bytes; safetensors or `.pth`) into a new SecViT. */
+export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
+  const { device, dtype } = checkOptions('SecViT.load', options);
+  const ck = readCheckpoint(input, { key: options.key });
+  try {
+    const model = new SecViT(configOf(ck, options.config), device, dtype);
+    try {
+      loadStateDict(model, ck.tensors, { strict: options.strict ?? true });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  } finally {
+    ck.close();
+  }
+}
+
+/** The elements of a stored tensor as a CPU tensor of float32 or 16-bit floats. */
+function hostTensor(name: string, st: StoredTensor): Tensor {
+  const bytes = st.read();
+  const copy = <T>(make: (n: number) => T & { buffer: ArrayBufferLike }): T => {
+    const a = make(st.numel);
+    new Uint8Array(a.buffer).set(bytes);
+    return a;
+  };
+  switch (st.dtype) {
+    case 'F32':
+      return tensor(copy((n) => new Float32Array(n)), st.shape);
+    case 'F16':
+      return tensor(copy((n) => new Uint16Array(n)), st.shape, { dtype: 'float16' });
+    case 'BF16':
+      return tensor(copy((n) => new Uint16Array(n)), st.shape, { dtype: 'bfloat16' });
+    case 'F64':
+      return tensor(Float32Array.from(copy((n) => new Float64Array(n))), st.shape);
+    default:
+      throw new CheckpointError(`SecViT.load: '${name}' is ${st.dtype}; a floating-point tensor was expected`);
+  }
+}
+
+function readCounter(name: string, st: StoredTensor): bigint {
+  if (st.numel !== 1 || (st.dtype !== 'I64' && st.dtype !== 'I32'))
+    throw new CheckpointError(`SecViT.load: '${name}' must be an integer scalar, got ${st.dtype} [${st.shape.join(', ')}]`);
+  const b = st.read();
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return st.dtype === 'I64' ? dv.getBigInt64(0, true) : BigInt(dv.getInt32(0, true));
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Strips DataParallel's `module.` prefix when every key has it. */
+export function stripModulePrefix<T>(tensors: Map<string, T>): Map<string, T> {
+  const keys = [...tensors.keys()];
+  if (keys.length === 0 || !keys.every((k) => k.startsWith('module.'))) return tensors;
+  return new Map([...tensors].map(([k, v]) => [k.slice(7), v]));
+}
+
+/**
+ * Fills the model's slots from a state dict (stored tensors from a checkpoint, or Tensors).
+ * Strict: one error listing every missing, unexpected and misshapen key. `num_batches_tracked`
+ * may be absent (torch tolerates it too). Values are converted to the model's dtype and device.
+ */
+export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | Tensor>, options: { strict?: boolean } = {}): void {
+  if (model.disposed) throw new Error('SecViT.loadStateDict: the model has been disposed');
+  if (!(state instanceof Map)) throw new TypeError('SecViT.loadStateDict: state must be a Map of name -> tensor');
+  const strict = options.strict ?? true;
+  const entries = stripModulePrefix(state);
+  const missing: string[] = [];
+  const misshapen: string[] = [];
+  const used = new Set<string>();
+  const slots = [...model.namedSlots()];
+  for (const [name, slot] of slots) {
+    const t = entries.get(name);
+    if (t === undefined) missing.push(name);
+    else if (!sameShape(t.shape, slot.shape)) misshapen.push(`${name}: expected [${slot.shape.join(', ')}], got [${t.shape.join(', ')}]`);
+    used.add(name);
+  }
+  const counters = [...model.namedCounters()];
+  for (const [name] of counters) used.add(name);
+  const unexpected = [...entries.keys()].filter((k) => !used.has(k));
+  const problems: string[] = [];
+  if (misshapen.length) problems.push(`misshapen (${misshapen.length}): ${misshapen.join('; ')}`);
+  if (strict && missing.length) problems.push(`missing (${missing.length}): ${missing.join(', ')}`);
+  if (strict && unexpected.length) problems.push(`unexpected (${unexpected.length}): ${unexpected.join(', ')}`);
+  if (problems.length) throw new CheckpointError(`SecViT.load: the checkpoint does not fit the model:\n  ${problems.join('\n  ')}`);
+
+  // Convert everything first, then swap: a failure leaves the model as it was.
+  const made = new Map<string, Tensor>();
+  try {
+    for (const [name, slot] of slots) {
+      const t = entries.get(name);
+      if (t === undefined) continue;
+      if (t instanceof Tensor) {
+        if (t.dtype === 'int32') throw new CheckpointError(`SecViT.load: '${name}' is int32; a floating-point tensor was expected`);
+        made.set(name, model.makeTensor(t.device === 'cpu' && t.dtype === 'float32' ? t.contiguous() : t.toSync('cpu')));
+      } else {
+        made.set(name, model.makeTensor(hostTensor(name, t)));
+      }
+      void slot;
+    }
+  } catch (e) {
+    for (const t of made.values()) t.dispose();
+    throw e;
+  }
+  model.releaseDerived();
+  for (const [name, slot] of slots) {
+    const t = made.get(name);
+    if (t === undefined) continue;
+    slot.tensor?.dispose();
+    slot.tensor = t;
+  }
+  for (const [name, c] of counters) {
+    const t = entries.get(name);
+    if (t !== undefined && !(t instanceof Tensor)) c.value = readCounter(name, t);
+  }
+}
+
+const STORED = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' } as const;
+
+/** The model as safetensors bytes: reference names and shapes, the config in the metadata. */
+export function encodeModel(model: SecViT, extraMetadata: Record<string, string> = {}): Uint8Array {
+  if (model.disposed) throw new Error('SecViT.save: the model has been disposed');
+  const tensors: [string, TensorBytes][] = [];
+  const counters = new Map(model.namedCounters());
+  const order: string[] = [];
+  for (const [name, slot] of model.namedSlots()) {
+    order.push(name);
+    const t = slot.tensor;
+    if (!t) throw new Error(`SecViT.save: '${name}' is not loaded`);
+    const data = t.dataSync();
+    tensors.push([name, { dtype: STORED[model.dtype], shape: slot.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }]);
+  }
+  for (const [name, c] of counters) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigInt64(0, c.value, true);
+    tensors.push([name, { dtype: 'I64', shape: [], data: b }]);
+  }
+  // Keep the reference's key order: a counter follows its batch norm's running_var.
+  const rank = (name: string): number => {
+    const i = order.indexOf(name);
+    return i >= 0 ? i : order.indexOf(name.replace(/num_batches_tracked$/, 'running_var')) + 0.5;
+  };
+  tensors.sort((a, b) => rank(a[0]) - rank(b[0]));
+  return encodeSafetensors(tensors, { format: 'pt', config: JSON.stringify(model.referenceConfig()), ...extraMetadata });
+}
+
+export function saveSecViT(model: SecViT, path: string, extraMetadata: Record<string, string> = {}): void {
+  if (typeof path !== 'string') throw new TypeError('SecViT.save: path must be a string');
+  writeFileSync(path, encodeModel(model, { source: `secvit ${basename(path)}`, ...extraMetadata }));
+}

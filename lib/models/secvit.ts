@@ -1,0 +1,713 @@
+// SecViT (SPEC section 3) assembled from secvit's ops, as a tree of PyTorch-style modules whose
+// parameter names are the authors' checkpoint keys.
+//
+// Layout. Activations are [B, C, H, W] tensors stored channels-last (B, H, W, C): a 1x1
+// convolution is then a GEMM over token rows, LayerNorm normalises contiguous rows, and the
+// attention reads token rows. `x.permute([0, 2, 3, 1])` of such a tensor is a free view of its
+// tokens [B, H, W, C]; the model never transposes activations.
+//
+// Fusion (one pass each; see lib/ops/layers.ts):
+//   CPE        x + dwconv3x3(x)                                    fusedConv2d(residual)
+//   qkv        RoPE(LN1(x) W + b), k * d^-0.5                      fusedLinear(norm, rope)
+//   out_proj   x + g1 * ((o + lepe) W + b)                         fusedLinear(add, scale, residual)
+//   fc1        GELU(LN2(x) W + b)                                  fusedLinear(norm, activation)
+//   dwconv     h + dwconv3x3(h)                                    fusedConv2d(residual)
+//   fc2        x + g2 * (h W + b)                                  fusedLinear(scale, residual)
+//   stem, downsample, head proj: batch norm folded into the conv once, at load.
+import { keep, tidy } from '../engine.js';
+import { checkDevice, type Device, type DeviceChoice } from '../backends.js';
+import { tensor, Tensor, type DType, type OrtLikeTensor } from '../tensor.js';
+import { secAttention } from '../ops/attention.js';
+import { add, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul } from '../ops/layers.js';
+import { Module, numelOf, type Counter, type Slot } from '../nn/module.js';
+import { Rng } from '../nn/random.js';
+import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions } from './load.js';
+import type { StoredTensor } from '../io/source.js';
+import { hiddenDim, resolveConfig, toReferenceConfig, type ConfigInput, type SecViTConfig } from './config.js';
+
+const LN_EPS = 1e-6;
+const BN_EPS = 1e-5;
+const STD = 0.02;
+
+/** Tensors made once from the parameters (views, folded weights); dropped when they change. */
+class Derived {
+  #items: Tensor[] = [];
+  #cache = new Map<string, unknown>();
+  get<T>(key: string, make: (own: <U extends Tensor>(t: U) => U) => T): T {
+    if (this.#cache.has(key)) return this.#cache.get(key) as T;
+    const own = <U extends Tensor>(t: U): U => {
+      keep(t);
+      this.#items.push(t);
+      return t;
+    };
+    const v = make(own);
+    this.#cache.set(key, v);
+    return v;
+  }
+  release(): void {
+    for (const t of this.#items) t.dispose();
+    this.#items = [];
+    this.#cache.clear();
+  }
+}
+
+function value(slot: Slot): Tensor {
+  if (!slot.tensor) throw new Error(`SecViT: parameter '${slot.name}' is not loaded (the model was disposed?)`);
+  return slot.tensor;
+}
+
+// ---- leaf modules ------------------------------------------------------------------------------
+
+export class Conv2d extends Module {
+  readonly weight: Slot;
+  readonly bias: Slot;
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, readonly groups = 1) {
+    super();
+    this.weight = this.parameter('weight', [outChannels, inChannels / groups, kernel, kernel], { kind: 'truncNormal', std: STD });
+    this.bias = this.parameter('bias', [outChannels], { kind: 'zeros' });
+  }
+}
+
+export class BatchNorm2d extends Module {
+  readonly weight: Slot;
+  readonly bias: Slot;
+  readonly runningMean: Slot;
+  readonly runningVar: Slot;
+  readonly numBatchesTracked: Counter;
+  constructor(readonly channels: number) {
+    super();
+    this.weight = this.parameter('weight', [channels], { kind: 'ones' });
+    this.bias = this.parameter('bias', [channels], { kind: 'zeros' });
+    this.runningMean = this.buffer('running_mean', [channels], { kind: 'zeros' });
+    this.runningVar = this.buffer('running_var', [channels], { kind: 'ones' });
+    this.numBatchesTracked = this.counter('num_batches_tracked');
+  }
+
+  /** conv followed by this batch norm, as one conv's weight and bias. */
+  fold(conv: Conv2d): { weight: Tensor; bias: Tensor } {
+    return foldBatchNorm(value(conv.weight), value(conv.bias), {
+      runningMean: value(this.runningMean), runningVar: value(this.runningVar),
+      weight: value(this.weight), bias: value(this.bias), eps: BN_EPS,
+    });
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Slot;
+  readonly bias: Slot;
+  constructor(readonly channels: number) {
+    super();
+    this.weight = this.parameter('weight', [channels], { kind: 'ones' });
+    this.bias = this.parameter('bias', [channels], { kind: 'zeros' });
+  }
+  get options(): { weight: Tensor; bias: Tensor; eps: number } {
+    return { weight: value(this.weight), bias: value(this.bias), eps: LN_EPS };
+  }
+}
+
+/** The reference wraps its LayerNorms (`norm1.norm`). */
+class NormWrapper extends Module {
+  readonly norm: LayerNorm;
+  constructor(channels: number) {
+    super();
+    this.norm = this.child('norm', new LayerNorm(channels));
+  }
+}
+
+/** A container whose children are named 0, 1, ... (nn.Sequential / nn.ModuleList). */
+class ModuleList<M extends Module> extends Module {
+  constructor(readonly items: M[], indices: number[] = items.map((_, i) => i)) {
+    super();
+    items.forEach((m, i) => this.child(indices[i], m));
+  }
+}
+
+// ---- attention, FFN, block -------------------------------------------------------------------
+
+/** Where the model records SEC orders when `clusters()` asks for them. */
+export interface ClusterRecord {
+  stage: number;
+  block: number;
+  /** The block's cluster count (<= 1: one cluster, global attention). */
+  clusters: number;
+  height: number;
+  width: number;
+  /** int32 [B, heads, L]: token indices in ascending score order; cluster c holds positions [floor(cL/C), floor((c+1)L/C)). */
+  order: Tensor;
+}
+
+interface AttnContext {
+  stage: number;
+  block: number;
+  record?: ClusterRecord[];
+}
+
+export class SecAttention extends Module {
+  readonly qkv: Conv2d;
+  readonly lepe: Conv2d;
+  readonly out_proj: Conv2d;
+  readonly headDim: number;
+  readonly #derived = new Derived();
+  constructor(readonly dim: number, readonly heads: number, readonly clusters: number, private readonly angle: Slot) {
+    super();
+    this.headDim = dim / heads;
+    this.qkv = this.child('qkv', new Conv2d(dim, 3 * dim, 1));
+    this.lepe = this.child('lepe', new Conv2d(dim, dim, 5, dim));
+    this.out_proj = this.child('out_proj', new Conv2d(dim, dim, 1));
+  }
+
+  get #rt(): { qkv: Tensor; out: Tensor } {
+    return this.#derived.get('rt', (own) => ({
+      qkv: own(value(this.qkv.weight).reshape([3 * this.dim, this.dim])),
+      out: own(value(this.out_proj.weight).reshape([this.dim, this.dim])),
+    }));
+  }
+
+  /**
+   * The attention on tokens t [B, H, W, E] (contiguous): out_proj(SEC(RoPE(q), RoPE(k) d^-0.5, v)
+   * + LCE(v)), with the block's LN1 before qkv and `residual + scale * (...)` after out_proj
+   * fused when given. Returns tokens [B, H, W, E].
+   */
+  forwardTokens(
+    t: Tensor,
+    fused: { norm?: LayerNorm; residual?: Tensor; scale?: Tensor | null },
+    ctx?: AttnContext,
+  ): Tensor {
+    const [b, h, w, e] = t.shape;
+    const heads = this.heads;
+    const d = this.headDim;
+    const L = h * w;
+    if (this.clusters > 1 && this.clusters > L)
+      throw new RangeError(
+        `SecViT.forward: stage ${ctx?.stage ?? '?'} block ${ctx?.block ?? '?'} has ${this.clusters} clusters but its ${h}x${w} grid has only ${L} tokens; use a larger input`);
+    const rt = this.#rt;
+    const qkv = fusedLinear(t, rt.qkv, value(this.qkv.bias), {
+      norm: fused.norm?.options,
+      rope: { angle: value(this.angle), heads, height: h, width: w, kScale: d ** -0.5 },
+    });
+    // q, k, v: views [B, heads, L, d] of the (m, head, d) columns.
+    const split = qkv.reshape([b, L, 3 * heads, d]).permute([0, 2, 1, 3]);
+    // Packed here rather than by the dispatcher: on the CUDA backends the dispatcher's own
+    // staging of strided q/k/v for secAttention gives wrong results (a known bug, see the
+    // issue-7 note); an explicit copy is the same work and is correct everywhere.
+    const q = split.narrow(1, 0, heads).contiguous();
+    const k = split.narrow(1, heads, heads).contiguous();
+    const v = split.narrow(1, 2 * heads, heads).contiguous();
+    const lepe = conv2d(qkv.narrow(3, 2 * e, e).permute([0, 3, 1, 2]), value(this.lepe.weight), value(this.lepe.bias), {
+      padding: 2, groups: e,
+    });
+    let o: Tensor;
+    if (ctx?.record) {
+      const r = secAttention(q, k, v, { clusters: this.clusters, returnOrder: true });
+      ctx.record.push({ stage: ctx.stage, block: ctx.block, clusters: this.clusters, height: h, width: w, order: keep(r.order) });
+      o = r.out;
+    } else {
+      o = secAttention(q, k, v, { clusters: this.clusters });
+    }
+    const tokens = o.permute([0, 2, 1, 3]).reshape([b, h, w, e]);
+    return fusedLinear(tokens, rt.out, value(this.out_proj.bias), {
+      add: lepe.permute([0, 2, 3, 1]), scale: fused.scale ?? null, residual: fused.residual ?? null,
+    });
+  }
+
+  /**
+   * The attention module alone, as the reference's `attn(x)`: x [B, E, H, W] (the LN1 output) ->
+   * [B, E, H, W] after out_proj.
+   */
+  forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor) || x.shape.length !== 4 || x.shape[1] !== this.dim)
+      throw new RangeError(`SecAttention.forward: x must be a Tensor [B, ${this.dim}, H, W]`);
+    const w = value(this.qkv.weight);
+    return tidy(() => {
+      let t = x.device === w.device ? x : x.toSync(w.device);
+      if (t.dtype !== w.dtype) t = t.cast(w.dtype);
+      return this.forwardTokens(t.contiguous('channelsLast').permute([0, 2, 3, 1]), {}).permute([0, 3, 1, 2]);
+    });
+  }
+
+  releaseDerived(): void {
+    this.#derived.release();
+  }
+}
+
+export class FFN extends Module {
+  readonly fc1: Conv2d;
+  readonly fc2: Conv2d;
+  readonly dwconv: Conv2d;
+  readonly #derived = new Derived();
+  constructor(readonly dim: number, readonly hidden: number) {
+    super();
+    this.fc1 = this.child('fc1', new Conv2d(dim, hidden, 1));
+    this.fc2 = this.child('fc2', new Conv2d(hidden, dim, 1));
+    this.dwconv = this.child('dwconv', new Conv2d(hidden, hidden, 3, hidden));
+  }
+
+  get #rt(): { fc1: Tensor; fc2: Tensor } {
+    return this.#derived.get('rt', (own) => ({
+      fc1: own(value(this.fc1.weight).reshape([this.hidden, this.dim])),
+      fc2: own(value(this.fc2.weight).reshape([this.dim, this.hidden])),
+    }));
+  }
+
+  /** residual + scale * fc2(h + dwconv(h)), h = GELU(fc1(LN2(t))); tokens in and out. */
+  forwardTokens(t: Tensor, fused: { norm?: LayerNorm; residual?: Tensor; scale?: Tensor | null }): Tensor {
+    const rt = this.#rt;
+    const h = fusedLinear(t, rt.fc1, value(this.fc1.bias), { norm: fused.norm?.options, activation: 'gelu' });
+    const hImg = h.permute([0, 3, 1, 2]);
+    const h2 = fusedConv2d(hImg, value(this.dwconv.weight), value(this.dwconv.bias), {
+      padding: 1, groups: this.hidden, residual: hImg,
+    });
+    return fusedLinear(h2.permute([0, 2, 3, 1]), rt.fc2, value(this.fc2.bias), {
+      scale: fused.scale ?? null, residual: fused.residual ?? null,
+    });
+  }
+
+  releaseDerived(): void {
+    this.#derived.release();
+  }
+}
+
+export class Block extends Module {
+  readonly gamma_1: Slot | null = null;
+  readonly gamma_2: Slot | null = null;
+  readonly norm1: NormWrapper;
+  readonly attn: SecAttention;
+  readonly norm2: NormWrapper;
+  readonly ffn: FFN;
+  readonly pos: Conv2d;
+  readonly #derived = new Derived();
+  constructor(readonly dim: number, heads: number, clusters: number, hidden: number, layerScale: number | null, angle: Slot) {
+    super();
+    if (layerScale !== null) {
+      this.gamma_1 = this.parameter('gamma_1', [1, dim, 1, 1], { kind: 'constant', value: layerScale });
+      this.gamma_2 = this.parameter('gamma_2', [1, dim, 1, 1], { kind: 'constant', value: layerScale });
+    }
+    this.norm1 = this.child('norm1', new NormWrapper(dim));
+    this.attn = this.child('attn', new SecAttention(dim, heads, clusters, angle));
+    this.norm2 = this.child('norm2', new NormWrapper(dim));
+    this.ffn = this.child('ffn', new FFN(dim, hidden));
+    this.pos = this.child('pos', new Conv2d(dim, dim, 3, dim));
+  }
+
+  get #gammas(): [Tensor | null, Tensor | null] {
+    return this.#derived.get('gammas', (own) => [
+      this.gamma_1 ? own(value(this.gamma_1).reshape([this.dim])) : null,
+      this.gamma_2 ? own(value(this.gamma_2).reshape([this.dim])) : null,
+    ]);
+  }
+
+  /** x [B, E, H, W] channels-last -> the block's output, same shape and layout. */
+  forward(x: Tensor, ctx?: AttnContext): Tensor {
+    return tidy(() => {
+      const [g1, g2] = this.#gammas;
+      const x1 = fusedConv2d(x, value(this.pos.weight), value(this.pos.bias), { padding: 1, groups: this.dim, residual: x });
+      const t1 = x1.permute([0, 2, 3, 1]);
+      const t2 = this.attn.forwardTokens(t1, { norm: this.norm1.norm, residual: t1, scale: g1 }, ctx);
+      const t3 = this.ffn.forwardTokens(t2, { norm: this.norm2.norm, residual: t2, scale: g2 });
+      return t3.permute([0, 3, 1, 2]);
+    });
+  }
+
+  releaseDerived(): void {
+    this.#derived.release();
+    this.attn.releaseDerived();
+    this.ffn.releaseDerived();
+  }
+}
+
+/** The 2-D RoPE angles of a stage (a buffer of the checkpoint): a_m = 10000^(-m/(n-1)), n = d/4, each twice. */
+export class RoPE extends Module {
+  readonly angle: Slot;
+  constructor(headDim: number) {
+    super();
+    this.angle = this.buffer('angle', [headDim / 2], {
+      kind: 'fn',
+      fill: (len) => {
+        const n = len / 2;
+        const a = new Float32Array(len);
+        for (let m = 0; m < n; m++) a[2 * m] = a[2 * m + 1] = 10000 ** -(n > 1 ? m / (n - 1) : 0);
+        return a;
+      },
+    });
+  }
+}
+
+export class Downsample extends Module {
+  readonly reduction: Conv2d;
+  readonly norm: BatchNorm2d;
+  readonly #derived = new Derived();
+  constructor(inDim: number, outDim: number) {
+    super();
+    this.reduction = this.child('reduction', new Conv2d(inDim, outDim, 3));
+    this.norm = this.child('norm', new BatchNorm2d(outDim));
+  }
+  forward(x: Tensor): Tensor {
+    const f = this.#derived.get('fold', (own) => {
+      const r = this.norm.fold(this.reduction);
+      return { weight: own(r.weight), bias: own(r.bias) };
+    });
+    return conv2d(x, f.weight, f.bias, { stride: 2, padding: 1 });
+  }
+  releaseDerived(): void {
+    this.#derived.release();
+  }
+}
+
+export class Stage extends Module {
+  readonly RoPE: RoPE;
+  readonly blocks: ModuleList<Block>;
+  readonly downsample: Downsample | null = null;
+  constructor(readonly index: number, config: SecViTConfig) {
+    super();
+    const e = config.embedDims[index];
+    const heads = config.numHeads[index];
+    this.RoPE = this.child('RoPE', new RoPE(e / heads));
+    const ls = config.layerScales[index] ? config.layerScaleInit : null;
+    this.blocks = this.child('blocks', new ModuleList(config.numClusters[index].map((c) =>
+      new Block(e, heads, c, hiddenDim(config, index), ls, this.RoPE.angle))));
+    if (index < 3) this.downsample = this.child('downsample', new Downsample(e, config.embedDims[index + 1]));
+  }
+}
+
+class ConvStem extends Module {
+  readonly proj: ModuleList<Conv2d | BatchNorm2d>;
+  readonly #derived = new Derived();
+  constructor(e0: number) {
+    super();
+    const half = Math.floor(e0 / 2);
+    this.proj = this.child('proj', new ModuleList<Conv2d | BatchNorm2d>([
+      new Conv2d(3, half, 3), new BatchNorm2d(half), new Conv2d(half, half, 3), new BatchNorm2d(half),
+      new Conv2d(half, half, 3), new BatchNorm2d(half), new Conv2d(half, e0, 3), new BatchNorm2d(e0),
+    ], [0, 1, 3, 4, 6, 7, 9, 10]));
+  }
+  /** pixels [B, 3, H, W] -> [B, E0, H/4, W/4] channels-last. */
+  forward(pixels: Tensor): Tensor {
+    const convs = this.#derived.get('fold', (own) => {
+      const out: { weight: Tensor; bias: Tensor }[] = [];
+      for (let i = 0; i < 8; i += 2) {
+        const r = (this.proj.items[i + 1] as BatchNorm2d).fold(this.proj.items[i] as Conv2d);
+        out.push({ weight: own(r.weight), bias: own(r.bias) });
+      }
+      return out;
+    });
+    return tidy(() => {
+      let x = fusedConv2d(pixels, convs[0].weight, convs[0].bias, { stride: 2, padding: 1, activation: 'gelu' });
+      x = fusedConv2d(x, convs[1].weight, convs[1].bias, { padding: 1, activation: 'gelu' });
+      x = fusedConv2d(x, convs[2].weight, convs[2].bias, { padding: 1, activation: 'gelu' });
+      return conv2d(x, convs[3].weight, convs[3].bias, { stride: 2, padding: 1 });
+    });
+  }
+  releaseDerived(): void {
+    this.#derived.release();
+  }
+}
+
+// ---- the model ---------------------------------------------------------------------------------
+
+export interface SecViTOptions {
+  /** Default 'cpu'. 'auto': CUDA when usable, else the CPU. */
+  device?: DeviceChoice;
+  /** Weights and activations: 'float32' (default), or 'bfloat16'/'float16' (tensor cores on CUDA; elsewhere widened per op). */
+  dtype?: Extract<DType, 'float32' | 'bfloat16' | 'float16'>;
+  /** Seed of the random initialisation (create only). Default 0. */
+  seed?: number;
+}
+
+/** timm-style pretrained configuration: what inputs the published weights expect. */
+export const PRETRAINED_CFG = Object.freeze({
+  inputSize: Object.freeze([3, 224, 224] as const),
+  mean: Object.freeze([0.485, 0.456, 0.406] as const),
+  std: Object.freeze([0.229, 0.224, 0.225] as const),
+  cropPct: 0.875,
+  interpolation: 'bicubic' as const,
+  numClasses: 1000,
+  firstConv: 'patch_embed.proj.0',
+  classifier: 'head',
+});
+
+/** The smallest input side: every stage keeps at least one token per side. */
+export const MIN_INPUT_SIZE = 32;
+
+const convOut = (n: number): number => Math.floor((n - 1) / 2) + 1;  // 3x3, stride 2, padding 1
+
+export class SecViT extends Module {
+  readonly config: SecViTConfig;
+  readonly device: Device;
+  readonly dtype: 'float32' | 'bfloat16' | 'float16';
+  readonly patch_embed: ConvStem;
+  readonly layers: ModuleList<Stage>;
+  readonly proj: Conv2d;
+  readonly norm: BatchNorm2d;
+  readonly head: Conv2d;
+  readonly pretrainedCfg = PRETRAINED_CFG;
+  readonly #derived = new Derived();
+  #disposed = false;
+
+  /** @internal Use SecViT.create or SecViT.load. The slots are empty until filled. */
+  constructor(config: SecViTConfig, device: Device, dtype: SecViT['dtype']) {
+    super();
+    this.config = config;
+    this.device = device;
+    this.dtype = dtype;
+    this.patch_embed = this.child('patch_embed', new ConvStem(config.embedDims[0]));
+    this.layers = this.child('layers', new ModuleList([0, 1, 2, 3].map((i) => new Stage(i, config))));
+    this.proj = this.child('proj', new Conv2d(config.embedDims[3], config.projection, 1));
+    this.norm = this.child('norm', new BatchNorm2d(config.projection));
+    this.head = this.child('head', new Conv2d(config.projection, config.numClasses, 1));
+  }
+
+  /** A randomly initialised model (seeded: the same seed gives the same weights everywhere). */
+  static create(config: ConfigInput | string, options: SecViTOptions = {}): SecViT {
+    const { device, dtype, seed } = checkOptions('SecViT.create', options);
+    const model = new SecViT(resolveConfig(config), device, dtype);
+    model.initialize(new Rng(seed), (slot, values) => model.makeTensor(tensor(values, slot.shape)));
+    return model;
+  }
+
+  /**
+   * Loads a checkpoint (a path or bytes: safetensors, or a PyTorch `.pth` zip) into a new model.
+   * The config comes from `options.config`, else the file's metadata, else the weights' shapes.
+   */
+  static load(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
+    return loadSecViT(input, options);
+  }
+
+  /** Replaces the weights from a state dict (a checkpoint's stored tensors, or Tensors by name). */
+  loadStateDict(state: Map<string, StoredTensor | Tensor>, options: { strict?: boolean } = {}): void {
+    loadStateDict(this, state, options);
+  }
+
+  /**
+   * The parameters and buffers by checkpoint name (the model's own tensors: do not dispose them).
+   * BatchNorm's int64 `num_batches_tracked` counters are in `namedCounters()`.
+   */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, slot] of this.namedSlots()) if (slot.tensor) out.set(name, slot.tensor);
+    return out;
+  }
+
+  /** Writes the model as safetensors: reference names, shapes and dtype, the config in the metadata. */
+  save(path: string, metadata: Record<string, string> = {}): void {
+    saveSecViT(this, path, metadata);
+  }
+
+  /** Learnable parameters of a config, without building its weights. */
+  static countParameters(config: ConfigInput | string): number {
+    return new SecViT(resolveConfig(config), 'cpu', 'float32').parameterCount;
+  }
+
+  /** @internal A CPU float32 tensor moved to the model's device and dtype (the argument is consumed). */
+  makeTensor(t: Tensor): Tensor {
+    let out = t;
+    if (this.device !== 'cpu') {
+      out = t.toSync(this.device);
+      t.dispose();
+    }
+    if (out.dtype !== this.dtype) {
+      const c = out.cast(this.dtype);
+      out.dispose();
+      out = c;
+    }
+    return out;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  #check(op: string, pixels: unknown): Tensor {
+    if (this.#disposed) throw new Error(`${op}: the model has been disposed`);
+    if (!(pixels instanceof Tensor)) throw new TypeError(`${op}: pixels must be a Tensor [B, 3, H, W], got ${pixels === null ? 'null' : typeof pixels}`);
+    const s = pixels.shape;
+    if (s.length !== 4 || s[1] !== 3)
+      throw new RangeError(`${op}: pixels must be [B, 3, H, W] (RGB, NCHW), got [${s.join(', ')}]`);
+    if (s[0] < 1) throw new RangeError(`${op}: pixels has batch size 0`);
+    if (s[2] < MIN_INPUT_SIZE || s[3] < MIN_INPUT_SIZE)
+      throw new RangeError(`${op}: pixels must be at least ${MIN_INPUT_SIZE}x${MIN_INPUT_SIZE}, got ${s[2]}x${s[3]}`);
+    if (pixels.dtype !== 'float32' && pixels.dtype !== this.dtype)
+      throw new TypeError(`${op}: pixels must be float32 (or the model's ${this.dtype}), got ${pixels.dtype}`);
+    pixels.handle(op, 'pixels');
+    return pixels;
+  }
+
+  /** The input on the model's device and dtype (a new tensor, or the input itself). */
+  #input(pixels: Tensor): Tensor {
+    let x = pixels;
+    if (x.device !== this.device) x = x.toSync(this.device);
+    if (x.dtype !== this.dtype) x = x.cast(this.dtype);
+    return x;
+  }
+
+  #output(t: Tensor): Tensor {
+    return t.dtype === 'float32' ? t : t.cast('float32');
+  }
+
+  /** Every stage's output [B, E_i, H_i, W_i] before its downsample (float32, NCHW shape). */
+  features(pixels: Tensor): Tensor[] {
+    const p = this.#check('SecViT.features', pixels);
+    return tidy(() => this.#run(this.#input(p), { features: true }).features.map((f) => this.#output(f)));
+  }
+
+  /** timm's forward_features: the last stage's output [B, E_3, H/32, W/32] (before the head). */
+  forwardFeatures(pixels: Tensor): Tensor {
+    const p = this.#check('SecViT.forwardFeatures', pixels);
+    return tidy(() => this.#output(this.#run(this.#input(p), {}).last));
+  }
+
+  /**
+   * timm's forward_head on forwardFeatures' output: proj, BN, swish, global average pool, then the
+   * classifier; `preLogits` stops before the classifier ([B, P]).
+   */
+  forwardHead(features: Tensor, options: { preLogits?: boolean } = {}): Tensor {
+    if (this.#disposed) throw new Error('SecViT.forwardHead: the model has been disposed');
+    if (!(features instanceof Tensor)) throw new TypeError('SecViT.forwardHead: features must be a Tensor');
+    const e3 = this.config.embedDims[3];
+    if (features.shape.length !== 4 || features.shape[1] !== e3)
+      throw new RangeError(`SecViT.forwardHead: features must be [B, ${e3}, H, W], got [${features.shape.join(', ')}]`);
+    return tidy(() => this.#output(this.#head(this.#input(features).contiguous('channelsLast'), options.preLogits === true)));
+  }
+
+  /** Logits [B, numClasses] (float32). Queued on the model's device: returns at once; reading waits. */
+  forward(pixels: Tensor): Tensor {
+    const p = this.#check('SecViT.forward', pixels);
+    return tidy(() => this.#output(this.#head(this.#run(this.#input(p), {}).last, false)));
+  }
+
+  /**
+   * The SEC token order of every block (the paper's figure 4), with the logits. Orders are int32
+   * [B, heads, L]; the caller disposes them (and the logits).
+   */
+  clusters(pixels: Tensor): { logits: Tensor; blocks: ClusterRecord[] } {
+    const p = this.#check('SecViT.clusters', pixels);
+    const record: ClusterRecord[] = [];
+    try {
+      const logits = tidy(() => this.#output(this.#head(this.#run(this.#input(p), { record }).last, false)));
+      return { logits, blocks: record };
+    } catch (e) {
+      for (const r of record) r.order.dispose();
+      throw e;
+    }
+  }
+
+  #head(x: Tensor, preLogits: boolean): Tensor {
+    const rt = this.#derived.get('head', (own) => {
+      const f = this.norm.fold(this.proj);
+      const w = own(f.weight.reshape([this.config.projection, this.config.embedDims[3]]));
+      f.weight.dispose();
+      return {
+        proj: w, projBias: own(f.bias),
+        head: own(value(this.head.weight).reshape([this.config.numClasses, this.config.projection])),
+      };
+    });
+    const [b] = x.shape;
+    const p = fusedLinear(x.permute([0, 2, 3, 1]), rt.proj, rt.projBias, { activation: 'silu' });
+    const pooled = globalAvgPool2d(p.permute([0, 3, 1, 2])).reshape([b, this.config.projection]);
+    return preLogits ? pooled : linear(pooled, rt.head, value(this.head.bias));
+  }
+
+  /** The backbone: stem and stages. Intermediate activations are disposed as soon as they are queued. */
+  #run(x: Tensor, opts: { features?: boolean; record?: ClusterRecord[] }): { last: Tensor; features: Tensor[] } {
+    const features: Tensor[] = [];
+    let h = this.patch_embed.forward(x);
+    for (const stage of this.layers.items) {
+      stage.blocks.items.forEach((block, j) => {
+        const y = block.forward(h, { stage: stage.index, block: j, record: opts.record });
+        h.dispose();
+        h = y;
+      });
+      if (opts.features) features.push(h);
+      if (stage.downsample) {
+        const y = stage.downsample.forward(h);
+        if (!opts.features) h.dispose();
+        h = y;
+      }
+    }
+    return { last: h, features };
+  }
+
+  /** Expected output sizes of each stage for an input of height x width. */
+  static stageSizes(height: number, width: number): [number, number][] {
+    let h = convOut(convOut(height));
+    let w = convOut(convOut(width));
+    const out: [number, number][] = [];
+    for (let i = 0; i < 4; i++) {
+      out.push([h, w]);
+      h = convOut(h);
+      w = convOut(w);
+    }
+    return out;
+  }
+
+  /** @internal Drops views and folded weights (after the parameters change). */
+  releaseDerived(): void {
+    this.#derived.release();
+    this.patch_embed.releaseDerived();
+    for (const s of this.layers.items) {
+      s.downsample?.releaseDerived();
+      for (const b of s.blocks.items) b.releaseDerived();
+    }
+  }
+
+  /** Frees every weight. Work already queued completes; later calls throw. Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.releaseDerived();
+    this.disposeSlots();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** The config in the reference's keys (what `save` writes into the metadata). */
+  referenceConfig(): ReturnType<typeof toReferenceConfig> {
+    return toReferenceConfig(this.config);
+  }
+
+  /** Elements of every slot (parameters and buffers) for memory estimates. */
+  get stateNumel(): number {
+    let n = 0;
+    for (const [, s] of this.namedSlots()) n += numelOf(s.shape);
+    return n;
+  }
+}
+
+export function checkOptions(op: string, options: unknown): { device: Device; dtype: SecViT['dtype']; seed: number } {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${op}: options must be an object`);
+  const o = options as Record<string, unknown>;
+  const device = checkDevice(o.device ?? 'cpu', `${op}: device`);
+  const dtype = o.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16')
+    throw new TypeError(`${op}: dtype must be 'float32', 'bfloat16' or 'float16', got ${JSON.stringify(dtype)}`);
+  const seed = o.seed ?? 0;
+  if (typeof seed !== 'number' || !Number.isInteger(seed)) throw new TypeError(`${op}: seed must be an integer, got ${JSON.stringify(seed)}`);
+  return { device, dtype, seed };
+}
+
+/**
+ * ImageNet normalisation of [B, 3, H, W] pixels in [0, 1]: (x - mean) / std per channel
+ * (torchvision's Normalize; defaults: the published models' PRETRAINED_CFG mean and std).
+ * Queued on the input's device.
+ */
+export function normalize(pixels: Tensor | OrtLikeTensor, options: { mean?: readonly number[]; std?: readonly number[] } = {}): Tensor {
+  const x = pixels instanceof Tensor ? pixels : tensor(pixels as OrtLikeTensor);
+  try {
+    if (x.shape.length !== 4 || x.shape[1] !== 3)
+      throw new RangeError(`normalize: pixels must be [B, 3, H, W], got [${x.shape.join(', ')}]`);
+    const mean = options.mean ?? PRETRAINED_CFG.mean;
+    const std = options.std ?? PRETRAINED_CFG.std;
+    for (const [name, v] of [['mean', mean], ['std', std]] as const)
+      if (!Array.isArray(v) || v.length !== 3 || !v.every((n) => typeof n === 'number' && Number.isFinite(n)))
+        throw new TypeError(`normalize: ${name} must be 3 finite numbers, got ${JSON.stringify(v)}`);
+    if (std.some((s) => s === 0)) throw new RangeError('normalize: std must not contain 0');
+    return tidy(() => {
+      const m = tensor(mean.map((v) => -v), [1, 3, 1, 1], { device: x.device }).cast(x.dtype);
+      const s = tensor(std.map((v) => 1 / v), [1, 3, 1, 1], { device: x.device }).cast(x.dtype);
+      return mul(add(x, m), s);
+    });
+  } finally {
+    if (x !== pixels) x.dispose();
+  }
+}
