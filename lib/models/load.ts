@@ -154,7 +154,7 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
   // Convert everything first, then swap: a failure leaves the model as it was.
   const made = new Map<string, Tensor>();
   try {
-    for (const [name, slot] of slots) {
+    for (const [name] of slots) {
       const t = entries.get(name);
       if (t === undefined) continue;
       if (t instanceof Tensor) {
@@ -163,7 +163,6 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
       } else {
         made.set(name, model.makeTensor(hostTensor(name, t)));
       }
-      void slot;
     }
   } catch (e) {
     for (const t of made.values()) t.dispose();
@@ -189,9 +188,9 @@ export function encodeModel(model: SecViT, extraMetadata: Record<string, string>
   if (model.disposed) throw new Error('SecViT.save: the model has been disposed');
   const tensors: [string, TensorBytes][] = [];
   const counters = new Map(model.namedCounters());
-  const order: string[] = [];
+  const order = new Map<string, number>();
   for (const [name, slot] of model.namedSlots()) {
-    order.push(name);
+    order.set(name, order.size);
     const t = slot.tensor;
     if (!t) throw new Error(`SecViT.save: '${name}' is not loaded`);
     const data = t.dataSync();
@@ -203,10 +202,8 @@ export function encodeModel(model: SecViT, extraMetadata: Record<string, string>
     tensors.push([name, { dtype: 'I64', shape: [], data: b }]);
   }
   // Keep the reference's key order: a counter follows its batch norm's running_var.
-  const rank = (name: string): number => {
-    const i = order.indexOf(name);
-    return i >= 0 ? i : order.indexOf(name.replace(/num_batches_tracked$/, 'running_var')) + 0.5;
-  };
+  const rank = (name: string): number =>
+    order.get(name) ?? order.get(name.replace(/num_batches_tracked$/, 'running_var'))! + 0.5;
   tensors.sort((a, b) => rank(a[0]) - rank(b[0]));
   return encodeSafetensors(tensors, { format: 'pt', config: JSON.stringify(model.referenceConfig()), ...extraMetadata });
 }
