@@ -7,9 +7,10 @@ import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { backends, matmul, matmulSync, memory, resetPeakMemory, secAttention, tensor, zeros, type Device, type Tensor } from '../lib/index.js';
+import { backends, matmul, matmulSync, memory, resetPeakMemory, secAttention, secAttentionUnfusedSync, tensor, zeros, type Device, type Tensor } from '../lib/index.js';
 import { runOp1 } from '../lib/ops/run.js';
 import { matmulRef } from './reference/matmul.js';
+import { secAttentionRef } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
 import { testDevices } from './helpers/backends.js';
 
@@ -71,6 +72,37 @@ describe.each(['cpu', 'cuda-emu'] as Device[])('queues on %s', (device) => {
     expect(relError(await out.data(), matmulRef(a, b, 1, 64, 64, 64, false))).toBeLessThan(1e-5);
     out.dispose();
     reuse.forEach((t) => t.dispose());
+  });
+
+  it('scratch a kernel takes while it runs never reuses a block freed after the kernel was queued', async () => {
+    // q, k, v are strided views, so the dispatcher stages packed copies, queues the attention on
+    // them and drops the copies at once: their blocks are free while the attention still waits
+    // behind the held queue. Scratch the kernel takes when it runs (CUDA: scores, sort workspace,
+    // order; CPU, unfused: the gathered q, k, v) is of the same size class and must not be those
+    // blocks. (Before the fix: relative error 5e36 on cuda-emu.)
+    const [h, l, d] = [2, 120, 4];
+    const rng = new Rng(8);
+    const base = rng.normals(l * 3 * h * d);
+    using t = tensor(base, [1, l, 3 * h, d], { device });
+    using split = t.permute([0, 2, 1, 3]);
+    using q = split.narrow(1, 0, h);
+    using k = split.narrow(1, h, h);
+    using v = split.narrow(1, 2 * h, h);
+    const packed = [0, 1, 2].map((m) => {
+      const out = new Float64Array(h * l * d);
+      for (let hh = 0; hh < h; hh++)
+        for (let i = 0; i < l; i++)
+          for (let c = 0; c < d; c++) out[(hh * l + i) * d + c] = base[(i * 3 * h + m * h + hh) * d + c];
+      return out;
+    });
+    const ref = secAttentionRef(packed[0], packed[1], packed[2], { b: 1, h, l, d }, 32).out;
+    using gate = tensor(rng.normals(16), [16], { device });
+    for (const run of [secAttention, secAttentionUnfusedSync]) {
+      using held = hold(gate, 40);
+      using out = run(q, k, v, { clusters: 32 });
+      // float32, clusters of 3-4 tokens: seen 5e-8.
+      expect(relError(await out.data(), ref), run.name).toBeLessThan(1e-5);
+    }
   });
 
   it('memory stays bounded in program order while a long chain is queued', async () => {

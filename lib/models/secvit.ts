@@ -187,12 +187,9 @@ export class SecAttention extends Module {
     });
     // q, k, v: views [B, heads, L, d] of the (m, head, d) columns.
     const split = qkv.reshape([b, L, 3 * heads, d]).permute([0, 2, 1, 3]);
-    // Packed here rather than by the dispatcher: on the CUDA backends the dispatcher's own
-    // staging of strided q/k/v for secAttention gives wrong results (a known bug, see the
-    // issue-7 note); an explicit copy is the same work and is correct everywhere.
-    const q = split.narrow(1, 0, heads).contiguous();
-    const k = split.narrow(1, heads, heads).contiguous();
-    const v = split.narrow(1, 2 * heads, heads).contiguous();
+    const q = split.narrow(1, 0, heads);
+    const k = split.narrow(1, heads, heads);
+    const v = split.narrow(1, 2 * heads, heads);
     const lepe = conv2d(qkv.narrow(3, 2 * e, e).permute([0, 3, 1, 2]), value(this.lepe.weight), value(this.lepe.bias), {
       padding: 2, groups: e,
     });

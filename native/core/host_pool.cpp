@@ -66,10 +66,13 @@ void trim_locked(Pool& p, size_t limit, uint64_t completed) {
 HostBlock allocate(size_t bytes) {
   const size_t size = round_size(bytes);
   Pool& p = pool();
+  // On the CPU dispatcher, running task t: only blocks released before t was queued (later
+  // ones may still be used by tasks queued after t, which have not run).
+  const uint64_t usable_before = Queue::running_seq(Device::Cpu);
   {
     std::lock_guard<std::mutex> lk(p.mu);
-    auto it = p.free.lower_bound(size);
-    if (it != p.free.end() && it->first - size <= it->first / 4) {
+    for (auto it = p.free.lower_bound(size); it != p.free.end() && it->first - size <= it->first / 4; ++it) {
+      if (usable_before != 0 && it->second.release_seq >= usable_before) continue;
       HostBlock b{it->second.data, it->second.release_seq};
       p.cached -= it->first;
       p.free.erase(it);

@@ -1,6 +1,8 @@
 // The CPU's caching allocator, with stream-ordered reuse (see storage.h): a released block is
 // handed out again at once, tagged with the CPU queue position at which it was released, so
-// that whoever writes it without going through the queue can wait for that position first.
+// that whoever writes it without going through the queue can wait for that position first. The
+// CPU dispatcher, allocating while it runs task t, takes only blocks released before t was
+// queued (Queue::running_seq).
 //
 // Blocks are 64-byte aligned, sizes rounded (64 B under 64 KiB, 4 KiB under 4 MiB, 64 KiB
 // above) so that nearly equal requests share blocks; a cached block is reused only when it

@@ -17,6 +17,24 @@ bool poison_enabled() {
   return on;
 }
 
+namespace {
+// What the calling thread is running as a dispatcher (see running_seq).
+thread_local Device t_running_device = Device::Cpu;
+thread_local uint64_t t_running_seq = 0;
+
+struct RunningScope {
+  RunningScope(Device d, uint64_t seq) {
+    t_running_device = d;
+    t_running_seq = seq;
+  }
+  ~RunningScope() { t_running_seq = 0; }
+};
+}  // namespace
+
+uint64_t Queue::running_seq(Device device) {
+  return t_running_seq != 0 && t_running_device == device ? t_running_seq : 0;
+}
+
 Queue& Queue::of(Device device) {
   // Never destroyed: their dispatcher threads outlive static destruction at exit.
   static Queue* queues[kNumDevices] = {new Queue(Device::Cpu), new Queue(Device::Cuda),
@@ -127,6 +145,7 @@ TaskErrorPtr Queue::execute(Task& task) {
     }
   }
   if (!error) {
+    const RunningScope running(device_, task.seq);
     try {
       if (poison_enabled()) {
         for (const StoragePtr& s : task.writes) {

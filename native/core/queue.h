@@ -104,6 +104,14 @@ class Queue {
   uint64_t submitted() const { return submitted_.load(std::memory_order_acquire); }
   uint64_t completed() const { return completed_.load(std::memory_order_acquire); }
   bool on_dispatcher() const { return std::this_thread::get_id() == thread_id_.load(); }
+  // The sequence number of the task that the calling thread is running as `device`'s dispatcher;
+  // 0 on any other thread. Allocators use it: a block released (by its last owner) after this
+  // task was queued may still be used by tasks queued between the two, which have not run yet,
+  // so scratch memory taken while running a task must come from blocks released before it.
+  static uint64_t running_seq(Device device);
+  // The tag for a block released now, on any thread: the last queued position that may still
+  // use it. A dispatcher may hand it out again only while running a later task.
+  uint64_t release_seq() const { return submitted(); }
   Device device() const { return device_; }
 
   // Waits for the tasks `client` submitted to this queue; its unstarted ones are skipped once

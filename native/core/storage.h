@@ -9,7 +9,10 @@
 // tasks queued earlier may still read or write it. That is safe because every use of pooled
 // memory happens on the device's in-order queue: whoever gets the block next can only reach it
 // through work queued later (stream-ordered reuse, as PyTorch's caching allocator and
-// cudaMallocAsync do). So enqueuing a whole forward pass never holds more memory than the
+// cudaMallocAsync do). The exception is memory a kernel takes while its task runs (scratch): its
+// program point is the task's queue position, which is earlier than the release, so allocators
+// give a dispatcher only blocks released before the running task was queued (Queue::running_seq).
+// So enqueuing a whole forward pass never holds more memory than the
 // program holds in program order, and memory() stays exact.
 //
 // Borrowed host memory (a JS TypedArray's bytes, zero-copy) is never reused by an allocator; the

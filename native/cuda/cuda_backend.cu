@@ -41,16 +41,19 @@ size_t round_size(size_t bytes) {
 
 class CachingAllocator {
  public:
-  // `quiesce` waits until nothing issued or queued may still use a cached block.
+  // `usable_before`: 0 when any cached block may be handed out (the caller queues its work after
+  // everything queued so far), else only blocks whose release tag is below it (a dispatcher
+  // running task `usable_before`: see Queue::running_seq). `quiesce` waits until nothing issued
+  // or queued may still use a cached block.
   template <typename Quiesce>
-  void* allocate(size_t bytes, Quiesce quiesce) {
+  void* allocate(size_t bytes, uint64_t usable_before, Quiesce quiesce) {
     const size_t size = round_size(bytes);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      auto it = free_.lower_bound(size);
       const size_t max_waste = size < kSmallLimit ? size : kLargeRound;
-      if (it != free_.end() && it->first - size <= max_waste) {
-        void* p = it->second;
+      for (auto it = free_.lower_bound(size); it != free_.end() && it->first - size <= max_waste; ++it) {
+        if (usable_before != 0 && it->second.release_seq >= usable_before) continue;
+        void* p = it->second.ptr;
         in_use_[p] = it->first;
         free_.erase(it);
         return p;
@@ -61,7 +64,7 @@ class CachingAllocator {
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
       quiesce();
-      empty_cache();
+      empty_cache(usable_before);
       err = cudaMalloc(&p, size);
     }
     std::lock_guard<std::mutex> lk(mu_);
@@ -80,17 +83,28 @@ class CachingAllocator {
     return p;
   }
 
-  void release(void* p) {
+  // `release_seq`: the last queue position that may still use the block.
+  void release(void* p, uint64_t release_seq) {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = in_use_.find(p);
     if (it == in_use_.end()) return;  // not ours; never free what we did not hand out
-    free_.emplace(it->second, p);
+    free_.emplace(it->second, Cached{p, release_seq});
     in_use_.erase(it);
   }
 
-  void empty_cache() {
+  // Gives cached blocks back to the driver; `usable_before` as for allocate (the caller has
+  // synchronised the stream, so issued work is done; queued work may be pending).
+  void empty_cache(uint64_t usable_before = 0) {
     std::lock_guard<std::mutex> lk(mu_);
-    release_cached_locked();
+    for (auto it = free_.begin(); it != free_.end();) {
+      if (usable_before != 0 && it->second.release_seq >= usable_before) {
+        ++it;
+        continue;
+      }
+      (void)cudaFree(it->second.ptr);
+      reserved_ -= it->first;
+      it = free_.erase(it);
+    }
   }
 
   size_t reserved() {
@@ -103,16 +117,12 @@ class CachingAllocator {
   }
 
  private:
-  void release_cached_locked() {
-    for (auto& [size, p] : free_) {
-      (void)cudaFree(p);
-      reserved_ -= size;
-    }
-    free_.clear();
-  }
-
+  struct Cached {
+    void* ptr;
+    uint64_t release_seq;
+  };
   std::mutex mu_;
-  std::multimap<size_t, void*> free_;
+  std::multimap<size_t, Cached> free_;  // rounded size -> block
   std::unordered_map<void*, size_t> in_use_;
   size_t reserved_ = 0;
   size_t driver_allocations_ = 0;
@@ -135,9 +145,18 @@ class Backend final : public DeviceBackend {
 
   void* allocate(size_t bytes) override {
     require();
-    return allocator_.allocate(bytes, [this] { quiesce(); });
+    return allocator_.allocate(bytes, Queue::running_seq(kDevice), [this] { quiesce(); });
   }
-  void release(void* ptr, size_t) override { allocator_.release(ptr); }
+  // Released by its last owner: tasks queued so far may still use the block.
+  void release(void* ptr, size_t) override {
+    allocator_.release(ptr, Queue::of(kDevice).release_seq());
+  }
+  // A task's scratch, released by the dispatcher running it: only that task's kernels (issued
+  // already) used it, so the next task may take it.
+  void release_scratch(void* ptr) {
+    const uint64_t running = Queue::running_seq(kDevice);
+    allocator_.release(ptr, running != 0 ? running : Queue::of(kDevice).release_seq());
+  }
 
   // Pageable host memory: the driver stages the source before cudaMemcpyAsync returns, and a
   // device-to-host copy into pageable memory returns once it is complete; the synchronisation
@@ -165,7 +184,7 @@ class Backend final : public DeviceBackend {
   void empty_cache() override {
     if (ok_) {
       quiesce();
-      allocator_.empty_cache();
+      allocator_.empty_cache(Queue::running_seq(kDevice));
     }
   }
   size_t driver_allocations() override { return allocator_.driver_allocations(); }
@@ -253,6 +272,7 @@ Backend* instance() {
 
 DeviceBackend* backend() { return instance(); }
 cudaStream_t stream() { return instance()->stream(); }
+void release_scratch(void* ptr) { instance()->release_scratch(ptr); }
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

@@ -10,9 +10,12 @@ namespace secvit {
 namespace cuda_impl {
 DeviceBackend* backend();
 CUstream_st* stream();  // cudaStream_t; throws when the backend is unavailable
+// Returns a task's scratch block (from allocate(), on the dispatcher running the task).
+void release_scratch(void* ptr);
 }  // namespace cuda_impl
 namespace cuda_emu_impl {
 DeviceBackend* backend();
 CUstream_st* stream();
+void release_scratch(void* ptr);
 }  // namespace cuda_emu_impl
 }  // namespace secvit

@@ -1,7 +1,9 @@
 // Scratch device memory for one task, from the backend's caching allocator (no cudaMalloc per
-// op). Released when the task's host code returns: safe because all of secvit's device work is
-// issued in queue order on one stream, so a later user of the block is ordered after the
-// kernels using it now. Under SECVIT_POISON=1 the block is filled with 0xFF bytes first, also
+// op). Taken on the dispatcher while the task runs, so only from blocks released before the task
+// was queued (a block whose last owner let go later may still be read by tasks queued between
+// the two, which have not run: Queue::running_seq). Released when the task's host code returns,
+// tagged with the task's own position: all of secvit's device work is issued in queue order on
+// one stream, so the next task's kernels are ordered after the ones using it now. Under SECVIT_POISON=1 the block is filled with 0xFF bytes first, also
 // when it is a reused one, so a kernel that reads scratch it never wrote fails its test.
 #pragma once
 
@@ -23,7 +25,7 @@ class DeviceBuffer {
     }
   }
   ~DeviceBuffer() {
-    if (ptr_ != nullptr) backend()->release(ptr_, bytes_);
+    if (ptr_ != nullptr) release_scratch(ptr_);
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;

