@@ -46,14 +46,15 @@ export class PickledTensor implements StoredTensor {
     return this.storage.dtype;
   }
   /** The elements packed row-major (a copy of a strided view is gathered here). */
-  read(): Uint8Array {
+  read(into?: Uint8Array): Uint8Array {
     const { entry, key, dtype } = this.storage;
     if (!entry) throw new CheckpointError(`${this.file}: storage '${key}' is missing from the archive`);
     const el = STORED_DTYPE_SIZE[dtype];
     const bytes = checkedBytes(this.storage.numel, el, `${this.file}: storage '${key}'`);
     if (entry.size !== bytes)
       throw new CheckpointError(`${this.file}: storage '${key}' holds ${entry.size} bytes; ${this.storage.numel} ${dtype} elements need ${bytes}`);
-    const out = new Uint8Array(this.numel * el);
+    const n = this.numel * el;
+    const out = into !== undefined && into.byteLength >= n ? into.subarray(0, n) : new Uint8Array(n);
     if (this.numel === 0) return out;
     const data = entry.read();
     const nd = this.shape.length;

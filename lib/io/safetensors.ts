@@ -89,7 +89,7 @@ function parse(src: ByteSource): SafetensorsFile {
       dtype: e.dtype,
       shape: e.shape,
       numel: e.numel,
-      read: () => src.read(dataStart + e.begin, e.end - e.begin, `tensor '${e.name}'`),
+      read: (into?: Uint8Array) => src.read(dataStart + e.begin, e.end - e.begin, `tensor '${e.name}'`, into),
     });
   }
   return { tensors, metadata, close: () => src.close() };

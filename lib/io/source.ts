@@ -7,8 +7,12 @@ export interface ByteSource {
   /** A name for error messages (the file path, or 'buffer'). */
   readonly name: string;
   readonly size: number;
-  /** Exactly `length` bytes at `offset`; a RangeError naming `what` when they are not all there. */
-  read(offset: number, length: number, what: string): Uint8Array;
+  /**
+   * Exactly `length` bytes at `offset`; a CheckpointError naming `what` when they are not all
+   * there. With `into` (at least `length` bytes), a file source reads into it and returns its
+   * first `length` bytes (no new buffer); a memory source returns a view of its own bytes.
+   */
+  read(offset: number, length: number, what: string, into?: Uint8Array): Uint8Array;
   close(): void;
 }
 
@@ -49,10 +53,10 @@ class FileSource implements ByteSource {
       throw e;
     }
   }
-  read(offset: number, length: number, what: string): Uint8Array {
+  read(offset: number, length: number, what: string, into?: Uint8Array): Uint8Array {
     checkRange(this, offset, length, what);
     if (this.#fd === null) throw new Error(`${this.name}: read after close`);
-    const out = new Uint8Array(length);
+    const out = into !== undefined && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const n = readSync(this.#fd, out, done, length - done, offset + done);
@@ -89,7 +93,12 @@ export interface StoredTensor {
   readonly dtype: StoredDType;
   readonly shape: readonly number[];
   readonly numel: number;
-  read(): Uint8Array;
+  /**
+   * The elements, packed. With `into` (at least the tensor's byte size) the result may be a view
+   * of `into`, so that a loader can read every tensor through one reused buffer; it is valid
+   * until the next read into the same buffer.
+   */
+  read(into?: Uint8Array): Uint8Array;
 }
 
 /** Product of `shape` with overflow checks (past 2^53 is an error, not a wrong number). */

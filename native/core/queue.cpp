@@ -21,6 +21,7 @@ namespace {
 // What the calling thread is running as a dispatcher (see running_seq).
 thread_local Device t_running_device = Device::Cpu;
 thread_local uint64_t t_running_seq = 0;
+thread_local bool t_dispatcher = false;  // any queue's dispatcher thread
 
 struct RunningScope {
   RunningScope(Device d, uint64_t seq) {
@@ -53,8 +54,14 @@ void Queue::start_locked() {
 uint64_t Queue::submit(std::unique_ptr<Task> task) {
   uint64_t seq;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::unique_lock<std::mutex> lk(mu_);
     start_locked();
+    if (!t_dispatcher && pending_.size() >= kMaxQueued) {
+      ++space_waiters_;
+      if (sleeping_) work_cv_.notify_one();
+      space_cv_.wait(lk, [&] { return pending_.size() < kMaxQueued / 2; });
+      --space_waiters_;
+    }
     seq = submitted_.load(std::memory_order_relaxed) + 1;
     task->seq = seq;
     for (const StoragePtr& s : task->writes) s->set_ready_seq(seq);
@@ -91,6 +98,7 @@ void Queue::wait_for_client(const QueueClient& client) {
 }
 
 void Queue::dispatcher_main() {
+  t_dispatcher = true;
   for (;;) {
     // Poll briefly before sleeping: the next op of a chain usually arrives within microseconds.
     spin_until([&] { return queued_.load(std::memory_order_acquire) != 0; }, 400);
@@ -105,6 +113,7 @@ void Queue::dispatcher_main() {
       task = std::move(pending_.front());
       pending_.pop_front();
       queued_.store(pending_.size(), std::memory_order_release);
+      if (space_waiters_ != 0 && pending_.size() < kMaxQueued / 2) space_cv_.notify_all();
     }
     const TaskErrorPtr error = execute(*task);
     task->finished(error);

@@ -11,6 +11,12 @@
 // whose inputs carry an error does not run and passes the error on to its outputs. A read of
 // any of them reports it. Nothing is lost and nothing throws on the dispatcher thread.
 //
+// Back-pressure: a queued task is a few kilobytes (its arguments, parameters and storages), and
+// JavaScript can enqueue far faster than kernels run (500 forwards queued without a read held
+// 26-67 MB of tasks). Once kMaxQueued tasks wait, a submitting thread that is not a dispatcher
+// blocks until the queue has drained to half of that. Dispatchers never wait on JavaScript, so
+// this cannot deadlock.
+//
 // JS environments (the main thread, each worker) are QueueClients. When one is torn down its
 // tasks that have not started are skipped, and teardown waits for the one that is running.
 // C++17.
@@ -91,6 +97,8 @@ std::unique_ptr<Task> make_task(const char* name, F f) {
 
 class Queue {
  public:
+  static constexpr size_t kMaxQueued = 1024;
+
   // The device's queue; its dispatcher starts with the first task. Never destroyed.
   static Queue& of(Device device);
 
@@ -128,6 +136,8 @@ class Queue {
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
+  std::condition_variable space_cv_;  // back-pressure (see above)
+  int space_waiters_ = 0;             // guarded by mu_
   std::deque<std::unique_ptr<Task>> pending_;
   std::atomic<uint64_t> submitted_{0};
   std::atomic<uint64_t> completed_{0};

@@ -186,23 +186,32 @@ describe('model API', () => {
     expect([after.tensors, after.hostBytes]).toEqual([before.tensors, before.hostBytes]);
   });
 
-  test('no growth of memory() over 500 forwards (RSS reported)', () => {
+  test('500 forwards, awaited one by one as a server would: memory() exact, native RSS flat', async () => {
     using model = SecViT.load(resolve(FIX, 'micro.model.safetensors'));
-    const x = tensor(new Rng(3).normals(3 * 64 * 64), [1, 3, 64, 64]);
-    const run = () => model.forward(x).dispose();
-    for (let i = 0; i < 20; i++) run();
+    using x = tensor(new Rng(3).normals(3 * 64 * 64), [1, 3, 64, 64]);
+    const run = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        using y = model.forward(x);
+        await y.data();
+      }
+    };
+    await run(200);
     const m0 = memory();
-    const rss0 = process.memoryUsage().rss;
-    for (let i = 0; i < 500; i++) run();
-    const last = model.forward(x);
-    last.dataSync();
-    last.dispose();
+    const u0 = process.memoryUsage();
+    await run(500);
     const m1 = memory();
+    const u1 = process.memoryUsage();
     expect([m1.tensors, m1.hostBytes]).toEqual([m0.tensors, m0.hostBytes]);
-    // RSS is reported, not asserted: it grew 26-67 MB over these 500 forwards in different runs
-    // while memory() stayed exact (not yet explained; see the issue-7 note).
-    console.log(`RSS growth over 500 forwards: ${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(1)} MB`);
-    x.dispose();
+    // RSS also holds V8's heap, which V8 grows as it sizes its young generation (heapUsed stays
+    // ~5 MB), and the native halves of JS tensor handles until V8 finalizes them (Node defers
+    // finalizers; ~220 bytes per handle). What is left is secvit's native memory: seen 8-13 MB
+    // of deferred handles here; a leak of one float32 16 x 16 x 8 activation per forward (8 KB)
+    // would add 4 MB, of the queued tasks (4 KB each, ~40 per forward) 80 MB. SecViT-T's figures
+    // (bench/memory.mjs) are in the README. Not measured under AddressSanitizer (its quarantine).
+    const native = (u: NodeJS.MemoryUsage) => u.rss - u.heapTotal;
+    const growth = (native(u1) - native(u0)) / 2 ** 20;
+    console.log(`500 forwards: native RSS ${growth.toFixed(1)} MB, V8 heapTotal ${((u1.heapTotal - u0.heapTotal) / 2 ** 20).toFixed(1)} MB`);
+    if (!process.env.SECVIT_ADDON_PATH?.includes('asan')) expect(growth).toBeLessThan(32);
   });
 });
 

@@ -1,0 +1,58 @@
+// The README's model example, run as written (in a child process, importing 'secvit' as a user
+// does), with only its placeholders filled: the checkpoint path (the authors'-style training
+// checkpoint fixture), the image (`rgb01`) and the output path. Its results are checked here.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { normalize, SecViT, tensor } from '../../lib/index.js';
+
+const repo = resolve(__dirname, '../..');
+const checkpoint = resolve(__dirname, '../fixtures/micro_train.pth');
+
+function readmeBlock(section: string): string {
+  const md = readFileSync(join(repo, 'README.md'), 'utf8');
+  const at = md.indexOf(`\n## ${section}\n`);
+  expect(at, `README section "${section}"`).toBeGreaterThan(0);
+  const m = /```ts\n([\s\S]*?)```/.exec(md.slice(at));
+  expect(m, `a ts block in "${section}"`).not.toBeNull();
+  return m![1];
+}
+
+describe('README', () => {
+  test('the Models example runs as written and does what its comments say', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secvit-readme-'));
+    try {
+      const out = join(dir, 'copy.safetensors');
+      const code = readmeBlock('Models');
+      expect(code).toContain("'secvit_t.pth'");
+      expect(code).toContain("'copy.safetensors'");
+      const script = [
+        'const rgb01 = Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 251) / 250);',
+        code.replace("'secvit_t.pth'", JSON.stringify(checkpoint)).replace("'copy.safetensors'", JSON.stringify(out)),
+        'console.log(JSON.stringify({ top, scores: Array.from(scores), feats: feats.map((f) => f.shape), blocks: blocks.length, shape: logits.shape }));',
+      ].join('\n');
+      const res = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8' }).trim());
+
+      // The same steps here: the example's numbers are the model's.
+      const rgb01 = Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 251) / 250);
+      using model = SecViT.load(checkpoint);
+      using raw = tensor(rgb01, [1, 3, 224, 224]);
+      using pixels = normalize(raw);
+      using logits = model.forward(pixels);
+      const want = logits.dataSync();
+      expect(res.shape).toEqual([1, model.config.numClasses]);
+      expect(res.scores).toEqual(Array.from(want));
+      expect(res.top).toBe(want.indexOf(Math.max(...want)));
+      expect(res.feats).toEqual(SecViT.stageSizes(224, 224).map(([h, w], i) => [1, model.config.embedDims[i], h, w]));
+      expect(res.blocks).toBe(model.config.depths.reduce((a, b) => a + b, 0));
+      // The saved copy loads and gives the same logits.
+      using copy = SecViT.load(out);
+      using again = copy.forward(pixels);
+      expect(Array.from(again.dataSync())).toEqual(Array.from(want));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
