@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { backends, matmul, matmulSync, memory, resetPeakMemory, secAttention, secAttentionUnfusedSync, tensor, zeros, type Device, type Tensor } from '../lib/index.js';
+import { add, backends, matmul, matmulSync, memory, resetPeakMemory, secAttention, secAttentionUnfusedSync, tensor, zeros, type Device, type Tensor } from '../lib/index.js';
 import { runOp1 } from '../lib/ops/run.js';
 import { matmulRef } from './reference/matmul.js';
 import { secAttentionRef } from './reference/attention.js';
@@ -103,6 +103,23 @@ describe.each(['cpu', 'cuda-emu'] as Device[])('queues on %s', (device) => {
       // float32, clusters of 3-4 tokens: seen 5e-8.
       expect(relError(await out.data(), ref), run.name).toBeLessThan(1e-5);
     }
+  });
+
+  it('back-pressure: past 1024 waiting tasks, submitting blocks until the queue drains', async () => {
+    using x = tensor(new Float32Array(16).fill(1), [16], { device });
+    const t0 = performance.now();
+    let acc = hold(x, 250);
+    for (let i = 0; i < 3000; i++) {
+      const next = add(acc, 1);
+      acc.dispose();
+      acc = next;
+    }
+    const queued = performance.now() - t0;
+    // 3000 tasks could not all wait behind the 250 ms hold: the JS thread waited for the queue.
+    expect(queued).toBeGreaterThan(200);
+    const out = await acc.data();
+    expect(Array.from(out).every((v) => v === 3001)).toBe(true);
+    acc.dispose();
   });
 
   it('memory stays bounded in program order while a long chain is queued', async () => {
