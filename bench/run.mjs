@@ -13,8 +13,9 @@ const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
 const { dispatchRows, printDispatch } = await import('./dispatch.mjs');
 const { GEMM_SHAPES, gemmVsOpenblas, printGemm } = await import('./gemm.mjs');
 const { layerRows, printLayers } = await import('./layers.mjs');
+const { modelRows, printModel } = await import('./model.mjs');
 
-const GROUPS = ['dispatch', 'gemm', 'layers', 'attention'];
+const GROUPS = ['dispatch', 'gemm', 'layers', 'attention', 'model'];
 
 function parseArgs(argv) {
   const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8], groups: null };
@@ -218,7 +219,8 @@ export async function main(argv = process.argv.slice(2)) {
     backends: secvit.backends(),
   };
   console.log(`secvit bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; threads ${threadCounts.join(', ')}${opts.full ? ', full' : ''}`);
-  // Groups: dispatch (op layer), gemm (vs OpenBLAS), layers (a row per layer kind), attention.
+  // Groups: dispatch (op layer), gemm (vs OpenBLAS), layers (a row per layer kind), attention,
+  // model (whole SecViT forwards with a breakdown by layer kind).
   const groups = new Set(opts.groups ?? GROUPS);
   const results = [];
   const extra = {};
@@ -247,6 +249,11 @@ export async function main(argv = process.argv.slice(2)) {
       for (const batch of opts.batches) {
         for (const st of STAGES.filter((x) => opts.stages.includes(x.stage))) results.push(await attentionGroup(opts, t, batch, st));
       }
+    }
+    if (groups.has('model')) {
+      const rows = await modelRows(secvit, { full: opts.full, batches: opts.batches });
+      printModel(rows, t);
+      (extra.model ??= []).push({ threads: t, rows });
     }
     if (opts.full && groups.has('gemm')) results.push(...(await matmulGroup(opts, t)));
   }

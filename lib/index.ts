@@ -18,6 +18,7 @@ export * from './ops/matmul.js';
 export * from './ops/attention.js';
 export * from './ops/layers.js';
 export { listOps } from './ops/run.js';
+export { profileOps, type OpProfileRow } from './profile.js';
 export { decodeHalf, encodeHalf } from './half.js';
 // Models and checkpoints.
 export {

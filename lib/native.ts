@@ -67,6 +67,10 @@ export interface NativeAddon {
   getNumThreads(): number;
   availableCores(): number;
   setCpuSimd(simd: 'scalar' | 'avx2-fma'): void;
+  /** The op profiler: on clears the sums and starts timing every queued kernel; off stops. */
+  setOpProfiling(on: boolean): void;
+  /** Kernel wall time summed by device and label (the op's name, or a finer label such as 'conv2d:depthwise'). */
+  opProfile(): { device: NativeDevice; label: string; calls: number; ms: number }[];
   readonly builtWithCuda: boolean;
 
   /** The op registry: each op's name, inputs (a trailing '?' marks an optional one) and attributes. Index = op id. */

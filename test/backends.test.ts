@@ -83,3 +83,42 @@ describe('the caching device allocator (cuda-emu)', () => {
     expect(out).toMatch(/^Error: cuda-emu: out of device memory allocating 4194304 bytes/);
   });
 });
+
+describe('profileOps', () => {
+  it('sums kernel time by op and conv path; off again afterwards; one profile at a time', async () => {
+    const { profileOps, conv2d, matmul } = await import('../lib/index.js');
+    using x = tensor(new Float32Array(2 * 8 * 9 * 9).fill(0.5), [2, 8, 9, 9]);
+    using wd = tensor(new Float32Array(8 * 9).fill(0.1), [8, 1, 3, 3]);
+    using wp = tensor(new Float32Array(4 * 8).fill(0.1), [4, 8, 1, 1]);
+    using wk = tensor(new Float32Array(4 * 8 * 9).fill(0.1), [4, 8, 3, 3]);
+    using a = tensor(new Float32Array(64 * 64).fill(1), [64, 64]);
+    const { result, ops } = await profileOps(async () => {
+      const outs = [conv2d(x, wd, null, { padding: 1, groups: 8 }), conv2d(x, wd, null, { padding: 1, groups: 8 }),
+        conv2d(x, wp, null, {}), conv2d(x, wk, null, { padding: 1 }), matmul(a, a)];
+      await outs[4].data();
+      outs.forEach((o) => o.dispose());
+      return 7;
+    });
+    expect(result).toBe(7);
+    const by = new Map(ops.map((o) => [o.label, o]));
+    expect(by.get('conv2d:depthwise')?.calls).toBe(2);
+    expect(by.get('conv2d:1x1')?.calls).toBe(1);
+    expect(by.get('conv2d:dense')?.calls).toBe(1);
+    expect(by.get('matmul')?.calls).toBe(1);
+    for (const o of ops) {
+      expect(o.device).toBe('cpu');
+      expect(o.ms).toBeGreaterThan(0);
+    }
+    expect(ops.map((o) => o.ms)).toEqual([...ops.map((o) => o.ms)].sort((p, q) => q - p));
+    // Off afterwards: nothing more is counted.
+    const m = matmul(a, a);
+    await m.data();
+    m.dispose();
+    expect(native.opProfile().find((o) => o.label === 'matmul')?.calls).toBe(1);
+    // Nested: an Error, and the outer profile still works.
+    await profileOps(async () => {
+      await expect(profileOps(() => 1)).rejects.toThrow(/already running/);
+    });
+    await expect(profileOps(42 as unknown as () => number)).rejects.toThrow(TypeError);
+  });
+});

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sharedFile } from './helpers/shared.js';
 
 interface BenchJson {
   results: Array<{ rows: Array<{ name: string; medianMs: number }>; ratios?: Record<string, number> }>;
@@ -21,6 +22,39 @@ function bench(args: string[]): { out: string; json: BenchJson } {
 }
 
 describe('benchmark scripts', () => {
+  it('CPU: whole-model rows with a breakdown by layer kind', () => {
+    const { out, json } = bench(['--groups', 'model', '--batches', '1', '--threads', '1']);
+    const rows = (json as unknown as { model: Array<{ rows: Array<{ model: string; batch: number; medianMs: number; imagesPerS: number; activationPeakMB: number; kindsMs: Record<string, number> }> }> }).model[0].rows;
+    expect(rows.map((r) => [r.model, r.batch])).toEqual([['secvit-t', 1]]);
+    const r = rows[0];
+    expect(r.medianMs).toBeGreaterThan(0);
+    expect(r.imagesPerS).toBeCloseTo(1000 / r.medianMs, 6);
+    expect(r.activationPeakMB).toBeGreaterThan(1);
+    for (const kind of ['GEMM / 1x1 conv', 'dense conv', 'depthwise conv', 'attention']) expect(r.kindsMs[kind], kind).toBeGreaterThan(0);
+    // The kernels account for most of the forward's wall time (the rest: dispatch, readback).
+    const kernels = Object.values(r.kindsMs).reduce((a, b) => a + b, 0);
+    expect(kernels).toBeLessThan(r.medianMs * 1.5);
+    expect(kernels).toBeGreaterThan(r.medianMs * 0.5);
+    expect(out).toContain('kernel time');
+  });
+
+  it.skipIf(!sharedFile('peers/secvit_t.onnx') || process.env.SECVIT_ADDON_PATH?.includes('asan'))(
+    'peers: onnxruntime-node side by side, ratios, and the models agree', () => {
+      const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'secvit-peers-')), 'peers.json');
+      const out = execFileSync(process.execPath, ['bench/peers.mjs', '--rounds', '1', '--json', file], { encoding: 'utf8' });
+      const json = JSON.parse(readFileSync(file, 'utf8')) as { rows: Array<{ name: string; batch: number; ratioOfMedians: number; relError?: number; ort: { median: number }; secvit: { median: number } }> };
+      expect(json.rows.map((r) => `${r.name} b${r.batch}`)).toEqual([
+        'SecViT-T forward b1', 'SecViT-T forward b8',
+        'SEC attention module, stage 0 b1', 'SEC attention module, stage 1 b1', 'SEC attention module, stage 2 b1',
+      ]);
+      for (const r of json.rows) {
+        expect(r.ratioOfMedians).toBeCloseTo(r.secvit.median / r.ort.median, 9);
+        expect(r.ort.median).toBeGreaterThan(0);
+      }
+      expect(json.rows[0].relError).toBeLessThan(1e-4);
+      expect(out).toContain('ratio');
+    });
+
   it('CPU: SEC fused vs window, global and unfused, with ratios', () => {
     const { json } = bench(['--groups', 'attention', '--stages', '2', '--batches', '1', '--threads', '1']);
     const group = json.results.find((g) => g.ratios)!;

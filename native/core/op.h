@@ -106,6 +106,10 @@ class OpCall {
   // inputs (for layouts a kernel cannot address).
   void require_contiguous(int i) { force_contiguous_ |= 1u << unsigned(i); }
   unsigned forced_contiguous() const { return force_contiguous_; }
+  // What the op profiler (queue.h) files this call's time under when it is more specific than
+  // the op's name ("conv2d:depthwise"). A string literal.
+  void set_profile_label(const char* label) { label_ = label; }
+  const char* profile_label() const { return label_; }
   // The dtype that picks the kernel (default: input 0's).
   void set_compute_dtype(DType t) { compute_dtype_ = t; }
   DType compute_dtype() const { return compute_dtype_; }
@@ -145,6 +149,7 @@ class OpCall {
   Strides out_strides_[kMaxOpOutputs];
   DType out_dtype_[kMaxOpOutputs] = {};
   DType compute_dtype_ = DType::Float32;
+  const char* label_ = nullptr;
   unsigned force_contiguous_ = 0;
   size_t params_size_ = 0;
   alignas(16) unsigned char params_[kMaxParamsBytes];

@@ -366,6 +366,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
 
   auto task = std::make_unique<KernelTask>();
   task->name = def.name;
+  task->label = kcall.profile_label() != nullptr ? kcall.profile_label() : def.name;
   task->client = client;
   task->fn_ = k->fn;
   task->args_.n_in = n_in;

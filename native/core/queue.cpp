@@ -1,7 +1,9 @@
 #include "queue.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <new>
 
 #include "device_backend.h"
@@ -31,6 +33,33 @@ struct RunningScope {
   ~RunningScope() { t_running_seq = 0; }
 };
 }  // namespace
+
+namespace {
+struct Profile {
+  std::atomic<bool> on{false};
+  std::mutex mu;
+  std::map<std::pair<int, std::string>, std::pair<uint64_t, double>> sums;
+};
+Profile& profile() {
+  static Profile* p = new Profile();  // never destroyed: dispatchers may still record at exit
+  return *p;
+}
+}  // namespace
+
+void set_op_profiling(bool on) {
+  Profile& p = profile();
+  std::lock_guard<std::mutex> lk(p.mu);
+  if (on) p.sums.clear();
+  p.on.store(on, std::memory_order_release);
+}
+
+std::vector<OpProfileEntry> op_profile() {
+  Profile& p = profile();
+  std::lock_guard<std::mutex> lk(p.mu);
+  std::vector<OpProfileEntry> out;
+  for (const auto& [key, v] : p.sums) out.push_back({Device(key.first), key.second, v.first, v.second});
+  return out;
+}
 
 uint64_t Queue::running_seq(Device device) {
   return t_running_seq != 0 && t_running_device == device ? t_running_seq : 0;
@@ -163,7 +192,18 @@ TaskErrorPtr Queue::execute(Task& task) {
           else device_backend(s->device())->fill(s->data(), 0xFF, s->bytes());
         }
       }
-      task.run();
+      if (profile().on.load(std::memory_order_relaxed)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        task.run();
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        Profile& p = profile();
+        std::lock_guard<std::mutex> lk(p.mu);
+        auto& v = p.sums[{int(device_), task.label != nullptr ? task.label : task.name}];
+        ++v.first;
+        v.second += ms;
+      } else {
+        task.run();
+      }
     } catch (const Error& e) {
       error = make_error(task.name, e.kind(), e.what());
     } catch (const std::bad_alloc&) {

@@ -28,6 +28,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -72,6 +73,7 @@ class Task {
   virtual void finished(const TaskErrorPtr& error) { (void)error; }
 
   const char* name = "?";     // the op, for error messages
+  const char* label = nullptr;  // the op profiler's bucket (a string literal); null: name
   QueueClientPtr client;      // null for work not tied to a JS environment
   StorageList reads;
   StorageList writes;
@@ -148,6 +150,20 @@ class Queue {
   bool sleeping_ = false;
   std::atomic<size_t> queued_{0};
 };
+
+// The op profiler: while on, every queue times each task's run() (wall time on its dispatcher,
+// which for a CPU kernel is the whole parallel section; for CUDA, the host-side launch only
+// unless the backend synchronises) and sums it by (device, label). Off by default: one relaxed
+// load per task.
+struct OpProfileEntry {
+  Device device;
+  std::string label;
+  uint64_t calls;
+  double ms;
+};
+void set_op_profiling(bool on);
+// The sums since profiling was last turned on.
+std::vector<OpProfileEntry> op_profile();
 
 // SECVIT_POISON=1 (the test suite sets it): outputs and scratch memory are filled with 0xFF
 // bytes (NaN as float, -1 as int) before a kernel runs, also when a block is reused, so a

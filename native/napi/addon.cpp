@@ -197,6 +197,32 @@ Napi::Value SetCpuSimd(const Napi::CallbackInfo& info) {
   });
 }
 
+// The op profiler (core/queue.h): setOpProfiling(on) starts (clearing the sums) or stops it;
+// opProfile() returns [{ device, label, calls, ms }].
+Napi::Value SetOpProfiling(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    set_op_profiling(arg_bool(info[0], "setOpProfiling: on"));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value OpProfile(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const std::vector<OpProfileEntry> entries = op_profile();
+    Napi::Array a = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("device", device_name(entries[i].device));
+      o.Set("label", entries[i].label);
+      o.Set("calls", double(entries[i].calls));
+      o.Set("ms", entries[i].ms);
+      a.Set(uint32_t(i), o);
+    }
+    return a;
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EnvData::Init(env);
   TensorHandle::Init(env, exports);
@@ -210,6 +236,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("availableCores", Napi::Function::New<AvailableCores>(env, "availableCores"));
   exports.Set("setCpuSimd", Napi::Function::New<SetCpuSimd>(env, "setCpuSimd"));
+  exports.Set("setOpProfiling", Napi::Function::New<SetOpProfiling>(env, "setOpProfiling"));
+  exports.Set("opProfile", Napi::Function::New<OpProfile>(env, "opProfile"));
 #if defined(SECVIT_HAVE_CUDA)
   exports.Set("builtWithCuda", true);
 #else

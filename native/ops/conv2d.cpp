@@ -65,6 +65,9 @@ void prepare_conv2d(OpCall& c) {
       for (int i = 0; i < 4; ++i) p.rs[i] = s[size_t(i)];
     }
   }
+  c.set_profile_label(conv2d_is_depthwise(p) ? "conv2d:depthwise"
+                      : conv2d_is_pointwise(p) ? "conv2d:1x1"
+                                               : "conv2d:dense");
   static const int kChannelsLast[4] = {0, 2, 3, 1};
   c.add_output(out, x.dtype, kChannelsLast);
   c.set_params(p);
