@@ -83,5 +83,22 @@ describe.each(DEVICES)('fused ops equal their parts on %s', (device) => {
       expect(relError(fdw.dataSync(), pdw.dataSync())).toBeLessThan(TOL);
     });
   });
+
+  it('fusedConv2d with scale: a batch norm after the conv, equal to conv * scale + bias; its rules', () => {
+    tidy(() => {
+      const x = t([1, 6, 8, 7]).contiguous('channelsLast');
+      const w = t([10, 6, 3, 3], 0.3);
+      const s = t([10]);
+      const b = t([10]);
+      const fused = fusedConv2d(x, w, b, { stride: 2, padding: 1, scale: s, activation: 'silu' });
+      const parts = silu(add(mul(conv2d(x, w, null, { stride: 2, padding: 1 }), s.reshape([1, 10, 1, 1])), b.reshape([1, 10, 1, 1])));
+      expect(relError(fused.dataSync(), parts.dataSync())).toBeLessThan(TOL);
+      expect(() => fusedConv2d(x, t([6, 1, 3, 3]), null, { padding: 1, groups: 6, scale: t([6]) }))
+        .toThrow(/conv2d: scale is supported for dense, grouped and 1x1 convolutions, not depthwise ones/);
+      expect(() => fusedConv2d(x, w, b, { scale: t([9]) })).toThrow(RangeError);
+      expect(() => fusedConv2d(x, w, b, { scale: t([9]) })).toThrow(/scale must be \[10\], got \[9\]/);
+      expect(() => fusedConv2d(x, w, b, { scale: tensor(new Int32Array(10), [10], { device }) })).toThrow(TypeError);
+    });
+  });
 });
 

@@ -47,9 +47,15 @@ export interface Conv2dOptions {
 }
 
 export interface FusedConv2dOptions extends Conv2dOptions {
-  /** Applied to conv + bias. */
+  /**
+   * Per-output-channel factor [O] on the conv's sum, before the bias: y = residual +
+   * act(scale * conv(x) + bias). With the bias it is a batch norm after the conv, applied without
+   * folding it into a copy of the weight. Not for depthwise convs.
+   */
+  scale?: Tensor | null;
+  /** Applied to scale * conv + bias. */
   activation?: Activation;
-  /** Added last: y = residual + act(conv(x) + bias); the output's shape, any layout. */
+  /** Added last: y = residual + act(scale * conv(x) + bias); the output's shape, any layout. */
   residual?: Tensor | null;
 }
 
@@ -66,13 +72,13 @@ function convAttrs(op: string, opts: Record<string, unknown>, act: number): numb
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   const opts = optionsOf('conv2d', options);
-  return conv2dOp.run1([x, weight, tensorOrNull(bias), null], convAttrs('conv2d', opts, 0));
+  return conv2dOp.run1([x, weight, tensorOrNull(bias), null, null], convAttrs('conv2d', opts, 0));
 }
 
-/** conv2d with the activation and the residual add fused into the same pass. */
+/** conv2d with a per-channel scale, the activation and the residual add fused into the same pass. */
 export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: FusedConv2dOptions = {}): Tensor {
   const opts = optionsOf('fusedConv2d', options);
-  return conv2dOp.run1([x, weight, tensorOrNull(bias), tensorOrNull(opts.residual)],
+  return conv2dOp.run1([x, weight, tensorOrNull(bias), tensorOrNull(opts.residual), tensorOrNull(opts.scale)],
     convAttrs('fusedConv2d', opts, activation('fusedConv2d', opts.activation)));
 }
 

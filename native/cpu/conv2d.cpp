@@ -97,6 +97,8 @@ void conv2d_kernel(const KernelArgs& a) {
     }
     ga.c = RowMap{y + g * og, 0, 0, p.o, 1};
     ga.bias = bias != nullptr ? bias + g * og : nullptr;
+    const float* scale = a.in[kConvScale].ptr<float>();
+    ga.col_scale = scale != nullptr ? scale + g * og : nullptr;
     ga.act = Act(p.act);
     if (res != nullptr) ga.residual = RowMap{res + g * og * p.rs[1], hw, p.rs[0], p.rs[3], p.rs[1]};
     gemm_f32(ga);

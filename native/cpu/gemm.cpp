@@ -158,6 +158,8 @@ void pack_b_panel(const GemmArgs& g, int64_t jp, int64_t k0, int64_t kc, float* 
 // The epilogue on `len` contiguous values of row m, columns [n0, n0 + len).
 void epilogue_row(const Ctx& cx, int64_t m, int64_t n0, int64_t len, float* v) {
   const GemmArgs& g = cx.g;
+  if (g.col_scale != nullptr)
+    for (int64_t j = 0; j < len; ++j) v[j] *= g.col_scale[n0 + j];
   if (g.bias != nullptr)
     for (int64_t j = 0; j < len; ++j) v[j] += g.bias[n0 + j];
   if (g.act != Act::None) {
@@ -194,7 +196,7 @@ void epilogue_row(const Ctx& cx, int64_t m, int64_t n0, int64_t len, float* v) {
 }
 
 bool has_epilogue(const GemmArgs& g) {
-  return g.bias != nullptr || g.act != Act::None || g.rope.angle != nullptr || g.scale != nullptr ||
+  return g.col_scale != nullptr || g.bias != nullptr || g.act != Act::None || g.rope.angle != nullptr || g.scale != nullptr ||
          g.residual.data != nullptr;
 }
 
@@ -490,6 +492,7 @@ void gemm_f32(const GemmArgs& g) {
           TileEpilogue te{};
           const bool with_epi = last && epilogue;
           if (with_epi) {
+            te.col_scale = g.col_scale != nullptr ? g.col_scale + n0 : nullptr;
             te.bias = g.bias != nullptr ? g.bias + n0 : nullptr;
             te.scale = g.scale != nullptr ? g.scale + n0 : nullptr;
             te.act = g.act;

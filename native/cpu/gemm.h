@@ -79,7 +79,9 @@ struct GemmArgs {
   const float* ln_bias = nullptr;
   bool layer_norm = false;
   float ln_eps = 1e-6f;
-  // Epilogue.
+  // Epilogue: col_scale (per column, on the sum: a batch norm's scale), bias, act, RoPE, scale,
+  // residual, in that order.
+  const float* col_scale = nullptr;
   const float* bias = nullptr;
   Act act = Act::None;
   GemmRope rope;
@@ -97,6 +99,7 @@ constexpr int64_t kGemmNR = 16;
 // whole tile (no RoPE; residual columns contiguous): pointers already offset to the tile's
 // first column.
 struct TileEpilogue {
+  const float* col_scale; // or null
   const float* bias;      // or null
   const float* scale;     // or null
   const float* res[6];    // residual rows, or null

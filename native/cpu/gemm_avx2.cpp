@@ -67,6 +67,10 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
         lo = _mm256_add_ps(_mm256_loadu_ps(c[r]), lo);
         hi = _mm256_add_ps(_mm256_loadu_ps(c[r] + 8), hi);
       }
+      if (epi->col_scale != nullptr) {
+        lo = _mm256_mul_ps(lo, _mm256_loadu_ps(epi->col_scale));
+        hi = _mm256_mul_ps(hi, _mm256_loadu_ps(epi->col_scale + 8));
+      }
       lo = _mm256_add_ps(lo, bias0);
       hi = _mm256_add_ps(hi, bias1);
       if (epi->act == Act::Gelu) {

@@ -108,6 +108,8 @@ void conv2d_cuda(const KernelArgs& a) {
     q.c = static_cast<char*>(a.out[0].data) + size_t(g * og) * es;
     q.ldc = p.o;
     q.bias = bias != nullptr ? static_cast<const char*>(bias) + size_t(g * og) * es : nullptr;
+    const void* scale = a.in[kConvScale].data;
+    q.col_scale = scale != nullptr ? static_cast<const char*>(scale) + size_t(g * og) * es : nullptr;
     q.act = p.act;
     if (res != nullptr) {
       q.residual = static_cast<const char*>(res) + size_t(g * og * p.rs[1]) * es;

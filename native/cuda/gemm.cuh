@@ -1,7 +1,7 @@
 // The CUDA GEMM behind matmul, linear and convolutions, with the same fused prologue and
 // epilogue as the CPU's (native/cpu/gemm.h):
 //
-//   C[m, n] = residual[m, n] + scale[n] * rope(act(bias[n] + sum_k A'[m, k] B[k, n]))
+//   C[m, n] = residual[m, n] + scale[n] * rope(act(bias[n] + col_scale[n] * sum_k A'[m, k] B[k, n]))
 //   A'[m, k] = LN_k(A[m, :] + add[m, :])        A may be the im2col view of an image batch
 //
 // Layouts (all element offsets, every tensor of one dtype): A(m, k) = a + row(m) + k * a_cs with
@@ -57,6 +57,7 @@ struct GemmParamsCuda {
   // C and the epilogue
   void* c;
   int64_t ldc;
+  const void* col_scale;  // per column, on the sum before the bias (a batch norm's scale); or null
   const void* bias;
   int act;
   const void* scale;
@@ -115,6 +116,10 @@ __device__ __forceinline__ float gemm_act(int act, float v) {
 __device__ __forceinline__ void gemm_epilogue_pair(const GemmParamsCuda& p, int m, int n, float v0, float v1) {
   if (m >= p.m || n >= p.n) return;
   const bool two = n + 1 < p.n;
+  if (p.col_scale != nullptr) {
+    v0 *= load_as_float(p.col_scale, p.dtype, n);
+    if (two) v1 *= load_as_float(p.col_scale, p.dtype, n + 1);
+  }
   if (p.bias != nullptr) {
     v0 += load_as_float(p.bias, p.dtype, n);
     if (two) v1 += load_as_float(p.bias, p.dtype, n + 1);

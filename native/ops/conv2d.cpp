@@ -51,6 +51,14 @@ void prepare_conv2d(OpCall& c) {
     if (c.in(kConvBias).shape != Shape{p.o})
       throw_range_error(op, ": bias must be [", p.o, "], got ", shape_string(c.in(kConvBias).shape));
   }
+  if (c.has(kConvScale)) {
+    c.require_same_dtype(kConvX, kConvScale);
+    if (c.in(kConvScale).shape != Shape{p.o})
+      throw_range_error(op, ": scale must be [", p.o, "], got ", shape_string(c.in(kConvScale).shape));
+    if (conv2d_is_depthwise(p))
+      throw_range_error(op, ": scale is supported for dense, grouped and 1x1 convolutions, not depthwise ones (groups = channels = ",
+                        p.c, ")");
+  }
   if (c.has(kConvResidual)) {
     c.require_same_dtype(kConvX, kConvResidual);
     if (c.in(kConvResidual).shape != out)
@@ -75,7 +83,7 @@ void prepare_conv2d(OpCall& c) {
 
 }  // namespace
 
-SECVIT_OP(conv2d, "x,weight,bias?,residual?",
+SECVIT_OP(conv2d, "x,weight,bias?,residual?,scale?",
           "stride[0],stride[1],padding[0],padding[1],dilation[0],dilation[1],groups,act",
           prepare_conv2d);
 

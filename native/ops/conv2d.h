@@ -1,6 +1,9 @@
-// conv2d(x, weight, bias?, residual?; stride, padding, dilation, groups, act): PyTorch's
-// F.conv2d on NCHW-shaped tensors, with a fused activation and residual add:
-//   y = residual + act(conv(x, weight) + bias)
+// conv2d(x, weight, bias?, residual?, scale?; stride, padding, dilation, groups, act): PyTorch's
+// F.conv2d on NCHW-shaped tensors, with a per-output-channel scale, a fused activation and
+// residual add:
+//   y = residual + act(scale * conv(x, weight) + bias)
+// (scale and bias together are a batch norm after the conv, applied without folding it into a
+// copy of the weight; not for depthwise convs.)
 // x [B, C, H, W] in any layout (channels-last preferred: the kernels vectorise over channels);
 // weight [O, C / groups, kh, kw]; bias [O]; residual [B, O, OH, OW] in any layout. The output
 // is channels-last: shape [B, O, OH, OW], memory B, OH, OW, O (the layout every conv, norm and
@@ -14,7 +17,7 @@
 
 namespace secvit {
 
-enum Conv2dInput : int { kConvX = 0, kConvWeight, kConvBias, kConvResidual };
+enum Conv2dInput : int { kConvX = 0, kConvWeight, kConvBias, kConvResidual, kConvScale };
 
 struct Conv2dOpParams {
   int64_t b, c, h, w;          // input

@@ -11,8 +11,8 @@ const cl = (t: Tensor) => t.contiguous('channelsLast');
 
 // `channelsLast: false` keeps x (and the residual) NCHW; `withResidual` adds one; `x` sets x's
 // values (default normals).
-type ConvCase = Omit<Conv2dRefOptions, 'residual'> & {
-  channelsLast?: boolean; fused?: boolean; withResidual?: boolean; x?: InputSpec['values'];
+type ConvCase = Omit<Conv2dRefOptions, 'residual' | 'scale'> & {
+  channelsLast?: boolean; fused?: boolean; withResidual?: boolean; withScale?: boolean; x?: InputSpec['values'];
 };
 
 function conv(name: string, xs: number[], ws: number[], o: ConvCase, tol: OpCase['tol'] = HALF): OpCase {
@@ -26,12 +26,13 @@ function conv(name: string, xs: number[], ws: number[], o: ConvCase, tol: OpCase
       w: { shape: ws, scale: 0.3 },
       ...(o.bias !== null ? { b: { shape: [ws[0]] } } : {}),
       ...(o.withResidual ? { r: { shape: out, view: layout } } : {}),
+      ...(o.withScale ? { s: { shape: [ws[0]] } } : {}),
     },
     run: (t) =>
       o.fused
-        ? fusedConv2d(t.x, t.w, t.b ?? null, { ...opts, activation: o.activation, residual: t.r ?? null })
+        ? fusedConv2d(t.x, t.w, t.b ?? null, { ...opts, activation: o.activation, residual: t.r ?? null, scale: t.s ?? null })
         : conv2d(t.x, t.w, t.b ?? null, opts),
-    ref: (v) => conv2dRef(v.x, xs, v.w, ws, { ...o, bias: v.b ?? null, residual: v.r ?? null }).y,
+    ref: (v) => conv2dRef(v.x, xs, v.w, ws, { ...o, bias: v.b ?? null, residual: v.r ?? null, scale: v.s ?? null }).y,
     tol,
     shapes: [out],
   };
@@ -50,6 +51,12 @@ export const cases: OpCase[] = [
   conv('groups = 2, 3x5 kernel, dilation 2, no bias', [1, 6, 12, 11], [4, 3, 3, 5], { groups: 2, dilation: [2, 2], padding: [2, 1], bias: null }),
   conv('stride 3, no padding, NCHW input, SiLU', [2, 7, 10, 10], [5, 7, 2, 2], { stride: [3, 3], channelsLast: false, activation: 'silu', fused: true }),
   conv('dense + residual in NCHW layout', [1, 9, 6, 5], [9, 9, 3, 3], { padding: [1, 1], withResidual: true, fused: true, channelsLast: false }),
+  // A batch norm after the conv as scale and bias in the epilogue (the model's stem, downsample
+  // and head; scale has its sign and size from normals, so it also flips channels).
+  conv('3x3 stride 2 + BN as scale/bias (downsample), odd sizes', [2, 13, 11, 9], [21, 13, 3, 3], { stride: [2, 2], padding: [1, 1], withScale: true, fused: true }),
+  conv('3x3 + BN scale/bias + GELU (stem)', [1, 3, 17, 15], [16, 3, 3, 3], { padding: [1, 1], withScale: true, activation: 'gelu', fused: true }),
+  conv('1x1 + BN scale/bias + SiLU (head projection), NCHW', [2, 24, 3, 5], [37, 24, 1, 1], { withScale: true, activation: 'silu', fused: true, channelsLast: false }),
+  conv('groups = 3 + scale + residual, no bias', [1, 9, 7, 6], [6, 3, 3, 3], { groups: 3, padding: [1, 1], withScale: true, withResidual: true, fused: true, bias: null }),
   // NaN and infinities reach exactly the outputs whose window holds them (padding adds no NaN).
   conv('depthwise 3x3: NaN and infinities', [1, 5, 6, 7], [5, 1, 3, 3], { padding: [1, 1], groups: 5, x: withSpecials({ 3: NaN, 50: Infinity, 130: -Infinity, 200: 3e4 }) }),
   conv('dense 3x3 (im2col): NaN and an infinity', [1, 4, 5, 6], [6, 4, 3, 3], { padding: [1, 1], x: withSpecials({ 7: NaN, 64: -Infinity }) }),

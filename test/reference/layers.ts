@@ -110,6 +110,8 @@ export interface Conv2dRefOptions {
   dilation?: [number, number];
   groups?: number;
   bias?: Arr | null;
+  /** Per output channel, on the sum before the bias (secvit's fused batch norm). */
+  scale?: Arr | null;
   activation?: 'none' | 'gelu' | 'silu';
   residual?: Arr | null;
 }
@@ -140,7 +142,7 @@ export function conv2dRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly nu
       const grp = Math.floor(o2 / og);
       for (let oy = 0; oy < oh; oy++)
         for (let ox = 0; ox < ow; ox++) {
-          let s = o.bias ? o.bias[o2] : 0;
+          let s = 0;
           for (let ci = 0; ci < cg; ci++)
             for (let ky = 0; ky < kh; ky++) {
               const iy = oy * sh - ph + ky * dh;
@@ -152,7 +154,8 @@ export function conv2dRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly nu
               }
             }
           const idx = ((bi * oc + o2) * oh + oy) * ow + ox;
-          y[idx] = act(o.activation ?? 'none', s) + (o.residual ? o.residual[idx] : 0);
+          const pre = (o.scale ? o.scale[o2] * s : s) + (o.bias ? o.bias[o2] : 0);
+          y[idx] = act(o.activation ?? 'none', pre) + (o.residual ? o.residual[idx] : 0);
         }
     }
   return { y, shape: [b, oc, oh, ow] };
