@@ -5,7 +5,7 @@
 // (nothing executes); tensors become descriptors, and only the ones the caller keeps are read,
 // straight from their storage, honouring offsets, strides and storages shared between tensors.
 import {
-  checkedBytes, checkedNumel, CheckpointError, openSource, STORED_DTYPE_SIZE,
+  checkedBytes, checkedNumel, CheckpointError, openSource, readBuffer, STORED_DTYPE_SIZE,
   type ByteSource, type StoredDType, type StoredTensor,
 } from './source.js';
 import { readZip, type ZipEntry } from './zip.js';
@@ -53,8 +53,7 @@ export class PickledTensor implements StoredTensor {
     const bytes = checkedBytes(this.storage.numel, el, `${this.file}: storage '${key}'`);
     if (entry.size !== bytes)
       throw new CheckpointError(`${this.file}: storage '${key}' holds ${entry.size} bytes; ${this.storage.numel} ${dtype} elements need ${bytes}`);
-    const n = this.numel * el;
-    const out = into !== undefined && into.byteLength >= n ? into.subarray(0, n) : new Uint8Array(n);
+    const out = readBuffer(into, this.numel * el);
     if (this.numel === 0) return out;
     const data = entry.read();
     const nd = this.shape.length;

@@ -20,6 +20,11 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
+/** `n` bytes to read into: the front of `into` when it is large enough, else a new buffer. */
+export function readBuffer(into: Uint8Array | undefined, n: number): Uint8Array {
+  return into !== undefined && into.byteLength >= n ? into.subarray(0, n) : new Uint8Array(n);
+}
+
 function checkRange(src: { name: string; size: number }, offset: number, length: number, what: string): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > src.size)
     throw new CheckpointError(`${src.name}: ${what} at bytes [${offset}, ${offset + length}) lies outside the ${src.size}-byte file (truncated or corrupt)`);
@@ -56,7 +61,7 @@ class FileSource implements ByteSource {
   read(offset: number, length: number, what: string, into?: Uint8Array): Uint8Array {
     checkRange(this, offset, length, what);
     if (this.#fd === null) throw new Error(`${this.name}: read after close`);
-    const out = into !== undefined && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
+    const out = readBuffer(into, length);
     let done = 0;
     while (done < length) {
       const n = readSync(this.#fd, out, done, length - done, offset + done);

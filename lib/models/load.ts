@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 import { tensor, Tensor } from '../tensor.js';
 import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
 import { readPth } from '../io/pth.js';
-import { checkedBytes, CheckpointError, openSource, type StoredTensor } from '../io/source.js';
+import { checkedBytes, CheckpointError, openSource, STORED_DTYPE_SIZE, type StoredTensor } from '../io/source.js';
 import { canonicalName, inferConfig, resolveConfig, type ConfigInput } from './config.js';
 import { checkOptions, SecViT, type SecViTOptions } from './secvit.js';
 
@@ -90,9 +90,9 @@ export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}
  * ArrayBuffers for SecViT-T's float16 file, alive until V8 next collected them).
  */
 function hostTensor(name: string, st: StoredTensor, scratch: { bytes: Uint8Array }): Tensor {
-  const el = ({ F64: 8, F32: 4, F16: 2, BF16: 2 } as Partial<Record<string, number>>)[st.dtype];
-  if (el === undefined)
+  if (st.dtype !== 'F64' && st.dtype !== 'F32' && st.dtype !== 'F16' && st.dtype !== 'BF16')
     throw new CheckpointError(`SecViT.load: '${name}' is ${st.dtype}; a floating-point tensor was expected`);
+  const el = STORED_DTYPE_SIZE[st.dtype];
   const need = checkedBytes(st.numel, el, `SecViT.load: '${name}'`);
   if (scratch.bytes.byteLength < need) scratch.bytes = new Uint8Array(need);
   const raw = st.read(scratch.bytes);
@@ -107,7 +107,6 @@ function hostTensor(name: string, st: StoredTensor, scratch: { bytes: Uint8Array
     case 'BF16':
       return tensor(view(Uint16Array), st.shape, { dtype: 'bfloat16', copy: true });
     case 'F64':
-    default: // F64
       return tensor(Float32Array.from(view(Float64Array)), st.shape);
   }
 }

@@ -13,12 +13,12 @@
 //   fc1        GELU(LN2(x) W + b)                                  fusedLinear(norm, activation)
 //   dwconv     h + dwconv3x3(h)                                    fusedConv2d(residual)
 //   fc2        x + g2 * (h W + b)                                  fusedLinear(scale, residual)
-//   stem, downsample, head proj: batch norm folded into the conv once, at load.
+//   stem, downsample, head proj: batch norm as a per-channel scale and bias in the conv epilogue.
 import { keep, tidy } from '../engine.js';
 import { checkDevice, type Device, type DeviceChoice } from '../backends.js';
 import { tensor, Tensor, type DType, type OrtLikeTensor } from '../tensor.js';
 import { secAttention } from '../ops/attention.js';
-import { add, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul } from '../ops/layers.js';
+import { add, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul, type BatchNormParams } from '../ops/layers.js';
 import { Module, numelOf, type Counter, type Slot } from '../nn/module.js';
 import { Rng } from '../nn/random.js';
 import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions } from './load.js';
@@ -29,7 +29,7 @@ const LN_EPS = 1e-6;
 const BN_EPS = 1e-5;
 const STD = 0.02;
 
-/** Tensors made once from the parameters (views, folded weights); dropped when they change. */
+/** Tensors made once from the parameters (views, batch-norm scales and biases); dropped when they change. */
 class Derived {
   #items: Tensor[] = [];
   #cache = new Map<string, unknown>();
@@ -93,7 +93,7 @@ export class BatchNorm2d extends Module {
     const g = value(this.weight);
     const ones = tensor(new Float32Array(this.channels).fill(1), [this.channels, 1, 1, 1], { device: g.device, dtype: g.dtype });
     try {
-      const f = this.fold({ weight: ones, bias: value(conv.bias) });
+      const f = foldBatchNorm(ones, value(conv.bias), this.#params);
       const scale = f.weight.reshape([this.channels]);
       f.weight.dispose();
       return { scale, bias: f.bias };
@@ -103,12 +103,15 @@ export class BatchNorm2d extends Module {
   }
 
   /** conv followed by this batch norm, as one conv's weight and bias (a new weight tensor). */
-  fold(conv: Conv2d | { weight: Tensor; bias: Tensor }): { weight: Tensor; bias: Tensor } {
-    if (conv instanceof Conv2d) conv = { weight: value(conv.weight), bias: value(conv.bias) };
-    return foldBatchNorm(conv.weight, conv.bias, {
+  fold(conv: Conv2d): { weight: Tensor; bias: Tensor } {
+    return foldBatchNorm(value(conv.weight), value(conv.bias), this.#params);
+  }
+
+  get #params(): BatchNormParams {
+    return {
       runningMean: value(this.runningMean), runningVar: value(this.runningVar),
       weight: value(this.weight), bias: value(this.bias), eps: BN_EPS,
-    });
+    };
   }
 }
 
@@ -656,7 +659,7 @@ export class SecViT extends Module {
     return out;
   }
 
-  /** @internal Drops views and folded weights (after the parameters change). */
+  /** @internal Drops views and batch-norm scales and biases (after the parameters change). */
   releaseDerived(): void {
     this.#derived.release();
     this.patch_embed.releaseDerived();

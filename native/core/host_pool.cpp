@@ -72,7 +72,7 @@ HostBlock allocate(size_t bytes) {
   {
     std::lock_guard<std::mutex> lk(p.mu);
     for (auto it = p.free.lower_bound(size); it != p.free.end() && it->first - size <= it->first / 4; ++it) {
-      if (usable_before != 0 && it->second.release_seq >= usable_before) continue;
+      if (!Queue::block_usable(it->second.release_seq, usable_before)) continue;
       HostBlock b{it->second.data, it->second.release_seq};
       p.cached -= it->first;
       p.free.erase(it);

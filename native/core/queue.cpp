@@ -32,9 +32,7 @@ struct RunningScope {
   }
   ~RunningScope() { t_running_seq = 0; }
 };
-}  // namespace
 
-namespace {
 struct Profile {
   std::atomic<bool> on{false};
   std::mutex mu;

@@ -122,6 +122,11 @@ class Queue {
   // The tag for a block released now, on any thread: the last queued position that may still
   // use it. A dispatcher may hand it out again only while running a later task.
   uint64_t release_seq() const { return submitted(); }
+  // Whether a cached block released at `release_seq` may be handed out now; `usable_before` is
+  // running_seq() of the allocating thread (0: not a dispatcher, any block will do).
+  static bool block_usable(uint64_t release_seq, uint64_t usable_before) {
+    return usable_before == 0 || release_seq < usable_before;
+  }
   Device device() const { return device_; }
 
   // Waits for the tasks `client` submitted to this queue; its unstarted ones are skipped once

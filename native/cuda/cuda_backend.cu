@@ -52,7 +52,7 @@ class CachingAllocator {
       std::lock_guard<std::mutex> lk(mu_);
       const size_t max_waste = size < kSmallLimit ? size : kLargeRound;
       for (auto it = free_.lower_bound(size); it != free_.end() && it->first - size <= max_waste; ++it) {
-        if (usable_before != 0 && it->second.release_seq >= usable_before) continue;
+        if (!Queue::block_usable(it->second.release_seq, usable_before)) continue;
         void* p = it->second.ptr;
         in_use_[p] = it->first;
         free_.erase(it);
@@ -97,7 +97,7 @@ class CachingAllocator {
   void empty_cache(uint64_t usable_before = 0) {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto it = free_.begin(); it != free_.end();) {
-      if (usable_before != 0 && it->second.release_seq >= usable_before) {
+      if (!Queue::block_usable(it->second.release_seq, usable_before)) {
         ++it;
         continue;
       }

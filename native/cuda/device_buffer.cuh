@@ -3,8 +3,9 @@
 // was queued (a block whose last owner let go later may still be read by tasks queued between
 // the two, which have not run: Queue::running_seq). Released when the task's host code returns,
 // tagged with the task's own position: all of secvit's device work is issued in queue order on
-// one stream, so the next task's kernels are ordered after the ones using it now. Under SECVIT_POISON=1 the block is filled with 0xFF bytes first, also
-// when it is a reused one, so a kernel that reads scratch it never wrote fails its test.
+// one stream, so the next task's kernels are ordered after the ones using it now. Under
+// SECVIT_POISON=1 the block is filled with 0xFF bytes first, also when it is a reused one, so a
+// kernel that reads scratch it never wrote fails its test.
 #pragma once
 
 #include <cstddef>
