@@ -61,4 +61,5 @@ export const cases: OpCase[] = [
   conv('depthwise 3x3: NaN and infinities', [1, 5, 6, 7], [5, 1, 3, 3], { padding: [1, 1], groups: 5, x: withSpecials({ 3: NaN, 50: Infinity, 130: -Infinity, 200: 3e4 }) }),
   conv('dense 3x3 (im2col): NaN and an infinity', [1, 4, 5, 6], [6, 4, 3, 3], { padding: [1, 1], x: withSpecials({ 7: NaN, 64: -Infinity }) }),
   conv('1x1: an infinity + GELU', [1, 8, 3, 5], [7, 8, 1, 1], { activation: 'gelu', fused: true, x: withSpecials({ 17: Infinity, 30: NaN }) }),
+  conv('3x3 stride 2 + BN scale/bias: NaN, an infinity and large values', [1, 6, 9, 7], [11, 6, 3, 3], { stride: [2, 2], padding: [1, 1], withScale: true, fused: true, x: withSpecials({ 5: NaN, 80: Infinity, 200: 3e4, 301: -3e4 }) }),
 ];
