@@ -3,7 +3,6 @@
 // Scopes live in an AsyncLocalStorage, so `tidy(async () => ...)` tracks the tensors made by
 // its own awaited continuations and not those of unrelated work interleaved with it.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { TensorHandle } from './native.js';
 
 /** What scopes need to know of a tensor. */
 export interface Trackable {
@@ -100,21 +99,5 @@ export function tidy<T>(nameOrFn: string | (() => T), maybeFn?: () => T): T {
   return result;
 }
 
-// The backstop for tensors that are never disposed: when a Tensor is garbage collected, its
-// native handle is disposed. Relying on it is a bug in the caller (memory is held until a GC).
-const registry = new FinalizationRegistry<TensorHandle>((handle) => {
-  gcReleased++;
-  handle.dispose();
-});
-let gcReleased = 0;
-
-export function registerForGc(owner: object, handle: TensorHandle): void {
-  registry.register(owner, handle, owner);
-}
-export function unregisterForGc(owner: object): void {
-  registry.unregister(owner);
-}
-/** How many tensors the garbage collector has released because they were never disposed. */
-export function gcReleasedTensors(): number {
-  return gcReleased;
-}
+// The backstop for tensors that are never disposed is native: when a Tensor's handle is garbage
+// collected live, its finalizer releases the memory and counts it (memory().gcReleasedTensors).

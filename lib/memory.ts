@@ -1,5 +1,4 @@
 import { native } from './native.js';
-import { gcReleasedTensors } from './engine.js';
 
 export interface MemoryInfo {
   /** Live (not disposed) tensors. */
@@ -10,13 +9,13 @@ export interface MemoryInfo {
   deviceBytes: number;
   peakHostBytes: number;
   peakDeviceBytes: number;
-  /** Tensors that were never disposed and were released by the garbage collector. */
+  /** Tensors that were never disposed and were released by the garbage collector (process-wide, like the other counters). */
   gcReleasedTensors: number;
 }
 
 /** Exact counters from the native runtime. */
 export function memory(): MemoryInfo {
-  return { ...native.memory(), gcReleasedTensors: gcReleasedTensors() };
+  return native.memory();
 }
 
 /** Resets peakHostBytes/peakDeviceBytes to the current values. */

@@ -36,6 +36,7 @@ export interface NativeMemory {
   deviceBytes: number;
   peakHostBytes: number;
   peakDeviceBytes: number;
+  gcReleasedTensors: number;
 }
 
 export interface NativeBackendInfo {

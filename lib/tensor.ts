@@ -1,5 +1,5 @@
 import { DisposedError } from './errors.js';
-import { registerForGc, registerTrackedClass, track, unregisterForGc } from './engine.js';
+import { registerTrackedClass, track } from './engine.js';
 import { checkDevice, DEVICES, type Device, type DeviceChoice } from './backends.js';
 import { native, type NativeArray, type TensorHandle } from './native.js';
 import { encodeHalf } from './half.js';
@@ -92,7 +92,6 @@ export class Tensor {
       this.device = info.device;
       this.size = info.shape.reduce((a, b) => a * b, 1);
     }
-    registerForGc(this, handle);
     track(this);
   }
 
@@ -253,7 +252,6 @@ export class Tensor {
     if (this.#handle === null) return;
     const h = this.#handle;
     this.#handle = null;
-    unregisterForGc(this);
     h.dispose();
   }
 
@@ -288,6 +286,11 @@ const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DT
 const META = native.meta;
 const META_SLOT = 20;
 const copyOp = defineOp('copy');
+
+/** @internal `t.cast(dtype)`, computed before it returns (for sources about to be overwritten). */
+export function castSync(t: Tensor, dtype: DType): Tensor {
+  return copyOp.run1([t], [DTYPE_CODE[dtype], 1], true);
+}
 
 function rowMajorStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);

@@ -3,7 +3,7 @@
 // collected and reported in one error (strict by default, as torch's load_state_dict).
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { tensor, Tensor } from '../tensor.js';
+import { castSync, tensor, Tensor, type DType } from '../tensor.js';
 import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
 import { readPth } from '../io/pth.js';
 import { checkedBytes, CheckpointError, openSource, STORED_DTYPE_SIZE, type StoredTensor } from '../io/source.js';
@@ -84,12 +84,14 @@ export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}
 }
 
 /**
- * The elements of a stored tensor as a CPU tensor of float32 or 16-bit floats, copied into
- * secvit's own memory. Every tensor is read through `scratch` (grown to the largest one), so
- * loading leaves no JS garbage the size of the checkpoint behind (it did: 60 MB of dead
- * ArrayBuffers for SecViT-T's float16 file, alive until V8 next collected them).
+ * The elements of a stored tensor as a CPU tensor of `target` (default: the stored dtype; float64
+ * becomes float32), copied into secvit's own memory. Every tensor is read through `scratch`
+ * (grown to the largest one), so loading leaves no JS garbage the size of the checkpoint behind
+ * (it did: 60 MB of dead ArrayBuffers for SecViT-T's float16 file, alive until V8 next collected
+ * them). A conversion reads the scratch bytes in place: a stored-dtype copy in secvit's memory,
+ * freed after its cast, would leave holes between the weights (7 MB for that file).
  */
-function hostTensor(name: string, st: StoredTensor, scratch: { bytes: Uint8Array }): Tensor {
+function hostTensor(name: string, st: StoredTensor, scratch: { bytes: Uint8Array }, target?: DType): Tensor {
   if (st.dtype !== 'F64' && st.dtype !== 'F32' && st.dtype !== 'F16' && st.dtype !== 'BF16')
     throw new CheckpointError(`SecViT.load: '${name}' is ${st.dtype}; a floating-point tensor was expected`);
   const el = STORED_DTYPE_SIZE[st.dtype];
@@ -99,15 +101,23 @@ function hostTensor(name: string, st: StoredTensor, scratch: { bytes: Uint8Array
   // read() may return a view of a memory source at any byte offset: align it for typed views.
   const bytes = raw.byteOffset % el === 0 ? raw : (scratch.bytes.set(raw), scratch.bytes.subarray(0, raw.byteLength));
   const view = <T>(T: new (b: ArrayBufferLike, o: number, n: number) => T): T => new T(bytes.buffer, bytes.byteOffset, st.numel);
-  switch (st.dtype) {
-    case 'F32':
-      return tensor(view(Float32Array), st.shape, { copy: true });
-    case 'F16':
-      return tensor(view(Uint16Array), st.shape, { dtype: 'float16', copy: true });
-    case 'BF16':
-      return tensor(view(Uint16Array), st.shape, { dtype: 'bfloat16', copy: true });
-    case 'F64':
-      return tensor(Float32Array.from(view(Float64Array)), st.shape);
+  if (st.dtype === 'F64') {
+    const t = tensor(Float32Array.from(view(Float64Array)), st.shape);
+    if (target === undefined || target === 'float32') return t;
+    try {
+      return castSync(t, target);
+    } finally {
+      t.dispose();
+    }
+  }
+  const stored = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[st.dtype];
+  const data = stored === 'float32' ? view(Float32Array) : view(Uint16Array);
+  if (target === undefined || target === stored) return tensor(data, st.shape, { dtype: stored, copy: true });
+  const shared = tensor(data, st.shape, { dtype: stored, copy: false });
+  try {
+    return castSync(shared, target);
+  } finally {
+    shared.dispose();
   }
 }
 
@@ -168,7 +178,7 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
         if (t.dtype === 'int32') throw new CheckpointError(`SecViT.load: '${name}' is int32; a floating-point tensor was expected`);
         made.set(name, model.makeTensor(t.device === 'cpu' && t.dtype === 'float32' ? t.contiguous() : t.toSync('cpu')));
       } else {
-        made.set(name, model.makeTensor(hostTensor(name, t, scratch)));
+        made.set(name, model.makeTensor(hostTensor(name, t, scratch, model.device === 'cpu' ? model.dtype : undefined)));
       }
     }
   } catch (e) {

@@ -4,10 +4,11 @@
 // CPU dispatcher, allocating while it runs task t, takes only blocks released before t was
 // queued (Queue::running_seq).
 //
-// Blocks are 64-byte aligned, sizes rounded (64 B under 64 KiB, 4 KiB under 4 MiB, 64 KiB
-// above) so that nearly equal requests share blocks; a cached block is reused only when it
-// wastes at most a quarter of itself. The cache is trimmed to SECVIT_CPU_CACHE_MB (default 256
-// MiB) of idle blocks, freeing only blocks whose release the queue has passed.
+// Requests under 64 KiB: 64-byte aligned blocks in 64-byte size classes, a cached block reused
+// when it wastes at most a quarter of itself. From 64 KiB: page-aligned blocks carved from
+// segments, best fit, split and merged with free neighbours (host_pool.cpp says why). The cache
+// is trimmed to SECVIT_CPU_CACHE_MB (default 256 MiB) of idle memory, freeing only small blocks
+// and wholly free segments whose release the queue has passed.
 #pragma once
 
 #include <cstddef>

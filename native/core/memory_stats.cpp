@@ -6,6 +6,7 @@ namespace secvit::memory_stats {
 namespace {
 
 std::atomic<int64_t> g_tensors{0};
+std::atomic<int64_t> g_gc_released{0};
 std::atomic<int64_t> g_host{0};
 std::atomic<int64_t> g_device{0};
 std::atomic<int64_t> g_peak_host{0};
@@ -22,6 +23,7 @@ void raise_peak(std::atomic<int64_t>& peak, int64_t value) {
 
 void tensor_created() { g_tensors.fetch_add(1, std::memory_order_relaxed); }
 void tensor_released() { g_tensors.fetch_sub(1, std::memory_order_relaxed); }
+void tensor_gc_released() { g_gc_released.fetch_add(1, std::memory_order_relaxed); }
 
 void host_acquired(size_t bytes) {
   const int64_t now = g_host.fetch_add(int64_t(bytes), std::memory_order_relaxed) + int64_t(bytes);
@@ -48,7 +50,7 @@ void device_released(size_t bytes) { g_device.fetch_sub(int64_t(bytes), std::mem
 
 MemorySnapshot snapshot() {
   return MemorySnapshot{g_tensors.load(), g_host.load(), g_device.load(), g_peak_host.load(),
-                        g_peak_device.load()};
+                        g_peak_device.load(), g_gc_released.load()};
 }
 
 void reset_peaks() {

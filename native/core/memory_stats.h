@@ -19,12 +19,15 @@ struct MemorySnapshot {
   int64_t device_bytes;
   int64_t peak_host_bytes;
   int64_t peak_device_bytes;
+  int64_t gc_released;  // tensors whose JS handle the garbage collector released live
 };
 
 namespace memory_stats {
 
 void tensor_created();
 void tensor_released();
+// A live tensor's JS handle was garbage collected (it was never disposed).
+void tensor_gc_released();
 void host_acquired(size_t bytes);
 void host_released(size_t bytes);
 void device_acquired(size_t bytes);

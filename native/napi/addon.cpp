@@ -100,6 +100,7 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     o.Set("deviceBytes", double(s.device_bytes));
     o.Set("peakHostBytes", double(s.peak_host_bytes));
     o.Set("peakDeviceBytes", double(s.peak_device_bytes));
+    o.Set("gcReleasedTensors", double(s.gc_released));
     return o;
   });
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
-  CheckpointError, encodeSafetensors, readCheckpoint, readPth, readSafetensors, resolveConfig, SecViT, tensor,
+  backends, CheckpointError, emptyCache, encodeSafetensors, memory, readCheckpoint, readPth, readSafetensors, resolveConfig, SecViT, tensor,
   type StoredTensor,
 } from '../../lib/index.js';
 import { unpickle, PyDict, PyObject } from '../../lib/io/pickle.js';
@@ -90,7 +90,14 @@ describe('.pth (torch.save zip, pickle protocol 2)', () => {
   });
 
   test('a bare float16 state dict with DataParallel prefixes', () => {
+    const reserved = () => backends().find((b) => b.name === 'cpu')!.reservedBytes!;
+    emptyCache('cpu');
+    const [r0, m0] = [reserved(), memory()];
     using model = SecViT.load(fx('micro_bare_fp16.pth'), { config: readSafetensors(fx('micro.model.safetensors')).metadata.get('config') });
+    // Converted to float32 straight from the read buffer: the CPU cache holds the weights (in
+    // 64-byte size classes) and no freed float16 copies.
+    const m1 = memory();
+    expect(reserved() - r0).toBeLessThanOrEqual(m1.hostBytes - m0.hostBytes + 64 * (m1.tensors - m0.tensors));
     // float16 rounding of the float32 originals: relative error <= 2^-11, or half the subnormal
     // spacing 2^-25 for values below float16's normal range.
     expectModelEquals(model, fx('micro.model.safetensors'), 2 ** -11, 2 ** -25);
