@@ -1,5 +1,5 @@
 // The benchmark suite behind `npx secvit bench` / `npm run bench`. Prints a table per group and
-// writes every median to JSON (bench/results/latest.json unless --json FILE). Default: a quick
+// writes every median to JSON (--out FILE, default ./secvit-bench.json). Default: a quick
 // run (under a minute); --full: every size.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,24 +17,45 @@ const { modelRows, printModel } = await import('./model.mjs');
 
 const GROUPS = ['dispatch', 'gemm', 'layers', 'attention', 'model'];
 
+/** A mistake in how bench was called: the CLI prints its message and exits 2. */
+export class UsageError extends Error {}
+
+export const HELP = `usage: secvit bench [--full] [--groups dispatch,gemm,layers,attention,model] [--threads N,M]
+                    [--stages 0,1,2] [--batches 1,8] [--out FILE] [--gpu [--device cuda|cuda-emu]]
+
+Microbenchmarks and whole-model timings on the CPU (--gpu: the CUDA tables). Quick by default
+(under a minute); --full runs every size. Each table shows medians in ms with [min-max] and the
+run count; lower is better; GFLOP/s higher is better; ratio columns say which side they divide
+(targets in BENCHMARKS.md). Every median is written as JSON to --out (default
+./secvit-bench.json, or ./secvit-bench-gpu.json with --gpu).`;
+
 function parseArgs(argv) {
   const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8], groups: null };
   for (let i = 0; i < argv.length; i++) {
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`bench: ${argv[i - 1]} expects a value`);
+      return v;
+    };
     if (argv[i] === '--full') opts.full = true;
     else if (argv[i] === '--gpu') opts.gpu = true;
-    else if (argv[i] === '--device') opts.device = argv[++i];
-    else if (argv[i] === '--stages') opts.stages = argv[++i].split(',').map(Number);
-    else if (argv[i] === '--batches') opts.batches = argv[++i].split(',').map(Number);
-    else if (argv[i] === '--json') opts.json = argv[++i];
-    else if (argv[i] === '--threads') opts.threads = argv[++i].split(',').map(Number);
+    else if (argv[i] === '--device') opts.device = next();
+    else if (argv[i] === '--stages') opts.stages = next().split(',').map(Number);
+    else if (argv[i] === '--batches') opts.batches = next().split(',').map(Number);
+    else if (argv[i] === '--json' || argv[i] === '--out') opts.json = next();
+    else if (argv[i] === '--help' || argv[i] === '-h') opts.help = true;
+    else if (argv[i] === '--verbose' || argv[i] === '--no-progress') continue;  // the CLI's common flags
+    else if (argv[i] === '--threads') opts.threads = next().split(',').map(Number);
     else if (argv[i] === '--groups') {
-      opts.groups = argv[++i].split(',');
+      opts.groups = next().split(',');
       const unknown = opts.groups.filter((g) => !GROUPS.includes(g));
-      if (unknown.length) throw new RangeError(`bench: --groups expects some of ${GROUPS.join(',')}, got '${unknown.join(',')}'`);
+      if (unknown.length) throw new UsageError(`bench: --groups expects some of ${GROUPS.join(',')}, got '${unknown.join(',')}'`);
     }
-    else throw new RangeError(`bench: unknown argument '${argv[i]}'`);
+    else throw new UsageError(`bench: unknown option '${argv[i]}' (see secvit bench --help)`);
   }
-  opts.json ??= path.join(root, 'bench', 'results', opts.gpu ? 'gpu-latest.json' : 'latest.json');
+  for (const [k, v] of [['stages', opts.stages], ['batches', opts.batches], ['threads', opts.threads ?? [1]]])
+    if (!v.every((n) => Number.isInteger(n) && n >= (k === 'stages' ? 0 : 1))) throw new UsageError(`bench: --${k} expects a comma-separated list of integers, got '${v.join(',')}'`);
+  opts.json ??= path.resolve(opts.gpu ? 'secvit-bench-gpu.json' : 'secvit-bench.json');
   return opts;
 }
 
@@ -196,6 +217,10 @@ async function gpuGroups(opts) {
 
 export async function main(argv = process.argv.slice(2)) {
   const opts = parseArgs(argv);
+  if (opts.help) {
+    console.log(HELP);
+    return 0;
+  }
   if (opts.gpu) {
     const info = secvit.backends().find((b) => b.name === opts.device);
     if (!info?.available) {

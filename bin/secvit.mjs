@@ -1,18 +1,23 @@
 #!/usr/bin/env node
-// secvit command line: `secvit bench [--full] [--json FILE]`, `secvit info`.
+// secvit command line: classify, convert, info (lib/cli.ts) and bench (bench/run.mjs).
+// `secvit --help` lists them; each takes --help.
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const [command = 'help', ...rest] = process.argv.slice(2);
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const [command, ...rest] = process.argv.slice(2);
 
 if (command === 'bench') {
-  const { main } = await import(path.join(root, 'bench', 'run.mjs'));
-  await main(rest);
-} else if (command === 'info') {
-  const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
-  console.log(JSON.stringify({ backends: secvit.backends(), auto: secvit.selectDevice('auto') }, null, 2));
+  const bench = await import(path.join(root, 'bench', 'run.mjs'));
+  try {
+    process.exitCode = (await bench.main(rest)) ?? 0;
+  } catch (e) {
+    // Usage mistakes: one line, exit 2. Failures: one line, exit 1 (the stack with --verbose).
+    console.error(`secvit ${e?.message ?? e}`);
+    if (rest.includes('--verbose') && e?.stack) console.error(e.stack);
+    process.exitCode = e instanceof bench.UsageError ? 2 : 1;
+  }
 } else {
-  console.log('usage: secvit bench [--full] [--json FILE] [--threads N,M] [--stages 0,1,2] [--batches 1,8] [--gpu [--device cuda|cuda-emu]]   run the benchmarks\n       secvit info                                     show the backends');
-  process.exitCode = command === 'help' || command === '--help' ? 0 : 2;
+  const { main } = await import(path.join(root, 'dist', 'esm', 'cli.js'));
+  process.exitCode = await main(process.argv.slice(2));
 }

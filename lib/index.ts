@@ -37,3 +37,10 @@ export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_H
 export { readPth, WEIGHT_KEYS, type PthFile } from './io/pth.js';
 export { CheckpointError, type StoredTensor, type StoredDType } from './io/source.js';
 export { PickleError } from './io/pickle.js';
+// Images in, labels out.
+export { preprocess, resizeAndCrop, type PreprocessOptions } from './vision/preprocess.js';
+export { decodeImage, toRgb, type ImageInput } from './vision/image.js';
+export { resizeLikePillow, resizeShorterSide, centerCropOffsets, type RawImage, type ResampleFilter } from './vision/resize.js';
+export { IMAGENET_CLASSES } from './vision/imagenet-classes.js';
+export { pipeline, topKPredictions, type ImageClassificationPipeline, type Prediction, type PipelineOptions, type ClassifyOptions } from './pipeline.js';
+export { clusterPicture, clusterOfTokens, clusterColor, tintByCluster, type ClusterPicture, type ClusterPictureOptions, type ClusterPanel } from './vision/clusters.js';

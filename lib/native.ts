@@ -94,7 +94,7 @@ export interface NativeAddon {
 
 // The package root: the nearest directory above this file whose package.json is secvit's.
 // (dist/cjs has a package.json of its own, which would fool bindings' own search.)
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = path.dirname(bindings.getFileName());
   for (;;) {
     const pkg = path.join(dir, 'package.json');

@@ -1,0 +1,279 @@
+// The `secvit` command line. Each command parses its own options strictly (node:util parseArgs):
+// an unknown command or option exits 2 with one line; a bad value names the option and what it
+// expects; runtime failures exit 1 with one line (the stack with --verbose). Results go to
+// stdout, progress and messages to stderr (progress only on a TTY, never with --no-progress).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { backends, selectDevice } from './backends.js';
+import { packageRoot } from './native.js';
+import { SecViT } from './models/secvit.js';
+import { readCheckpoint } from './models/load.js';
+import { pipeline, type Prediction } from './pipeline.js';
+import { clusterPicture } from './vision/clusters.js';
+import { loadSharp } from './vision/image.js';
+
+/** A mistake in how the command was called: exit code 2, one line. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+const COMMON: Options = {
+  help: { type: 'boolean', short: 'h' },
+  verbose: { type: 'boolean' },
+  'no-progress': { type: 'boolean' },
+};
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Options;
+  /** Lines describing each option, for --help. */
+  help: string[];
+  run(values: Record<string, unknown>, positionals: string[], io: Io): Promise<void>;
+}
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Progress and status lines are shown (stderr is a TTY and --no-progress was not given). */
+  progress: boolean;
+}
+
+function parse(cmd: string, spec: Command, argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON, ...spec.options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option/, 'unknown option');
+    throw new UsageError(`${cmd}: ${msg} (see secvit ${cmd} --help)`);
+  }
+}
+
+function intOption(values: Record<string, unknown>, name: string, cmd: string, min: number, fallback?: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || n < min)
+    throw new UsageError(`${cmd}: --${name} expects an integer >= ${min}, got '${String(v)}'`);
+  return n;
+}
+
+function choice<T extends string>(values: Record<string, unknown>, name: string, cmd: string, allowed: readonly T[], fallback: T): T {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  if (!allowed.includes(v as T)) throw new UsageError(`${cmd}: --${name} expects one of ${allowed.join(', ')}, got '${String(v)}'`);
+  return v as T;
+}
+
+const DEVICES = ['auto', 'cpu', 'cuda', 'cuda-emu'] as const;
+const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+
+const classify: Command = {
+  summary: 'classify images with a SecViT checkpoint (ImageNet-1k labels)',
+  usage: 'secvit classify <images...> --weights FILE [--config NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
+  options: {
+    weights: { type: 'string', short: 'w' }, config: { type: 'string' }, key: { type: 'string' },
+    'top-k': { type: 'string', short: 'k' }, device: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
+  },
+  help: [
+    '--weights, -w FILE  a .safetensors or .pth checkpoint (required)',
+    '--config NAME       secvit-t/s/b/l or the authors\' names, when the file does not say',
+    '--key KEY           .pth: the entry holding the weights (default: model_ema, state_dict, model, ...)',
+    '--top-k, -k N       classes per image, best first (default 5)',
+    '--device D          auto (default: CUDA when usable, else the CPU), cpu, cuda, cuda-emu',
+    '--dtype T           float32 (default), bfloat16 or float16 (CUDA tensor cores)',
+    '--json              one JSON array on stdout: [{ image, predictions: [{ index, label, score }] }]',
+  ],
+  async run(values, images, io) {
+    if (images.length === 0) throw new UsageError('classify: give at least one image (see secvit classify --help)');
+    if (typeof values.weights !== 'string') throw new UsageError('classify: --weights FILE is required');
+    const topK = intOption(values, 'top-k', 'classify', 1, 5)!;
+    const device = choice(values, 'device', 'classify', DEVICES, 'auto');
+    const dtype = choice(values, 'dtype', 'classify', DTYPES, 'float32');
+    if (io.progress) io.err(`loading ${values.weights} ...`);
+    const classifier = await pipeline('image-classification', values.weights, {
+      device, dtype, topK, config: values.config as string | undefined, key: values.key as string | undefined,
+    });
+    try {
+      const results: { image: string; predictions: Prediction[] }[] = [];
+      for (const [i, image] of images.entries()) {
+        if (io.progress) io.err(`classifying ${image} (${i + 1}/${images.length}) ...`);
+        results.push({ image, predictions: await classifier(image) });
+      }
+      if (values.json) {
+        io.out(JSON.stringify(results.map((r) => ({ image: r.image, predictions: r.predictions.map(({ index, label, score }) => ({ index, label, score })) }))));
+      } else {
+        for (const r of results) {
+          io.out(r.image);
+          for (const p of r.predictions) io.out(`  ${(p.score * 100).toFixed(2).padStart(6)}%  ${String(p.index).padStart(4)}  ${p.label}`);
+        }
+      }
+    } finally {
+      await classifier.dispose();
+    }
+  },
+};
+
+const clusters: Command = {
+  summary: 'picture how SEC clustered an image\'s tokens (the paper\'s figure 4) as a PNG',
+  usage: 'secvit clusters <image> --weights FILE -o out.png [--stage S] [--block B] [--head H] [--config NAME] [--device auto]',
+  options: {
+    weights: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, stage: { type: 'string' }, block: { type: 'string' },
+    head: { type: 'string' }, config: { type: 'string' }, key: { type: 'string' }, device: { type: 'string' },
+  },
+  help: [
+    '--weights, -w FILE  a .safetensors or .pth checkpoint (required)',
+    '--output, -o FILE   the PNG to write (required)',
+    '--stage S           one stage only (default: a panel for each of stages 0, 1, 2)',
+    '--block B           block within the stage (default 0)',
+    '--head H            attention head (default 0)',
+    '--config NAME       secvit-t/s/b/l or the authors\' names, when the file does not say',
+    '--device D          auto (default), cpu, cuda, cuda-emu',
+  ],
+  async run(values, positionals, io) {
+    if (positionals.length !== 1) throw new UsageError(`clusters: expects one image, got ${positionals.length} (see secvit clusters --help)`);
+    if (typeof values.weights !== 'string') throw new UsageError('clusters: --weights FILE is required');
+    if (typeof values.output !== 'string') throw new UsageError('clusters: -o/--output FILE.png is required');
+    const stage = intOption(values, 'stage', 'clusters', 0);
+    const block = intOption(values, 'block', 'clusters', 0);
+    const head = intOption(values, 'head', 'clusters', 0);
+    const device = choice(values, 'device', 'clusters', DEVICES, 'auto');
+    const sharp = loadSharp('clusters');
+    if (io.progress) io.err(`loading ${values.weights} ...`);
+    const model = SecViT.load(values.weights, { device, config: values.config as string | undefined, key: values.key as string | undefined });
+    try {
+      let picture;
+      try {
+        picture = await clusterPicture(model, positionals[0], { stage, block, head });
+      } catch (e) {
+        if (e instanceof RangeError) throw new UsageError(e.message);
+        throw e;
+      }
+      const { image } = picture;
+      await sharp(image.data as Uint8Array, { raw: { width: image.width, height: image.height, channels: 3 } } as Record<string, unknown>).png().toFile(values.output);
+      io.out(`${values.output}: ${picture.panels.map((p) => p.caption).join('; ')}`);
+    } finally {
+      model.dispose();
+    }
+  },
+};
+
+const convert: Command = {
+  summary: 'convert a PyTorch .pth checkpoint to safetensors (config and provenance in the metadata)',
+  usage: 'secvit convert <in.pth> <out.safetensors> [--key model_ema] [--config NAME]',
+  options: { key: { type: 'string' }, config: { type: 'string' } },
+  help: [
+    '--key KEY      the entry holding the weights (default: timm\'s order: state_dict_ema, model_ema, state_dict, model)',
+    '--config NAME  the model config when the checkpoint does not name one',
+  ],
+  async run(values, positionals, io) {
+    if (positionals.length !== 2) throw new UsageError(`convert: expects <in.pth> <out.safetensors>, got ${positionals.length} argument(s) (see secvit convert --help)`);
+    const [src, dst] = positionals;
+    if (path.resolve(src) === path.resolve(dst)) throw new UsageError('convert: the output must not be the input');
+    const key = values.key as string | undefined;
+    if (io.progress) io.err(`reading ${src} ...`);
+    const ck = readCheckpoint(src, { key });
+    const chosenKey = ck.key;
+    ck.close();
+    const model = SecViT.load(src, { key, config: values.config as string | undefined });
+    try {
+      const sha256 = createHash('sha256').update(readFileSync(src)).digest('hex');
+      model.save(dst, { source: path.basename(src), source_sha256: sha256, ...(chosenKey ? { source_key: chosenKey } : {}), converted_by: `secvit ${version()}` });
+      io.out(`${dst}: ${model.parameterCount.toLocaleString('en-US')} parameters, config ${JSON.stringify(model.referenceConfig())}${chosenKey ? `, from '${chosenKey}'` : ''}`);
+    } finally {
+      model.dispose();
+    }
+  },
+};
+
+const info: Command = {
+  summary: 'version, backends (and why one is unavailable), CPU features, threads: what a bug report needs',
+  usage: 'secvit info [--json]',
+  options: { json: { type: 'boolean' } },
+  help: ['--json  the same as one JSON object'],
+  async run(values, positionals, io) {
+    if (positionals.length) throw new UsageError(`info: takes no arguments, got '${positionals[0]}'`);
+    const auto = selectDevice('auto');
+    const report = {
+      secvit: version(),
+      node: process.version,
+      napi: process.versions.napi,
+      platform: `${os.platform()} ${os.arch()} (${os.release()})`,
+      cpu: `${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism?.() ?? os.cpus().length}`,
+      backends: backends(),
+      auto,
+    };
+    if (values.json) {
+      io.out(JSON.stringify(report, null, 2));
+      return;
+    }
+    io.out(`secvit ${report.secvit}, Node ${report.node} (N-API ${report.napi}), ${report.platform}`);
+    io.out(`CPU: ${report.cpu}`);
+    for (const b of report.backends) io.out(`  ${b.name.padEnd(9)} ${b.available ? `available: ${b.description ?? ''}` : `unavailable: ${b.reason ?? ''}`}`);
+    io.out(`device 'auto' picks: ${JSON.stringify(auto)}`);
+  },
+};
+
+function version(): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export const COMMANDS: Record<string, Command> = { classify, clusters, convert, info };
+
+/** Commands implemented outside this file (the benchmark suite lives in bench/). */
+export const EXTERNAL: Record<string, string> = {
+  bench: 'run the benchmarks (secvit bench --help)',
+};
+
+function topHelp(): string {
+  const lines = ['usage: secvit <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(9)} ${c.summary}`);
+  for (const [name, s] of Object.entries(EXTERNAL)) lines.push(`  ${name.padEnd(9)} ${s}`);
+  lines.push('', 'secvit <command> --help shows its options. --verbose prints stack traces; --no-progress silences progress.');
+  return lines.join('\n');
+}
+
+function commandHelp(name: string, c: Command): string {
+  return [`usage: ${c.usage}`, '', c.summary, '', 'options:', ...c.help.map((h) => `  ${h}`), '  --no-progress       no progress lines on stderr', '  --verbose           stack traces on errors', '  --help, -h          this help'].join('\n');
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
+export async function main(argv: string[], io: Partial<Io> = {}): Promise<number> {
+  const out = io.out ?? ((s: string) => void process.stdout.write(s + '\n'));
+  const err = io.err ?? ((s: string) => void process.stderr.write(s + '\n'));
+  const [name, ...rest] = argv;
+  const verbose = argv.includes('--verbose');
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    out(topHelp());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    out(version());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    err(`secvit: unknown command '${name}' (commands: ${[...Object.keys(COMMANDS), ...Object.keys(EXTERNAL)].join(', ')})`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parse(name, cmd, rest);
+    if (values.help) {
+      out(commandHelp(name, cmd));
+      return 0;
+    }
+    const progress = io.progress ?? (Boolean(process.stderr.isTTY) && !values['no-progress']);
+    await cmd.run(values, positionals, { out, err, progress: progress && !values['no-progress'] });
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`secvit ${e.message}`);
+      return 2;
+    }
+    const error = e as Error;
+    err(`secvit ${name}: ${error?.message ?? String(e)}`);
+    if (verbose && error?.stack) err(error.stack);
+    return 1;
+  }
+}
