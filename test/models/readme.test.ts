@@ -55,4 +55,36 @@ describe('README', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('the Images and pipeline example runs as written: its classifications are the model\'s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secvit-readme-'));
+    try {
+      const images = resolve(__dirname, '../fixtures/images');
+      const webp = join(dir, 'b.webp');
+      const { default: sharp } = await import('sharp');
+      await sharp(join(images, 'grey.png')).webp({ lossless: true }).toFile(webp);
+      const code = readmeBlock('Images and the one-call pipeline');
+      for (const p of ["'secvit_t.pth'", "'cat.jpg'", "'a.png'", "'b.webp'"]) expect(code).toContain(p);
+      const script = [
+        code.replace("'secvit_t.pth'", JSON.stringify(checkpoint)).replaceAll("'cat.jpg'", JSON.stringify(join(images, 'landscape.png')))
+          .replace("'a.png'", JSON.stringify(join(images, 'portrait.png'))).replace("'b.webp'", JSON.stringify(webp)),
+        'console.log(JSON.stringify({ top, perImage, shape: x.shape }));',
+      ].join('\n');
+      const res = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8' }).trim());
+      expect(res.shape).toEqual([1, 3, 224, 224]);
+      // The same steps by hand: preprocess, forward, the best logit.
+      using model = SecViT.load(checkpoint);
+      const { preprocess } = await import('../../lib/index.js');
+      for (const [file, preds] of [[join(images, 'landscape.png'), res.top], [join(images, 'portrait.png'), res.perImage[0]], [webp, res.perImage[1]]] as const) {
+        using x = await preprocess(file);
+        using y = model.forward(x);
+        const l = Array.from(y.dataSync());
+        expect(preds).toHaveLength(5);
+        expect(preds[0].index).toBe(l.indexOf(Math.max(...l)));
+        expect(preds[0].label).toBe(`class ${preds[0].index}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
