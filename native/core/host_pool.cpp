@@ -176,6 +176,15 @@ HostBlock allocate_large(Pool& p, size_t bytes, uint64_t usable_before) {
   return HostBlock{found->data, found->release_seq};
 }
 
+// `left` takes in `right`, its free neighbour at the next address (neither is in large_free).
+void absorb(Block* left, Block* right) {
+  left->size += right->size;
+  left->release_seq = std::max(left->release_seq, right->release_seq);
+  left->next = right->next;
+  if (right->next != nullptr) right->next->prev = left;
+  delete right;
+}
+
 void release_large(Pool& p, void* data, uint64_t release_seq) {
   const auto it = p.large_used.find(data);
   if (it == p.large_used.end()) return;  // not ours: nothing to do (never happens)
@@ -187,19 +196,11 @@ void release_large(Pool& p, void* data, uint64_t release_seq) {
   // Merge with free neighbours: the merged block is usable only after the latest release.
   if (Block* n = b->next; n != nullptr && n->free) {
     p.large_free.erase(n);
-    b->size += n->size;
-    b->release_seq = std::max(b->release_seq, n->release_seq);
-    b->next = n->next;
-    if (n->next != nullptr) n->next->prev = b;
-    delete n;
+    absorb(b, n);
   }
   if (Block* q = b->prev; q != nullptr && q->free) {
     p.large_free.erase(q);
-    q->size += b->size;
-    q->release_seq = std::max(q->release_seq, b->release_seq);
-    q->next = b->next;
-    if (b->next != nullptr) b->next->prev = q;
-    delete b;
+    absorb(q, b);
     b = q;
   }
   p.large_free.insert(b);
