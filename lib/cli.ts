@@ -41,6 +41,22 @@ export interface Io {
   progress: boolean;
 }
 
+/** A one-line progress bar on stderr, redrawn in place (only when `io.progress`). */
+export function progressBar(io: Io, total: number, width = 24): { update(done: number, label: string): void; done(): void } {
+  let drawn = false;
+  return {
+    update(done, label) {
+      if (!io.progress) return;
+      const fill = Math.round((done / Math.max(total, 1)) * width);
+      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${label}`.slice(0, (process.stderr.columns ?? 80) - 1).padEnd(Math.min(process.stderr.columns ?? 80, 120) - 1));
+      drawn = true;
+    },
+    done() {
+      if (drawn) process.stderr.write('\r' + ' '.repeat(Math.min(process.stderr.columns ?? 80, 120) - 1) + '\r');
+    },
+  };
+}
+
 function parse(cmd: string, spec: Command, argv: string[]) {
   try {
     return parseArgs({ args: argv, options: { ...COMMON, ...spec.options }, allowPositionals: true, strict: true });
@@ -97,9 +113,14 @@ const classify: Command = {
     });
     try {
       const results: { image: string; predictions: Prediction[] }[] = [];
-      for (const [i, image] of images.entries()) {
-        if (io.progress) io.err(`classifying ${image} (${i + 1}/${images.length}) ...`);
-        results.push({ image, predictions: await classifier(image) });
+      const bar = progressBar(io, images.length);
+      try {
+        for (const [i, image] of images.entries()) {
+          bar.update(i, image);
+          results.push({ image, predictions: await classifier(image) });
+        }
+      } finally {
+        bar.done();
       }
       if (values.json) {
         io.out(JSON.stringify(results.map((r) => ({ image: r.image, predictions: r.predictions.map(({ index, label, score }) => ({ index, label, score })) }))));

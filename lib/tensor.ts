@@ -259,6 +259,11 @@ export class Tensor {
     this.dispose();
   }
 
+  /** `await using t = ...`: the same as dispose() (nothing to wait for: queued work keeps what it reads). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
   toString(): string {
     return `Tensor(${this.dtype}, [${this.shape.join(', ')}], ${this.device}${this.disposed ? ', disposed' : ''})`;
   }

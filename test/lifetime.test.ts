@@ -31,6 +31,18 @@ describe('dispose and using', () => {
     expect(escaped.disposed).toBe(true);
     expect(memory().tensors).toBe(before);
   });
+
+  it('`await using` disposes at the end of the block', async () => {
+    const before = memory().tensors;
+    let escaped: Tensor;
+    {
+      await using t = zeros([4]);
+      escaped = t;
+      expect(memory().tensors).toBe(before + 1);
+    }
+    expect(escaped.disposed).toBe(true);
+    expect(memory().tensors).toBe(before);
+  });
 });
 
 describe('tidy and keep', () => {

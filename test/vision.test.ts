@@ -1,7 +1,9 @@
 // Images in: decoding (sharp), Pillow's bicubic resize, torchvision's center crop, ToTensor and
 // Normalize, against outputs of Pillow 9.4 / torchvision 0.14 themselves
 // (scripts/make_vision_fixtures.py made test/fixtures/images; CI never runs Python).
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
@@ -72,6 +74,26 @@ describe('preprocessing matches Pillow + torchvision', () => {
 });
 
 describe('decoding', () => {
+  it('without sharp installed: a clear error naming the fix, and raw pixels still work', () => {
+    // A require hook that makes 'sharp' unresolvable, as in an install that skipped optional deps.
+    const dir = mkdtempSync(join(tmpdir(), 'secvit-nosharp-'));
+    try {
+      const hook = join(dir, 'no-sharp.cjs');
+      writeFileSync(hook, `const M = require('module'); const r = M._resolveFilename;
+M._resolveFilename = function (req, ...a) { if (req === 'sharp') { const e = new Error("Cannot find module 'sharp'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...a); };`);
+      const script = `import { decodeImage, preprocess } from 'secvit';
+let msg = 'no error'; try { await decodeImage('x.png'); } catch (e) { msg = e.message; }
+const x = await preprocess({ data: new Uint8Array(64 * 48 * 3).fill(100), width: 64, height: 48, channels: 3 }, { size: 32 });
+console.log(JSON.stringify({ msg, shape: x.shape }));`;
+      const out = execFileSync(process.execPath, ['--require', hook, '--input-type=module', '-e', script], { cwd: resolve(__dirname, '..'), encoding: 'utf8' });
+      const r = JSON.parse(out.trim()) as { msg: string; shape: number[] };
+      expect(r.msg).toMatch(/needs the optional dependency 'sharp', which is not installed \(npm install sharp\)/);
+      expect(r.shape).toEqual([1, 3, 32, 32]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('applies EXIF orientation: orientation 6 is the stored pixels turned 90 degrees clockwise', async () => {
     const plain = await decodeImage(img('plain.jpg'));
     const oriented = await decodeImage(img('oriented.jpg'));

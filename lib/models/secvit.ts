@@ -681,6 +681,11 @@ export class SecViT extends Module {
     this.dispose();
   }
 
+  /** `await using model = SecViT.load(...)`: the same as dispose(). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
   /** The config in the reference's keys (what `save` writes into the metadata). */
   referenceConfig(): ReturnType<typeof toReferenceConfig> {
     return toReferenceConfig(this.config);
