@@ -55,7 +55,8 @@ export function getNumThreads(): number {
 
 /** Sets the CPU thread pool size (>= 1). The default is the number of cores this process may use. */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n)) throw new TypeError(`setNumThreads: n must be an integer, got ${n}`);
+  if (typeof n !== 'number') throw new TypeError(`setNumThreads: n must be a number, got ${typeof n}`);
+  if (!Number.isInteger(n)) throw new RangeError(`setNumThreads: n must be an integer, got ${n}`);
   if (n < 1 || n > 1024) throw new RangeError(`setNumThreads: n must be in [1, 1024], got ${n}`);
   native.setNumThreads(n);
 }

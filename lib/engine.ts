@@ -13,6 +13,8 @@ export interface Trackable {
 interface Scope {
   readonly tracked: Set<Trackable>;
   readonly parent: Scope | undefined;
+  /** Set when the scope ended: work it started later (a timer) must not add to it. */
+  closed: boolean;
 }
 
 const storage = new AsyncLocalStorage<Scope>();
@@ -20,11 +22,17 @@ const kept = new WeakSet<Trackable>();
 
 /** Called by every new tensor: it belongs to the innermost active scope, if any. */
 export function track(t: Trackable): void {
-  storage.getStore()?.tracked.add(t);
+  // The innermost scope still open. A closed one would hold the tensor for as long as the async
+  // context that captured it lives, and never dispose it.
+  let s = storage.getStore();
+  while (s?.closed) s = s.parent;
+  s?.tracked.add(t);
 }
 
 /** Removes `t` from every scope: it survives the end of enclosing `tidy` calls. */
 export function keep<T extends Trackable>(t: T): T {
+  if (typeof t !== 'object' || t === null || !trackedKinds.has((t as object).constructor))
+    throw new TypeError(`keep: expected a Tensor, got ${t === null ? 'null' : typeof t === 'object' ? (t as object).constructor?.name ?? 'an object' : typeof t}`);
   kept.add(t);
   for (let s = storage.getStore(); s; s = s.parent) s.tracked.delete(t);
   return t;
@@ -56,13 +64,17 @@ export function registerTrackedClass(cls: unknown): void {
 }
 
 function close(scope: Scope, result: unknown): void {
+  scope.closed = true;
   const survivors = new Set<Trackable>();
   collect(result, survivors);
   for (const t of scope.tracked) {
     if (!survivors.has(t) && !kept.has(t)) t.dispose();
   }
   // What the scope returns now belongs to the enclosing scope.
-  if (scope.parent) for (const t of survivors) if (!t.disposed && !kept.has(t)) scope.parent.tracked.add(t);
+  let parent = scope.parent;
+  while (parent?.closed) parent = parent.parent;
+  if (parent) for (const t of survivors) if (!t.disposed && !kept.has(t)) parent.tracked.add(t);
+  scope.tracked.clear();
 }
 
 /**
@@ -75,7 +87,7 @@ export function tidy<T>(name: string, fn: () => T): T;
 export function tidy<T>(nameOrFn: string | (() => T), maybeFn?: () => T): T {
   const fn = typeof nameOrFn === 'function' ? nameOrFn : maybeFn;
   if (typeof fn !== 'function') throw new TypeError('tidy: fn must be a function');
-  const scope: Scope = { tracked: new Set(), parent: storage.getStore() };
+  const scope: Scope = { tracked: new Set(), parent: storage.getStore(), closed: false };
   let result: T;
   try {
     result = storage.run(scope, fn);

@@ -49,7 +49,13 @@ export function float16BitsToFloat32(h: number): number {
 }
 
 /** Decodes the raw bits of a bfloat16 or float16 tensor's data into a Float32Array. */
+function checkHalfDType(dtype: unknown, op: string): void {
+  if (dtype !== 'bfloat16' && dtype !== 'float16') throw new TypeError(`${op}: dtype must be 'bfloat16' or 'float16', got ${JSON.stringify(dtype)}`);
+}
+
 export function decodeHalf(bits: Uint16Array, dtype: 'bfloat16' | 'float16'): Float32Array {
+  checkHalfDType(dtype, 'decodeHalf');
+  if (!(bits instanceof Uint16Array)) throw new TypeError('decodeHalf: bits must be a Uint16Array of raw 16-bit floats');
   const out = new Float32Array(bits.length);
   const f = dtype === 'bfloat16' ? bfloat16BitsToFloat32 : float16BitsToFloat32;
   for (let i = 0; i < bits.length; i++) out[i] = f(bits[i]);
@@ -58,6 +64,7 @@ export function decodeHalf(bits: Uint16Array, dtype: 'bfloat16' | 'float16'): Fl
 
 /** Rounds numbers to bfloat16 or float16 raw bits. */
 export function encodeHalf(values: ArrayLike<number>, dtype: 'bfloat16' | 'float16'): Uint16Array {
+  checkHalfDType(dtype, 'encodeHalf');
   const out = new Uint16Array(values.length);
   const f = dtype === 'bfloat16' ? float32ToBfloat16Bits : float32ToFloat16Bits;
   for (let i = 0; i < values.length; i++) out[i] = f(values[i]);

@@ -1,3 +1,4 @@
+import { markAsUntransferable } from 'node:worker_threads';
 import { DisposedError } from './errors.js';
 import { registerTrackedClass, track } from './engine.js';
 import { checkDevice, DEVICES, type Device, type DeviceChoice } from './backends.js';
@@ -28,7 +29,9 @@ export interface TensorOptions {
   dtype?: DType;
   /**
    * CPU tensors made from a TypedArray of the tensor's dtype share its memory (no copy) unless
-   * `copy` is true. A shared array must not be transferred or resized while the tensor lives;
+   * `copy` is true. Arrays over a SharedArrayBuffer or a resizable ArrayBuffer are always copied.
+   * A shared array's buffer is marked untransferable (postMessage and structuredClone copy it
+   * from then on), so it cannot be detached under the tensor;
    * writes to it are visible to the tensor.
    */
   copy?: boolean;
@@ -280,12 +283,23 @@ function isOrtLike(v: unknown): v is OrtLikeTensor {
 function checkShape(shape: unknown, what: string): number[] {
   if (!Array.isArray(shape)) throw new TypeError(`${what}: expected an array of integers, got ${typeof shape}`);
   if (shape.length > 8) throw new RangeError(`${what}: at most 8 dimensions are supported, got ${shape.length}`);
-  return shape.map((d, i) => {
+  const dims = shape.map((d, i) => {
     if (typeof d !== 'number') throw new TypeError(`${what}[${i}]: expected an integer, got ${typeof d}`);
     if (!Number.isInteger(d) || d < 0) throw new RangeError(`${what}[${i}]: expected an integer >= 0, got ${d}`);
     return d;
   });
+  // Bounded as it is multiplied (the native side checks again): no product of sizes may pass
+  // 2^40 elements, so no later product can overflow either.
+  let n = 1;
+  for (const d of dims) {
+    if (d !== 0 && n > MAX_ELEMENTS / d) throw new RangeError(`${what}: [${dims.join(', ')}] is too large (more than 2^40 elements)`);
+    n *= d;
+  }
+  return dims;
 }
+
+/** The most elements a tensor may have (native kMaxElements). */
+export const MAX_ELEMENTS = 2 ** 40;
 
 const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DType, number>;
 const META = native.meta;
@@ -362,12 +376,19 @@ function toNativeArray(data: unknown, dtype: DType, what: string): { array: Nati
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
       if (typeof v !== 'number') throw new TypeError(`${what}[${i}]: expected a number, got ${typeof v}`);
-      if (dtype === 'int32' && !Number.isInteger(v)) throw new RangeError(`${what}[${i}]: int32 needs integers, got ${v}`);
+      if (dtype === 'int32' && !(Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31))
+        throw new RangeError(`${what}[${i}]: int32 needs integers in [-2^31, 2^31), got ${v}`);
       out[i] = v;
     }
     return { array: out, shared: false };
   }
   throw new TypeError(`${what}: expected a TypedArray, an array of numbers or an onnxruntime-style tensor, got ${describe(data)}`);
+}
+
+function canShare(array: NativeArray): boolean {
+  const buf = array.buffer as ArrayBufferLike & { resizable?: boolean; growable?: boolean };
+  if (typeof SharedArrayBuffer !== 'undefined' && buf instanceof SharedArrayBuffer) return false;
+  return !buf.resizable && !buf.growable;
 }
 
 function describe(v: unknown): string {
@@ -388,6 +409,8 @@ export function tensor(
   options: TensorOptions = {},
 ): Tensor {
   if (typeof options !== 'object' || options === null) throw new TypeError('tensor: options must be an object');
+  if (options.copy !== undefined && typeof options.copy !== 'boolean')
+    throw new TypeError(`tensor: copy must be a boolean, got ${describe(options.copy)}`);
   let values: unknown = data;
   let dtype = options.dtype;
   if (dtype !== undefined && !isDType(dtype))
@@ -404,13 +427,23 @@ export function tensor(
   dtype ??= defaultDType(values);
   const length = (values as { length?: unknown })?.length;
   const dims = shape === undefined ? [typeof length === 'number' ? length : 0] : checkShape(shape, 'tensor: shape');
-  const { array, shared } = toNativeArray(values, dtype, 'tensor: data');
+  let { array, shared } = toNativeArray(values, dtype, 'tensor: data');
+  if (!canShare(array)) {
+    // SharedArrayBuffer (another thread may write it while a kernel reads) and resizable
+    // buffers (a shrink would leave the tensor pointing past the end): always copied.
+    array = array.slice();
+    shared = false;
+  }
   const numel = dims.reduce((a, b) => a * b, 1);
   if (array.length !== numel)
     throw new RangeError(`tensor: shape [${dims.join(',')}] needs ${numel} elements, got ${array.length}`);
   const device = checkDevice(options.device ?? 'cpu', 'tensor: device');
   // Device tensors always copy; CPU tensors copy when asked or when the data was converted.
-  return new Tensor(native.createTensor(array, dims, dtype, device, options.copy === true || !shared), 0);
+  const copy = options.copy === true || !shared || device !== 'cpu';
+  // A shared buffer must not be detached while a tensor reads it: postMessage/structuredClone
+  // transfers of it become copies from now on.
+  if (!copy) markAsUntransferable(array.buffer);
+  return new Tensor(native.createTensor(array, dims, dtype, device, copy), 0);
 }
 
 /** A zero-filled tensor. */

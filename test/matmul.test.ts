@@ -156,7 +156,7 @@ describe('threads', () => {
   it('default to the cores this process may use, and validate setNumThreads', () => {
     expect(defaultThreads).toBe(native.availableCores());
     expect(() => setNumThreads(0)).toThrow(RangeError);
-    expect(() => setNumThreads(1.5)).toThrow(TypeError);
+    expect(() => setNumThreads(1.5)).toThrow(RangeError); // a value error, as other integer options give
     setNumThreads(2);
     expect(getNumThreads()).toBe(2);
     expect(backends().find((b) => b.name === 'cpu')!.threads).toBe(2);

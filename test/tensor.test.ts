@@ -123,7 +123,7 @@ describe('tensor() validation', () => {
   });
 
   it('rejects non-integer int32 data', () => {
-    expect(() => tensor([1, 2.5], [2], { dtype: 'int32' })).toThrow(/int32 needs integers, got 2.5/);
+    expect(() => tensor([1, 2.5], [2], { dtype: 'int32' })).toThrow(/int32 needs integers in \[-2\^31, 2\^31\), got 2.5/);
   });
 
   it('rejects unknown devices and names the one that is missing', () => {
