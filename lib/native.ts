@@ -47,6 +47,10 @@ export interface NativeBackendInfo {
   threads?: number;
   simd?: 'avx2-fma' | 'scalar';
   reservedBytes?: number;
+  /** cpu: idle bytes in the block cache (part of reservedBytes). */
+  cachedBytes?: number;
+  /** cpu: what the kernels' per-thread scratch buffers hold (not part of reservedBytes). */
+  scratchBytes?: number;
   driverAllocations?: number;
 }
 

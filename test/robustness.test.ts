@@ -121,3 +121,27 @@ describe('zero-copy sources that could change under a tensor', () => {
     expect(Array.from(t.dataSync())).toEqual([5, 2, 3]);
   });
 });
+
+describe('memory the counters do not see', () => {
+  it('per-thread scratch is counted and given back after one large call (no longer kept at its largest)', async () => {
+    const { backends, setNumThreads, getNumThreads, secAttentionUnfusedSync } = await import('../lib/index.js');
+    const { Rng } = await import('./helpers/random.js');
+    const scratch = () => backends().find((b) => b.name === 'cpu')!.scratchBytes!;
+    const n = getNumThreads();
+    setNumThreads(1); // one thread: both calls use the same thread's buffers
+    try {
+      const rng = new Rng(3);
+      const big = (l: number) => [0, 1, 2].map(() => tensor(rng.normals(l * 8), [1, 1, l, 8]));
+      const [q, k, v] = big(2304); // one cluster of 2304 tokens: a 2304 x 2304 score matrix (20 MiB)
+      secAttentionUnfusedSync(q, k, v, { clusters: 1 }).dispose();
+      const afterBig = scratch();
+      expect(afterBig).toBeGreaterThanOrEqual(2304 * 2304 * 4);
+      const [qs, ks, vs] = big(64);
+      secAttentionUnfusedSync(qs, ks, vs, { clusters: 1 }).dispose();
+      expect(scratch()).toBeLessThan(afterBig - 2304 * 2304 * 4 + (1 << 20));
+      [q, k, v, qs, ks, vs].forEach((t) => t.dispose());
+    } finally {
+      setNumThreads(n);
+    }
+  });
+});

@@ -1,3 +1,4 @@
+#include "scratch.h"
 #include "attention.h"
 
 #include <algorithm>
@@ -261,24 +262,24 @@ void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32
   });
   // 4: attention per contiguous cluster with the whole n x n matrix (S, softmax, PV).
   pool.parallel_for(p.b * p.h * clusters, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> kt, s;
+    thread_local ScratchVec<float> kt_buf, s_buf;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t bh = t / clusters, c = t % clusters;
       const int64_t s0 = cluster_start(c, p.l, clusters), n = cluster_start(c + 1, p.l, clusters) - s0;
       const int64_t base = (bh * p.l + s0) * p.d;
-      kt.resize(size_t(n * p.d));
-      s.resize(size_t(n * n));
+      float* kt = kt_buf.get(size_t(n * p.d));
+      float* s = s_buf.get(size_t(n * n));
       for (int64_t j = 0; j < n; ++j)
         for (int64_t c2 = 0; c2 < p.d; ++c2) kt[c2 * n + j] = ks[base + j * p.d + c2];
-      matmul_f32_serial(MatmulParams{qs + base, kt.data(), s.data(), 1, n, p.d, n, 0, 0, 0, false});
+      matmul_f32_serial(MatmulParams{qs + base, kt, s, 1, n, p.d, n, 0, 0, 0, false});
       for (int64_t i = 0; i < n; ++i) {
-        float* row = s.data() + i * n;
+        float* row = s + i * n;
         const float mx = *std::max_element(row, row + n);
         float sum = 0.0f;
         for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
         for (int64_t j = 0; j < n; ++j) row[j] /= sum;
       }
-      matmul_f32_serial(MatmulParams{s.data(), vs + base, os + base, 1, n, n, p.d, 0, 0, 0, false});
+      matmul_f32_serial(MatmulParams{s, vs + base, os + base, 1, n, n, p.d, 0, 0, 0, false});
     }
   });
   // 5: scatter back to token order.

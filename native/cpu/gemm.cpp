@@ -1,5 +1,6 @@
 // The GEMM driver (see gemm.h): blocking, packing with the prologue, threading, the epilogue,
 // and the portable micro-kernel. gemm_avx2.cpp has the AVX2/FMA micro-kernel.
+#include "scratch.h"
 #include "gemm.h"
 
 #include <algorithm>
@@ -27,24 +28,14 @@ int64_t choose_kc(int64_t k) {
   return blocks <= 1 ? k : (k + blocks - 1) / blocks;
 }
 
-// A scratch buffer of at least n elements, 64-byte aligned: std::vector's 16-byte alignment made
-// every other 32-byte load of a packed panel straddle two cache lines.
-template <typename T>
-T* grow(std::vector<T>& v, size_t n) {
-  constexpr size_t kPad = 64 / sizeof(T);
-  if (v.size() < n + kPad) v.resize(n + kPad);
-  const auto p = reinterpret_cast<std::uintptr_t>(v.data());
-  return v.data() + ((64 - p % 64) % 64) / sizeof(T);
-}
-
 // Per-row LayerNorm statistics of A' = A + add over all K: the layerNorm kernel's own routine
 // (norm.h), on the row in place or on a copy of A + add.
 void row_stats(const GemmArgs& g, int64_t m0, int64_t m1, float* mean, float* rstd) {
-  thread_local std::vector<float> t_row;
+  thread_local ScratchVec<float> t_row;
   for (int64_t m = m0; m < m1; ++m) {
     const float* a = g.a.data + g.a.row_offset(m);
     if (g.add.data != nullptr || g.a.col_stride != 1) {
-      float* row = grow(t_row, size_t(g.k));
+      float* row = t_row.get(size_t(g.k));
       const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) : nullptr;
       for (int64_t k = 0; k < g.k; ++k)
         row[k] = a[k * g.a.col_stride] + (ad != nullptr ? ad[k * g.add.col_stride] : 0.0f);
@@ -324,10 +315,10 @@ namespace {
 // tasks take blocks of 16 weight rows; each output row's block then gets its epilogue.
 void dot_path(const Ctx& cx) {
   const GemmArgs& g = cx.g;
-  thread_local std::vector<float> t_a;
+  thread_local ScratchVec<float> t_a;
   // 3 rows at a time: pad A' to a multiple of 3 rows with zeros.
   const int64_t mp = (g.m + 2) / 3 * 3;
-  float* ap = grow(t_a, size_t(mp * g.k));
+  float* ap = t_a.get(size_t(mp * g.k));
   for (int64_t m = 0; m < mp; ++m) {
     float* dst = ap + m * g.k;
     if (m >= g.m) {
@@ -379,8 +370,8 @@ void dot_path(const Ctx& cx) {
 // (kb * np + p) * kcmax * NR.
 const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np) {
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
-  thread_local std::vector<float> t_bpack;
-  float* dst = grow(t_bpack, size_t(kblocks * np * kcmax * NR));
+  thread_local ScratchVec<float> t_bpack;
+  float* dst = t_bpack.get(size_t(kblocks * np * kcmax * NR));
   auto body = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t kb = t / np, p = t % np;
@@ -396,20 +387,20 @@ const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np) {
 
 void gemm_f32(const GemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
-  thread_local std::vector<float> t_stats, t_rope;
+  thread_local ScratchVec<float> t_stats, t_rope;
   Ctx cx{g, nullptr, nullptr, nullptr, cpu_simd() == CpuSimd::Avx2Fma};
   ThreadPool& pool = ThreadPool::instance();
   auto run = [&](int64_t items, int64_t grain, auto&& fn) { pool.parallel_for(items, grain, fn); };
 
   if (g.layer_norm) {
-    float* st = grow(t_stats, size_t(2 * g.m));
+    float* st = t_stats.get(size_t(2 * g.m));
     run(g.m, 64, [&](int64_t m0, int64_t m1) { row_stats(g, m0, m1, st, st + g.m); });
     cx.mean = st;
     cx.rstd = st + g.m;
   }
   if (g.rope.angle != nullptr) {
     const GemmRope& rp = g.rope;
-    float* cs = grow(t_rope, size_t((rp.height + rp.width) * (rp.d / 4) * 2));
+    float* cs = t_rope.get(size_t((rp.height + rp.width) * (rp.d / 4) * 2));
     rope_table(rp.angle, rp.d, rp.height, rp.width, cs);
     cx.rope_cs = cs;
   }
@@ -466,11 +457,11 @@ void gemm_f32(const GemmArgs& g) {
   const bool fast = cx.avx2 && g.c.col_stride == 1 && g.rope.angle == nullptr &&
                     (g.residual.data == nullptr || g.residual.col_stride == 1);
   run(mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<float> t_apack;
-    thread_local std::vector<const float*> t_rows;
+    thread_local ScratchVec<float> t_apack;
+    thread_local ScratchVec<const float*> t_rows;
     const int64_t max_mc = (mp / mblocks + 1) * MR;
-    float* apack = a_direct ? nullptr : grow(t_apack, size_t(max_mc * kcmax));
-    const float** arow = grow(t_rows, size_t(3 * max_mc));
+    float* apack = a_direct ? nullptr : t_apack.get(size_t(max_mc * kcmax));
+    const float** arow = t_rows.get(size_t(3 * max_mc));
     const float** crow = arow + max_mc;
     const float** rrow = crow + max_mc;
     for (int64_t t = t0; t < t1; ++t) {

@@ -1,3 +1,4 @@
+#include "scratch.h"
 #include "group_attention.h"
 
 #include <algorithm>
@@ -14,15 +15,10 @@ namespace {
 
 // Per-thread buffers, grown once and reused: no heap allocation per call in steady state.
 struct Scratch {
-  std::vector<float> q, kt, v, s, o, m, l, alpha;
+  ScratchVec<float> q, kt, v, s, o, m, l, alpha;
 };
 thread_local Scratch t_scratch;
 
-template <typename T>
-T* grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -93,14 +89,14 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
   Scratch& sc = t_scratch;
   const int64_t tile = std::min(g.n, kKeyTile);
-  float* q = grow(sc.q, size_t(nq * d));
-  float* kt = grow(sc.kt, size_t(d * tile));
-  float* v = grow(sc.v, size_t(tile * d));
-  float* s = grow(sc.s, size_t(nq * tile));
-  float* o = grow(sc.o, size_t(nq * d));
-  float* m = grow(sc.m, size_t(nq));
-  float* l = grow(sc.l, size_t(nq));
-  float* alpha = grow(sc.alpha, size_t(nq));
+  float* q = sc.q.get(size_t(nq * d));
+  float* kt = sc.kt.get(size_t(d * tile));
+  float* v = sc.v.get(size_t(tile * d));
+  float* s = sc.s.get(size_t(nq * tile));
+  float* o = sc.o.get(size_t(nq * d));
+  float* m = sc.m.get(size_t(nq));
+  float* l = sc.l.get(size_t(nq));
+  float* alpha = sc.alpha.get(size_t(nq));
 
   // Members are scattered over the head (SEC's order is a permutation): prefetch rows a few
   // members ahead so the gathers overlap their cache misses.

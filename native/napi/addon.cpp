@@ -12,6 +12,7 @@
 #include "core/host_pool.h"
 #include "core/queue.h"
 #include "core/transfer.h"
+#include "cpu/scratch.h"
 #include "env_data.h"
 #include "js_errors.h"
 #include "op_binding.h"
@@ -122,6 +123,8 @@ Napi::Value DeviceInfo(Napi::Env env, Device device) {
     o.Set("threads", ThreadPool::instance().threads());
     o.Set("simd", cpu_simd_name(cpu_simd()));
     o.Set("reservedBytes", double(host_pool::reserved_bytes()));
+    o.Set("cachedBytes", double(host_pool::cached_bytes()));
+    o.Set("scratchBytes", double(cpu::scratch::bytes()));
     return o;
   }
   DeviceBackend* b = device_backend(device);
