@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   decodeHalf, globalAttentionSync, linear, secAttentionSync,
-  tensor, type Device,
+  tensor, type Device, type Tensor,
 } from '../lib/index.js';
 import { globalAttentionRef, secAttentionRef } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
@@ -110,5 +110,38 @@ describe.each(DEVICES)('16-bit rounding on %s', (device) => {
     using o = secAttentionSync(q, k, v, { clusters: 3 });
     const od = decodeHalf(o.dataSync() as Uint16Array, dtype);
     expect(Math.abs(signedBias(od, secAttentionRef(qa, ka, va, s, 3).out))).toBeLessThan(0.1 * ULP[dtype]);
+  });
+});
+
+describe.each(DEVICES)('non-finite keys on %s (fp32)', (device) => {
+  // One bad key element: the rows whose max logit is +inf, or that hold a NaN logit, are NaN;
+  // a -inf logit weighs 0. As the float64 max-subtracted softmax of the reference gives them,
+  // on every backend (the CUDA online softmax gave finite rows for +-inf before).
+  const L = 24;
+  const D = 8;
+  it.each([['+Inf', Infinity], ['-Inf', -Infinity], ['NaN', NaN]])('a %s key element: NaN exactly where the reference has NaN, the rest within 1e-5', (_, bad) => {
+    const rng = new Rng(17);
+    const q = rng.normals(L * D);
+    const k = rng.normals(L * D);
+    const v = rng.normals(L * D);
+    k[5 * D + 3] = bad as number;
+    const shape = { b: 1, h: 1, l: L, d: D };
+    const inputs = () => [q, k, v].map((x) => tensor(x, [1, 1, L, D], { device })) as [Tensor, Tensor, Tensor];
+    for (const [name, run, ref] of [
+      ['global', (t: [Tensor, Tensor, Tensor]) => globalAttentionSync(...t), globalAttentionRef(q, k, v, shape)],
+      ['sec, 1 cluster', (t: [Tensor, Tensor, Tensor]) => secAttentionSync(...t, { clusters: 1 }), secAttentionRef(q, k, v, shape, 1).out],
+    ] as const) {
+      const t = inputs();
+      const out = run(t);
+      const got = Array.from(out.dataSync());
+      [out, ...t].forEach((x) => x.dispose());
+      const nanGot = got.map(Number.isNaN);
+      const nanRef = Array.from(ref, Number.isNaN);
+      expect(nanGot, `${name}: NaN positions`).toEqual(nanRef);
+      if (bad === bad) expect(nanRef.some((x) => x), `${name}: the case makes NaN rows`).toBe(bad === Infinity || bad === -Infinity);
+      const fin = got.map((x, i) => (nanRef[i] ? 0 : x));
+      const finRef = Array.from(ref, (x, i) => (nanRef[i] ? 0 : x));
+      if (nanRef.some((x) => !x)) expect(relError(fin, finRef), name).toBeLessThan(1e-5);
+    }
   });
 });

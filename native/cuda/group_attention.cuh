@@ -97,12 +97,17 @@ __global__ void __launch_bounds__(kGroupThreads)
       const bool valid = tok[j] >= 0 && (!Map::kMasked || lab[j] == qlab);
       if (!valid) continue;
       const float* vr = vs + j * DMAX + gl * T::DPL;
+      // Infinities and NaN as a max-subtracted softmax over the whole row gives them (the CPU
+      // kernels and the float64 reference): a +inf maximum makes its own weight exp(inf - inf) =
+      // NaN; a -inf logit weighs 0 unless every logit is -inf (then lsum stays 0: 0/0 = NaN);
+      // a NaN logit fails both comparisons below and poisons lsum through exp2f(NaN).
       if (s > m) {
         const float corr = exp2f((m - s) * kLog2e);  // 0 on the first key (m = -inf)
-        lsum = lsum * corr + 1.0f;
-        for (int c = 0; c < T::DPL; ++c) acc[c] = fmaf(acc[c], corr, vr[c]);
+        const float self = s == INFINITY ? __int_as_float(0x7fc00000) : 1.0f;  // s > m: never -inf
+        lsum = lsum * corr + self;
+        for (int c = 0; c < T::DPL; ++c) acc[c] = fmaf(acc[c], corr, self * vr[c]);
         m = s;
-      } else {
+      } else if (s != -INFINITY) {
         const float p = exp2f((s - m) * kLog2e);
         lsum += p;
         for (int c = 0; c < T::DPL; ++c) acc[c] = fmaf(p, vr[c], acc[c]);
