@@ -88,7 +88,17 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks = {}): unknown {
   const allowed = (): string => [...callables.keys(), ...markers].sort().join(', ');
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const latin1 = new TextDecoder('latin1');
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+  // Invalid UTF-8 in a string opcode is a corrupt pickle (the decoder's TypeError is not).
+  const utf8 = {
+    decode(b: Uint8Array): string {
+      try {
+        return utf8Decoder.decode(b);
+      } catch {
+        return fail(`a string of ${b.length} bytes is not valid UTF-8`);
+      }
+    },
+  };
   let pos = 0;
   const stack: unknown[] = [];
   const marks: number[] = [];
