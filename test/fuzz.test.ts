@@ -1,5 +1,5 @@
 // Property-based fuzzing (fast-check) of everything that parses untrusted bytes: safetensors, the
-// .pth zip reader and its unpickler, and the model loader on top. Inputs are valid files with
+// .pth zip reader and its unpickler, the model loader on top, and image decoding. Inputs are valid files with
 // random corruption (byte overwrites, truncation, appended garbage, claimed sizes made huge) and
 // random bytes. The property: every call returns or throws the loader's own error class
 // (CheckpointError / PickleError) with a message; never another exception (a TypeError from
@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, encodeSafetensors, PickleError, readPth, readSafetensors, SecViT } from '../lib/index.js';
+import { CheckpointError, decodeImage, encodeSafetensors, PickleError, readPth, readSafetensors, SecViT } from '../lib/index.js';
 import { unpickle } from '../lib/io/pickle.js';
 import { readZip } from '../lib/io/zip.js';
 import { openSource } from '../lib/io/source.js';
@@ -119,6 +119,23 @@ describe('fuzzing the loaders', () => {
 
   it('the model loader: corrupted checkpoints are errors of the loader, and memory() returns to its baseline', () => {
     check(fc.property(corrupted(MODEL), (b) => expectCleanFailure(() => SecViT.load(b).dispose(), [CheckpointError], ['SecViT config', 'SecViT.load'])));
+  });
+});
+
+describe('fuzzing image decoding', () => {
+  it('corrupted PNG, JPEG and GIF bytes decode or are Errors naming the input (sharp/libvips underneath)', async () => {
+    const files = ['landscape.png', 'plain.jpg', 'anim.gif'].map((n) => new Uint8Array(readFileSync(resolve(FIX, 'images', n))));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(...files.map(corrupted)), async (b) => {
+        try {
+          const img = await decodeImage(b);
+          expect(img.data.length).toBe(img.width * img.height * 3);
+        } catch (e) {
+          if (!(e instanceof Error) || !/^image: cannot decode \d+ bytes: /.test(e.message)) throw e;
+        }
+      }),
+      { numRuns: Math.max(Math.min(RUNS, 100), Math.floor(RUNS / 10)), seed: SEED },
+    );
   });
 });
 
