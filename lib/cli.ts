@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { backends, selectDevice } from './backends.js';
 import { packageRoot } from './native.js';
 import { SecViT } from './models/secvit.js';
-import { readCheckpoint } from './models/load.js';
+import { modelFromCheckpoint, readCheckpoint } from './models/load.js';
 import { pipeline, type Prediction } from './pipeline.js';
 import { clusterPicture } from './vision/clusters.js';
 import { loadSharp } from './vision/image.js';
@@ -44,15 +44,16 @@ export interface Io {
 /** A one-line progress bar on stderr, redrawn in place (only when `io.progress`). */
 export function progressBar(io: Io, total: number, width = 24): { update(done: number, label: string): void; done(): void } {
   let drawn = false;
+  const cols = Math.min(process.stderr.columns ?? 80, 120) - 1; // visible width of the line (+1 for its '\r')
   return {
     update(done, label) {
       if (!io.progress) return;
       const fill = Math.round((done / Math.max(total, 1)) * width);
-      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${label}`.slice(0, (process.stderr.columns ?? 80) - 1).padEnd(Math.min(process.stderr.columns ?? 80, 120) - 1));
+      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${label}`.slice(0, cols + 1).padEnd(cols + 1));
       drawn = true;
     },
     done() {
-      if (drawn) process.stderr.write('\r' + ' '.repeat(Math.min(process.stderr.columns ?? 80, 120) - 1) + '\r');
+      if (drawn) process.stderr.write('\r' + ' '.repeat(cols) + '\r');
     },
   };
 }
@@ -85,32 +86,43 @@ function choice<T extends string>(values: Record<string, unknown>, name: string,
 const DEVICES = ['auto', 'cpu', 'cuda', 'cuda-emu'] as const;
 const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 
+// The options of every command that loads a model, and their help lines.
+const MODEL_OPTIONS: Options = {
+  weights: { type: 'string', short: 'w' }, config: { type: 'string' }, key: { type: 'string' }, device: { type: 'string' },
+};
+const MODEL_HELP = [
+  '--weights, -w FILE  a .safetensors or .pth checkpoint (required)',
+  '--config NAME       secvit-t/s/b/l or the authors\' names, when the file does not say',
+  '--key KEY           .pth: the entry holding the weights (default: model_ema, state_dict, model, ...)',
+  '--device D          auto (default: CUDA when usable, else the CPU), cpu, cuda, cuda-emu',
+];
+
+/** The checkpoint and load options a command's --weights, --config, --key and --device name. */
+function modelOptions(values: Record<string, unknown>, cmd: string) {
+  if (typeof values.weights !== 'string') throw new UsageError(`${cmd}: --weights FILE is required`);
+  return {
+    weights: values.weights,
+    options: { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: values.config as string | undefined, key: values.key as string | undefined },
+  };
+}
+
 const classify: Command = {
   summary: 'classify images with a SecViT checkpoint (ImageNet-1k labels)',
   usage: 'secvit classify <images...> --weights FILE [--config NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
-  options: {
-    weights: { type: 'string', short: 'w' }, config: { type: 'string' }, key: { type: 'string' },
-    'top-k': { type: 'string', short: 'k' }, device: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' },
-  },
+  options: { ...MODEL_OPTIONS, 'top-k': { type: 'string', short: 'k' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
   help: [
-    '--weights, -w FILE  a .safetensors or .pth checkpoint (required)',
-    '--config NAME       secvit-t/s/b/l or the authors\' names, when the file does not say',
-    '--key KEY           .pth: the entry holding the weights (default: model_ema, state_dict, model, ...)',
+    ...MODEL_HELP,
     '--top-k, -k N       classes per image, best first (default 5)',
-    '--device D          auto (default: CUDA when usable, else the CPU), cpu, cuda, cuda-emu',
     '--dtype T           float32 (default), bfloat16 or float16 (CUDA tensor cores)',
     '--json              one JSON array on stdout: [{ image, predictions: [{ index, label, score }] }]',
   ],
   async run(values, images, io) {
     if (images.length === 0) throw new UsageError('classify: give at least one image (see secvit classify --help)');
-    if (typeof values.weights !== 'string') throw new UsageError('classify: --weights FILE is required');
+    const { weights, options } = modelOptions(values, 'classify');
     const topK = intOption(values, 'top-k', 'classify', 1, 5)!;
-    const device = choice(values, 'device', 'classify', DEVICES, 'auto');
     const dtype = choice(values, 'dtype', 'classify', DTYPES, 'float32');
-    if (io.progress) io.err(`loading ${values.weights} ...`);
-    const classifier = await pipeline('image-classification', values.weights, {
-      device, dtype, topK, config: values.config as string | undefined, key: values.key as string | undefined,
-    });
+    if (io.progress) io.err(`loading ${weights} ...`);
+    const classifier = await pipeline('image-classification', weights, { ...options, dtype, topK });
     try {
       const results: { image: string; predictions: Prediction[] }[] = [];
       const bar = progressBar(io, images.length);
@@ -139,30 +151,24 @@ const classify: Command = {
 const clusters: Command = {
   summary: 'picture how SEC clustered an image\'s tokens (the paper\'s figure 4) as a PNG',
   usage: 'secvit clusters <image> --weights FILE -o out.png [--stage S] [--block B] [--head H] [--config NAME] [--device auto]',
-  options: {
-    weights: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, stage: { type: 'string' }, block: { type: 'string' },
-    head: { type: 'string' }, config: { type: 'string' }, key: { type: 'string' }, device: { type: 'string' },
-  },
+  options: { ...MODEL_OPTIONS, output: { type: 'string', short: 'o' }, stage: { type: 'string' }, block: { type: 'string' }, head: { type: 'string' } },
   help: [
-    '--weights, -w FILE  a .safetensors or .pth checkpoint (required)',
+    ...MODEL_HELP,
     '--output, -o FILE   the PNG to write (required)',
     '--stage S           one stage only (default: a panel for each of stages 0, 1, 2)',
     '--block B           block within the stage (default 0)',
     '--head H            attention head (default 0)',
-    '--config NAME       secvit-t/s/b/l or the authors\' names, when the file does not say',
-    '--device D          auto (default), cpu, cuda, cuda-emu',
   ],
   async run(values, positionals, io) {
     if (positionals.length !== 1) throw new UsageError(`clusters: expects one image, got ${positionals.length} (see secvit clusters --help)`);
-    if (typeof values.weights !== 'string') throw new UsageError('clusters: --weights FILE is required');
+    const { weights, options } = modelOptions(values, 'clusters');
     if (typeof values.output !== 'string') throw new UsageError('clusters: -o/--output FILE.png is required');
     const stage = intOption(values, 'stage', 'clusters', 0);
     const block = intOption(values, 'block', 'clusters', 0);
     const head = intOption(values, 'head', 'clusters', 0);
-    const device = choice(values, 'device', 'clusters', DEVICES, 'auto');
     const sharp = loadSharp('clusters');
-    if (io.progress) io.err(`loading ${values.weights} ...`);
-    const model = SecViT.load(values.weights, { device, config: values.config as string | undefined, key: values.key as string | undefined });
+    if (io.progress) io.err(`loading ${weights} ...`);
+    const model = SecViT.load(weights, options);
     try {
       let picture;
       try {
@@ -196,8 +202,12 @@ const convert: Command = {
     if (io.progress) io.err(`reading ${src} ...`);
     const ck = readCheckpoint(src, { key });
     const chosenKey = ck.key;
-    ck.close();
-    const model = SecViT.load(src, { key, config: values.config as string | undefined });
+    let model: SecViT;
+    try {
+      model = modelFromCheckpoint(ck, { config: values.config as string | undefined });
+    } finally {
+      ck.close();
+    }
     try {
       const sha256 = createHash('sha256').update(readFileSync(src)).digest('hex');
       model.save(dst, { source: path.basename(src), source_sha256: sha256, ...(chosenKey ? { source_key: chosenKey } : {}), converted_by: `secvit ${version()}` });
@@ -284,8 +294,8 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
       out(commandHelp(name, cmd));
       return 0;
     }
-    const progress = io.progress ?? (Boolean(process.stderr.isTTY) && !values['no-progress']);
-    await cmd.run(values, positionals, { out, err, progress: progress && !values['no-progress'] });
+    const progress = !values['no-progress'] && (io.progress ?? Boolean(process.stderr.isTTY));
+    await cmd.run(values, positionals, { out, err, progress });
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

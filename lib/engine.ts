@@ -20,13 +20,18 @@ interface Scope {
 const storage = new AsyncLocalStorage<Scope>();
 const kept = new WeakSet<Trackable>();
 
-/** Called by every new tensor: it belongs to the innermost active scope, if any. */
-export function track(t: Trackable): void {
-  // The innermost scope still open. A closed one would hold the tensor for as long as the async
-  // context that captured it lives, and never dispose it.
-  let s = storage.getStore();
+/**
+ * `s` or its innermost enclosing scope still open. A closed one would hold what is added to it
+ * for as long as the async context that captured it lives, and never dispose it.
+ */
+function openScope(s: Scope | undefined): Scope | undefined {
   while (s?.closed) s = s.parent;
-  s?.tracked.add(t);
+  return s;
+}
+
+/** Called by every new tensor: it belongs to the innermost open scope, if any. */
+export function track(t: Trackable): void {
+  openScope(storage.getStore())?.tracked.add(t);
 }
 
 /** Removes `t` from every scope: it survives the end of enclosing `tidy` calls. */
@@ -71,8 +76,7 @@ function close(scope: Scope, result: unknown): void {
     if (!survivors.has(t) && !kept.has(t)) t.dispose();
   }
   // What the scope returns now belongs to the enclosing scope.
-  let parent = scope.parent;
-  while (parent?.closed) parent = parent.parent;
+  const parent = openScope(scope.parent);
   if (parent) for (const t of survivors) if (!t.disposed && !kept.has(t)) parent.tracked.add(t);
   scope.tracked.clear();
 }

@@ -48,11 +48,11 @@ export function float16BitsToFloat32(h: number): number {
   return sign * (1 + man / 1024) * 2 ** (exp - 15);
 }
 
-/** Decodes the raw bits of a bfloat16 or float16 tensor's data into a Float32Array. */
 function checkHalfDType(dtype: unknown, op: string): void {
   if (dtype !== 'bfloat16' && dtype !== 'float16') throw new TypeError(`${op}: dtype must be 'bfloat16' or 'float16', got ${JSON.stringify(dtype)}`);
 }
 
+/** Decodes the raw bits of a bfloat16 or float16 tensor's data into a Float32Array. */
 export function decodeHalf(bits: Uint16Array, dtype: 'bfloat16' | 'float16'): Float32Array {
   checkHalfDType(dtype, 'decodeHalf');
   if (!(bits instanceof Uint16Array)) throw new TypeError('decodeHalf: bits must be a Uint16Array of raw 16-bit floats');

@@ -299,7 +299,7 @@ function checkShape(shape: unknown, what: string): number[] {
 }
 
 /** The most elements a tensor may have (native kMaxElements). */
-export const MAX_ELEMENTS = 2 ** 40;
+const MAX_ELEMENTS = 2 ** 40;
 
 const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DType, number>;
 const META = native.meta;

@@ -67,20 +67,26 @@ function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<type
 
 /** Loads a checkpoint (path or bytes; safetensors or `.pth`) into a new SecViT. */
 export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
-  const { device, dtype } = checkOptions('SecViT.load', options);
+  checkOptions('SecViT.load', options);
   const ck = readCheckpoint(input, { key: options.key });
   try {
-    const model = new SecViT(configOf(ck, options.config), device, dtype);
-    try {
-      loadStateDict(model, ck.tensors, { strict: options.strict ?? true });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    return model;
+    return modelFromCheckpoint(ck, options);
   } finally {
     ck.close();
   }
+}
+
+/** @internal A new SecViT with the weights of a checkpoint already read (`ck` stays open). */
+export function modelFromCheckpoint(ck: Checkpoint, options: Omit<LoadOptions, 'key'> = {}): SecViT {
+  const { device, dtype } = checkOptions('SecViT.load', options);
+  const model = new SecViT(configOf(ck, options.config), device, dtype);
+  try {
+    loadStateDict(model, ck.tensors, { strict: options.strict ?? true });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }
 
 /**
@@ -101,18 +107,12 @@ function hostTensor(name: string, st: StoredTensor, scratch: { bytes: Uint8Array
   // read() may return a view of a memory source at any byte offset: align it for typed views.
   const bytes = raw.byteOffset % el === 0 ? raw : (scratch.bytes.set(raw), scratch.bytes.subarray(0, raw.byteLength));
   const view = <T>(T: new (b: ArrayBufferLike, o: number, n: number) => T): T => new T(bytes.buffer, bytes.byteOffset, st.numel);
-  if (st.dtype === 'F64') {
-    const t = tensor(Float32Array.from(view(Float64Array)), st.shape);
-    if (target === undefined || target === 'float32') return t;
-    try {
-      return castSync(t, target);
-    } finally {
-      t.dispose();
-    }
-  }
-  const stored = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[st.dtype];
-  const data = stored === 'float32' ? view(Float32Array) : view(Uint16Array);
-  if (target === undefined || target === stored) return tensor(data, st.shape, { dtype: stored, copy: true });
+  // float64 is narrowed in JS into an array of its own (which the tensor may keep); the others
+  // are views of the scratch bytes (which it must copy).
+  const fresh = st.dtype === 'F64';
+  const stored = ({ F64: 'float32', F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[st.dtype];
+  const data = fresh ? Float32Array.from(view(Float64Array)) : stored === 'float32' ? view(Float32Array) : view(Uint16Array);
+  if (target === undefined || target === stored) return tensor(data, st.shape, { dtype: stored, copy: !fresh });
   const shared = tensor(data, st.shape, { dtype: stored, copy: false });
   try {
     return castSync(shared, target);

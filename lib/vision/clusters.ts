@@ -3,11 +3,10 @@
 // each. Cluster c of a block with C clusters over L tokens holds the tokens at sorted positions
 // [floor(cL/C), floor((c+1)L/C)) of that head's order (SPEC 1, step 4).
 import { tensor } from '../tensor.js';
-import { tidy } from '../engine.js';
 import type { ClusterRecord, SecViT } from '../models/secvit.js';
 import { drawText, GLYPH_H, textWidth } from './font.js';
 import { decodeImage, type ImageInput } from './image.js';
-import { resizeAndCrop, toNormalizedArray } from './preprocess.js';
+import { resizeAndCrop, resolveOptions, toNormalizedArray } from './preprocess.js';
 import type { RawImage } from './resize.js';
 
 /** Which block and head a panel shows. */
@@ -94,12 +93,13 @@ export async function clusterPicture(model: SecViT, image: ImageInput, options: 
   }
   const opacity = options.opacity ?? 0.6;
   if (typeof opacity !== 'number' || !(opacity >= 0 && opacity <= 1)) throw new RangeError(`clusters: opacity must be in [0, 1], got ${String(opacity)}`);
-  const size = model.pretrainedCfg.inputSize[1];
-  const crop = resizeAndCrop(await decodeImage(image, 'clusters'), { size, resize: Math.floor(size / model.pretrainedCfg.cropPct), interpolation: 'bicubic' });
-  const x = tensor(toNormalizedArray(crop), [1, 3, size, size], { device: model.device });
+  // The evaluation transform (preprocess's defaults), keeping the 8-bit crop to paint on.
+  const o = resolveOptions({});
+  const crop = resizeAndCrop(await decodeImage(image, 'clusters'), o);
+  const x = tensor(toNormalizedArray(crop, o), [1, 3, o.size, o.size], { device: model.device });
   let blocks: ClusterRecord[] = [];
   try {
-    const r = tidy(() => model.clusters(x));
+    const r = model.clusters(x);
     r.logits.dispose();
     blocks = r.blocks;
     const wanted: ClusterPanel[] = stages.map((stage) => ({ stage, block: options.block ?? 0, head: options.head ?? 0 }));

@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { packageRoot } from '../native.js';
-import type { RawImage } from './resize.js';
+import { checkRawImage, type RawImage } from './resize.js';
 
 /** What `preprocess` and the pipeline accept as one image. */
 export type ImageInput = string | Uint8Array | RawImage;
@@ -45,16 +45,9 @@ const isRaw = (v: unknown): v is RawImage =>
 
 /** `img` as 8-bit RGB (grey replicated, alpha dropped). */
 export function toRgb(img: RawImage, what = 'image'): RawImage {
+  checkRawImage(img, what);
   const { width, height, channels, data } = img;
-  if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1)
-    throw new RangeError(`${what}: width and height must be positive integers, got ${String(width)} x ${String(height)}`);
-  if (!Number.isInteger(channels) || channels < 1 || channels > 4)
-    throw new RangeError(`${what}: channels must be 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA), got ${String(channels)}`);
-  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray))
-    throw new TypeError(`${what}: data must be a Uint8Array of 8-bit pixels, got ${data === null ? 'null' : typeof data === 'object' ? (data as object).constructor.name : typeof data}`);
   const n = width * height;
-  if (data.length !== n * channels)
-    throw new RangeError(`${what}: data holds ${data.length} bytes; ${width} x ${height} x ${channels} needs ${n * channels}`);
   if (channels === 3) return img;
   const out = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {

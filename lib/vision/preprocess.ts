@@ -33,7 +33,8 @@ interface Resolved {
   std: readonly number[];
 }
 
-function resolveOptions(o: PreprocessOptions): Resolved {
+/** @internal The options with their defaults filled in, checked (RangeError / TypeError naming the option). */
+export function resolveOptions(o: PreprocessOptions): Resolved {
   if (typeof o !== 'object' || o === null) throw new TypeError(`preprocess: options must be an object, got ${o === null ? 'null' : typeof o}`);
   const size = o.size ?? PRETRAINED_CFG.inputSize[1];
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`preprocess: size must be a positive integer, got ${String(size)}`);

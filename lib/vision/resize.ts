@@ -94,16 +94,17 @@ function clip8(v: number): number {
   return Math.floor(v / ONE);
 }
 
-function checkImage(img: RawImage, what: string): void {
+/** Checks raw pixels: positive integer sizes, 1-4 channels, 8-bit data of exactly that length. */
+export function checkRawImage(img: RawImage, what: string): void {
   const { width, height, channels, data } = img;
   if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1)
-    throw new RangeError(`${what}: width and height must be positive integers, got ${width} x ${height}`);
+    throw new RangeError(`${what}: width and height must be positive integers, got ${String(width)} x ${String(height)}`);
   if (!Number.isInteger(channels) || channels < 1 || channels > 4)
-    throw new RangeError(`${what}: channels must be 1 to 4, got ${channels}`);
+    throw new RangeError(`${what}: channels must be 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA), got ${String(channels)}`);
   if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray))
-    throw new TypeError(`${what}: data must be a Uint8Array of 8-bit pixels`);
+    throw new TypeError(`${what}: data must be a Uint8Array of 8-bit pixels, got ${data === null ? 'null' : typeof data === 'object' ? (data as object).constructor.name : typeof data}`);
   if (data.length !== width * height * channels)
-    throw new RangeError(`${what}: data holds ${data.length} bytes, ${width} x ${height} x ${channels} needs ${width * height * channels}`);
+    throw new RangeError(`${what}: data holds ${data.length} bytes; ${width} x ${height} x ${channels} needs ${width * height * channels}`);
 }
 
 /**
@@ -112,7 +113,7 @@ function checkImage(img: RawImage, what: string): void {
  * unchanged (Pillow copies).
  */
 export function resizeLikePillow(img: RawImage, width: number, height: number, filter: ResampleFilter = 'bicubic'): RawImage {
-  checkImage(img, 'resize');
+  checkRawImage(img, 'resize');
   if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1)
     throw new RangeError(`resize: the output size must be positive integers, got ${width} x ${height}`);
   if (!(filter in FILTERS)) throw new RangeError(`resize: filter must be 'bicubic' or 'bilinear', got '${String(filter)}'`);

@@ -2,9 +2,10 @@
 //
 // Two pools. Requests under kSmallLimit are cached by size class (64 B steps) and reused when a
 // cached block wastes at most a quarter of itself: they are many and tiny, and exact reuse is
-// cheapest. Larger requests are carved from segments (one aligned_alloc each, sized by the request
-// that found no free block big enough): best fit over the free blocks of every segment, splitting off the rest when it is
-// worth keeping, and merging a released block with its free neighbours. That is what keeps a
+// cheapest. Larger requests are carved from segments (one aligned_alloc each, sized by the
+// request that found no free block big enough): best fit over the free blocks of every segment,
+// splitting off the rest when it is worth keeping, and merging a released block with its free
+// neighbours. That is what keeps a
 // forward's cache near its live peak: a model's activations change size from stage to stage
 // (SecViT-T at 224: 3.2 MB MLP hiddens in stage 0, 0.8 MB in stage 2), and a cache of whole
 // blocks keeps every stage's sizes (30 MB for a 12 MB live peak, measured) where merged free
@@ -52,22 +53,15 @@ struct Cached {
   uint64_t release_seq;
 };
 
-struct Segment;
-
-// A piece of a segment; the pieces of one segment tile it in address order.
+// A piece of a segment; the pieces of one segment tile it in address order. A block with no
+// neighbours is a whole segment (what aligned_alloc returned).
 struct Block {
   char* data;
   size_t size;
-  Segment* segment;
   Block* prev;
   Block* next;
   bool free;
   uint64_t release_seq;  // while free: the latest release among what it was merged from
-};
-
-struct Segment {
-  char* data;
-  size_t size;
 };
 
 struct BySize {
@@ -107,14 +101,12 @@ void trim_locked(Pool& p, size_t limit, uint64_t completed) {
   for (auto it = p.large_free.begin(); it != p.large_free.end() && p.cached > limit;) {
     Block* b = *it;
     if (b->prev == nullptr && b->next == nullptr && b->release_seq <= completed) {
-      Segment* s = b->segment;
-      std::free(s->data);
-      p.cached -= s->size;
-      p.reserved -= s->size;
-      memory_stats::external_released(s->size);
+      std::free(b->data);
+      p.cached -= b->size;
+      p.reserved -= b->size;
+      memory_stats::external_released(b->size);
       it = p.large_free.erase(it);
       delete b;
-      delete s;
     } else {
       ++it;
     }
@@ -149,7 +141,7 @@ HostBlock allocate_small(Pool& p, size_t bytes, uint64_t usable_before) {
 HostBlock allocate_large(Pool& p, size_t bytes, uint64_t usable_before) {
   const size_t size = round_large(bytes);
   Block* found = nullptr;
-  Block key{nullptr, size, nullptr, nullptr, nullptr, true, 0};
+  Block key{nullptr, size, nullptr, nullptr, true, 0};
   for (auto it = p.large_free.lower_bound(&key); it != p.large_free.end(); ++it) {
     if (Queue::block_usable((*it)->release_seq, usable_before)) {
       found = *it;
@@ -158,13 +150,11 @@ HostBlock allocate_large(Pool& p, size_t bytes, uint64_t usable_before) {
     }
   }
   if (found == nullptr) {
-    const size_t seg_size = size;
-    char* data = static_cast<char*>(system_alloc(p, seg_size, kPage));
-    found = new Block{data, seg_size, new Segment{data, seg_size}, nullptr, nullptr, true, 0};
-    p.cached += seg_size;
+    found = new Block{static_cast<char*>(system_alloc(p, size, kPage)), size, nullptr, nullptr, true, 0};
+    p.cached += size;
   }
   if (found->size - size >= kMinSplit) {
-    Block* rest = new Block{found->data + size, found->size - size, found->segment, found, found->next, true, found->release_seq};
+    Block* rest = new Block{found->data + size, found->size - size, found, found->next, true, found->release_seq};
     if (found->next != nullptr) found->next->prev = rest;
     found->next = rest;
     found->size = size;

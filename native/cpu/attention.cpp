@@ -1,4 +1,3 @@
-#include "scratch.h"
 #include "attention.h"
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include "../core/thread_pool.h"
 #include "group_attention.h"
 #include "matmul.h"
+#include "scratch.h"
 
 namespace secvit::cpu {
 namespace {

@@ -1,6 +1,5 @@
 // The GEMM driver (see gemm.h): blocking, packing with the prologue, threading, the epilogue,
 // and the portable micro-kernel. gemm_avx2.cpp has the AVX2/FMA micro-kernel.
-#include "scratch.h"
 #include "gemm.h"
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include "../core/thread_pool.h"
 #include "norm.h"
 #include "rope2d.h"
+#include "scratch.h"
 
 namespace secvit::cpu {
 namespace {

@@ -1,4 +1,3 @@
-#include "scratch.h"
 #include "group_attention.h"
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 
 #include "../core/cpu_features.h"
 #include "matmul.h"
+#include "scratch.h"
 
 namespace secvit::cpu {
 namespace {
@@ -18,7 +18,6 @@ struct Scratch {
   ScratchVec<float> q, kt, v, s, o, m, l, alpha;
 };
 thread_local Scratch t_scratch;
-
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 

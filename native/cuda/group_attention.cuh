@@ -100,7 +100,7 @@ __global__ void __launch_bounds__(kGroupThreads)
       // Infinities and NaN as a max-subtracted softmax over the whole row gives them (the CPU
       // kernels and the float64 reference): a +inf maximum makes its own weight exp(inf - inf) =
       // NaN; a -inf logit weighs 0 unless every logit is -inf (then lsum stays 0: 0/0 = NaN);
-      // a NaN logit fails both comparisons below and poisons lsum through exp2f(NaN).
+      // a NaN logit is never > m, takes the second branch and poisons lsum through exp2f(NaN).
       if (s > m) {
         const float corr = exp2f((m - s) * kLog2e);  // 0 on the first key (m = -inf)
         const float self = s == INFINITY ? __int_as_float(0x7fc00000) : 1.0f;  // s > m: never -inf
