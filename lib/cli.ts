@@ -10,8 +10,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { backends, selectDevice } from './backends.js';
 import { packageRoot } from './native.js';
 import { SecViT } from './models/secvit.js';
-import { modelFromCheckpoint, readCheckpoint } from './models/load.js';
-import { pipeline, type Prediction } from './pipeline.js';
+import { modelFromCheckpoint, readCheckpoint, type LoadProgress } from './models/load.js';
+import { pipeline, type ImageClassificationPipeline, type Prediction } from './pipeline.js';
 import { clusterPicture } from './vision/clusters.js';
 import { loadSharp } from './vision/image.js';
 
@@ -35,25 +35,60 @@ interface Command {
 }
 
 export interface Io {
+  /** A line of the result (stdout). */
   out: (s: string) => void;
+  /** A line of a message (stderr). */
   err: (s: string) => void;
+  /** Text for stderr as is, no newline added: progress bars redraw their line with '\r'. */
+  write: (s: string) => void;
   /** Progress and status lines are shown (stderr is a TTY and --no-progress was not given). */
   progress: boolean;
 }
 
-/** A one-line progress bar on stderr, redrawn in place (only when `io.progress`). */
-export function progressBar(io: Io, total: number, width = 24): { update(done: number, label: string): void; done(): void } {
-  let drawn = false;
-  const cols = Math.min(process.stderr.columns ?? 80, 120) - 1; // visible width of the line (+1 for its '\r')
+export interface ProgressBarOptions {
+  /** Characters of the bar. Default 24. */
+  width?: number;
+  /** The counts are bytes: shown as MB ('12.3/57.2 MB'). */
+  bytes?: boolean;
+}
+
+/** A one-line progress bar on stderr (`io.write`), redrawn in place (only when `io.progress`). */
+export function progressBar(io: Io, total: number, options: ProgressBarOptions = {}): { update(done: number, label: string): void; done(): void } {
+  const width = options.width ?? 24;
+  const count = options.bytes ? (n: number) => (n / 1e6).toFixed(1) : String;
+  const unit = options.bytes ? ' MB' : '';
+  let drawn = '';
+  // Visible width of the line (+1 for its '\r'); a terminal that reports no width (0) counts as 80.
+  const cols = Math.max(Math.min(process.stderr.columns || 80, 120), 20) - 1;
   return {
     update(done, label) {
       if (!io.progress) return;
-      const fill = Math.round((done / Math.max(total, 1)) * width);
-      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${label}`.slice(0, cols + 1).padEnd(cols + 1));
-      drawn = true;
+      const fill = Math.min(Math.max(Math.round((done / Math.max(total, 1)) * width), 0), width);
+      const line = `\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${count(done)}/${count(total)}${unit} ${label}`.slice(0, cols + 1).padEnd(cols + 1);
+      if (line === drawn) return; // unchanged: no redraw
+      io.write(line);
+      drawn = line;
     },
     done() {
-      if (drawn) process.stderr.write('\r' + ' '.repeat(cols) + '\r');
+      if (drawn) io.write('\r' + ' '.repeat(cols) + '\r');
+    },
+  };
+}
+
+/**
+ * A "loading weights" bar for SecViT.load's `onProgress` (MB read of the weights' total); no
+ * callback at all unless `io.progress`. `done()` clears the bar's line.
+ */
+export function weightsBar(io: Io): { onProgress?: LoadProgress; done(): void } {
+  if (!io.progress) return { done() {} };
+  let bar: ReturnType<typeof progressBar> | undefined;
+  return {
+    onProgress(done, total) {
+      bar ??= progressBar(io, total, { bytes: true });
+      bar.update(done, 'loading weights');
+    },
+    done() {
+      bar?.done();
     },
   };
 }
@@ -121,8 +156,13 @@ const classify: Command = {
     const { weights, options } = modelOptions(values, 'classify');
     const topK = intOption(values, 'top-k', 'classify', 1, 5)!;
     const dtype = choice(values, 'dtype', 'classify', DTYPES, 'float32');
-    if (io.progress) io.err(`loading ${weights} ...`);
-    const classifier = await pipeline('image-classification', weights, { ...options, dtype, topK });
+    const loading = weightsBar(io);
+    let classifier: ImageClassificationPipeline;
+    try {
+      classifier = await pipeline('image-classification', weights, { ...options, dtype, topK, onProgress: loading.onProgress });
+    } finally {
+      loading.done();
+    }
     try {
       const results: { image: string; predictions: Prediction[] }[] = [];
       const bar = progressBar(io, images.length);
@@ -167,8 +207,13 @@ const clusters: Command = {
     const block = intOption(values, 'block', 'clusters', 0);
     const head = intOption(values, 'head', 'clusters', 0);
     const sharp = loadSharp('clusters');
-    if (io.progress) io.err(`loading ${weights} ...`);
-    const model = SecViT.load(weights, options);
+    const loading = weightsBar(io);
+    let model: SecViT;
+    try {
+      model = SecViT.load(weights, { ...options, onProgress: loading.onProgress });
+    } finally {
+      loading.done();
+    }
     try {
       let picture;
       try {
@@ -199,13 +244,14 @@ const convert: Command = {
     const [src, dst] = positionals;
     if (path.resolve(src) === path.resolve(dst)) throw new UsageError('convert: the output must not be the input');
     const key = values.key as string | undefined;
-    if (io.progress) io.err(`reading ${src} ...`);
     const ck = readCheckpoint(src, { key });
     const chosenKey = ck.key;
+    const loading = weightsBar(io);
     let model: SecViT;
     try {
-      model = modelFromCheckpoint(ck, { config: values.config as string | undefined });
+      model = modelFromCheckpoint(ck, { config: values.config as string | undefined, onProgress: loading.onProgress });
     } finally {
+      loading.done();
       ck.close();
     }
     try {
@@ -266,13 +312,14 @@ function topHelp(): string {
 }
 
 function commandHelp(name: string, c: Command): string {
-  return [`usage: ${c.usage}`, '', c.summary, '', 'options:', ...c.help.map((h) => `  ${h}`), '  --no-progress       no progress lines on stderr', '  --verbose           stack traces on errors', '  --help, -h          this help'].join('\n');
+  return [`usage: ${c.usage}`, '', c.summary, '', 'options:', ...c.help.map((h) => `  ${h}`), '  --no-progress       no progress bars on stderr (shown only when it is a terminal)', '  --verbose           stack traces on errors', '  --help, -h          this help'].join('\n');
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function main(argv: string[], io: Partial<Io> = {}): Promise<number> {
   const out = io.out ?? ((s: string) => void process.stdout.write(s + '\n'));
   const err = io.err ?? ((s: string) => void process.stderr.write(s + '\n'));
+  const write = io.write ?? ((s: string) => void process.stderr.write(s));
   const [name, ...rest] = argv;
   const verbose = argv.includes('--verbose');
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
@@ -295,7 +342,7 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
       return 0;
     }
     const progress = !values['no-progress'] && (io.progress ?? Boolean(process.stderr.isTTY));
-    await cmd.run(values, positionals, { out, err, progress });
+    await cmd.run(values, positionals, { out, err, write, progress });
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

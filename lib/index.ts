@@ -30,7 +30,9 @@ export {
   resolveConfig, inferConfig, toReferenceConfig, hiddenDim, CONFIG_NAMES, PUBLISHED_CLUSTERS,
   type SecViTConfig, type ReferenceConfig, type ConfigName, type ConfigInput,
 } from './models/config.js';
-export { readCheckpoint, loadStateDict, type Checkpoint, type LoadOptions, type ReadCheckpointOptions } from './models/load.js';
+export {
+  readCheckpoint, loadStateDict, type Checkpoint, type LoadOptions, type LoadProgress, type LoadStateDictOptions, type ReadCheckpointOptions,
+} from './models/load.js';
 export { Module, type Slot, type SlotKind, type Counter, type Init } from './nn/module.js';
 export { Rng } from './nn/random.js';
 export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type SafetensorsFile, type TensorBytes } from './io/safetensors.js';

@@ -11,6 +11,7 @@ import { SecViT } from './models/secvit.js';
 import { tidy } from './engine.js';
 import { type Tensor } from './tensor.js';
 import type { ConfigInput } from './models/config.js';
+import type { LoadProgress } from './models/load.js';
 import { IMAGENET_CLASSES } from './vision/imagenet-classes.js';
 import type { ImageInput } from './vision/image.js';
 import { preprocess, type PreprocessOptions } from './vision/preprocess.js';
@@ -52,6 +53,8 @@ export interface PipelineOptions {
   labels?: readonly string[];
   /** Preprocessing (default: the authors' evaluation transform). */
   preprocess?: Omit<PreprocessOptions, 'device'>;
+  /** Follows the loading of the weights: `SecViT.load`'s `onProgress` (bytes read of the total). */
+  onProgress?: LoadProgress;
 }
 
 function checkTopK(v: unknown, what: string, classes: number): number {
@@ -80,7 +83,8 @@ export async function pipeline(task: 'image-classification', weights: string | U
   if (task !== 'image-classification') throw new RangeError(`pipeline: the only task is 'image-classification', got '${String(task)}'`);
   if (typeof options !== 'object' || options === null) throw new TypeError('pipeline: options must be an object');
   const owned = !(weights instanceof SecViT);
-  const model = weights instanceof SecViT ? weights : SecViT.load(weights, { device: options.device, dtype: options.dtype, config: options.config, key: options.key });
+  const model = weights instanceof SecViT ? weights
+    : SecViT.load(weights, { device: options.device, dtype: options.dtype, config: options.config, key: options.key, onProgress: options.onProgress });
   try {
     const classes = model.config.numClasses;
     const labels = options.labels ?? (classes === IMAGENET_CLASSES.length ? IMAGENET_CLASSES : []);

@@ -1,10 +1,12 @@
 // The `secvit` command line, run as users run it (node bin/secvit.mjs in a child process):
-// results on stdout, one-line errors on stderr, exit codes 0 / 1 (failure) / 2 (usage).
+// results on stdout, one-line errors on stderr, exit codes 0 / 1 (failure) / 2 (usage). Progress
+// bars need a terminal; `main()`'s `io.progress` (what a TTY on stderr gives) shows them here.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../lib/cli.js';
 import { readSafetensors, SecViT } from '../lib/index.js';
 
 const ROOT = resolve(__dirname, '..');
@@ -94,6 +96,78 @@ describe('secvit CLI', () => {
     using a = SecViT.load(out);
     using b = SecViT.load(join(FIX, 'micro_train.pth'));
     for (const [name, t] of a.stateDict()) expect(Array.from(t.dataSync()), name).toEqual(Array.from(b.stateDict().get(name)!.dataSync()));
+  });
+
+  it('piped (not a TTY): stdout holds nothing but the result, stderr nothing (no progress) for classify, clusters, convert', () => {
+    const image = join(FIX, 'images', 'landscape.png');
+    const png = join(tmp, 'piped.png');
+    const st = join(tmp, 'piped.safetensors');
+    const runs = {
+      classify: cli('classify', image, '--weights', MICRO, '--device', 'cpu'),
+      clusters: cli('clusters', image, '--weights', MICRO, '--device', 'cpu', '-o', png),
+      convert: cli('convert', join(FIX, 'micro_train.pth'), st),
+    };
+    for (const [name, r] of Object.entries(runs)) {
+      expect(r.code, `${name}: ${r.err}`).toBe(0);
+      expect(r.err, name).toBe('');
+      expect(r.out, name).not.toMatch(/\r|loading|\[[#.]+\]/);
+    }
+    expect(runs.classify.out.split('\n')).toHaveLength(1 + 5 + 1);
+    expect(runs.clusters.out).toMatch(new RegExp(`^${png.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*\n$`));
+    expect(runs.convert.out).toMatch(/^.*piped\.safetensors: [\d,]+ parameters, config .*\n$/);
+  });
+
+  it('on a terminal: a "loading weights" bar on stderr, redrawn in place and cleared, the result alone on stdout; --no-progress: none', async () => {
+    const image = join(FIX, 'images', 'landscape.png');
+    const commands: Record<string, string[]> = {
+      classify: ['classify', image, '--weights', MICRO, '--device', 'cpu', '--json'],
+      clusters: ['clusters', image, '--weights', join(FIX, 'micro_train.pth'), '--device', 'cpu', '-o', join(tmp, 'tty.png')],
+      convert: ['convert', join(FIX, 'micro_train.pth'), join(tmp, 'tty.safetensors')],
+    };
+    for (const [name, argv] of Object.entries(commands)) {
+      for (const variant of ['tty', 'tty --no-progress', 'piped'] as const) {
+        const out: string[] = [];
+        const err: string[] = [];
+        const writes: string[] = [];
+        const code = await main(variant === 'tty --no-progress' ? [...argv, '--no-progress'] : argv, {
+          out: (s) => void out.push(s), err: (s) => void err.push(s), write: (s) => void writes.push(s), progress: variant !== 'piped',
+        });
+        const what = `${name} (${variant})`;
+        expect(code, `${what}: ${err.join('\n')}`).toBe(0);
+        expect(err, what).toEqual([]);
+        expect(out, what).toHaveLength(1); // the result: one JSON array, one line of what was written
+        if (variant !== 'tty') {
+          expect(writes, what).toEqual([]);
+          continue;
+        }
+        // Each draw starts with '\r' and fills the line; the bar grows to full at the weights' total.
+        const draws = writes.filter((w) => w.includes('loading weights'));
+        expect(draws.length, what).toBeGreaterThanOrEqual(2);
+        expect(draws.length, what).toBeLessThanOrEqual(101);
+        for (const d of draws) expect(d, what).toMatch(/^\r\[[#.]{24}\] \d+\.\d\/0\.1 MB loading weights *$/);
+        expect(draws[0]).toMatch(/^\r\[\.{24}\] 0\.0\//);
+        expect(draws.at(-1)).toMatch(/^\r\[#{24}\] 0\.1\/0\.1 MB/);
+        // Cleared before the result is printed: the last write blanks the line.
+        expect(writes.at(-1), what).toMatch(/^\r +\r$/);
+        if (name === 'classify') expect(writes.some((w) => w.includes(`0/1 ${image}`)), 'the images bar').toBe(true);
+      }
+    }
+  });
+
+  // A real terminal: util-linux `script` runs the command on a pseudo-terminal (stdout and stderr
+  // both go to it), so stderr.isTTY is what turns the bar on (its width may read 0 there).
+  const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+  it.skipIf(!hasScript)('on a real terminal (a pty made by `script`): the bar is drawn without any option; --no-progress: not', () => {
+    const run = (...extra: string[]) => {
+      const cmd = [process.execPath, join(ROOT, 'bin', 'secvit.mjs'), 'convert', join(FIX, 'micro_train.pth'), join(tmp, 'pty.safetensors'), ...extra]
+        .map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+      const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', cwd: tmp, env: { ...process.env, SECVIT_POISON: '' } });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/pty\.safetensors: [\d,]+ parameters/);
+      return r.stdout;
+    };
+    expect(run()).toMatch(/\r\[#{24}\] 0\.1\/0\.1 MB loading weights/);
+    expect(run('--no-progress')).not.toMatch(/loading weights|\r\[/);
   });
 
   it('info: version, backends with reasons, JSON on request', () => {

@@ -2,8 +2,9 @@
 // (dist/esm/index.d.ts, imported as 'secvit'), so the README cannot name an export, an option
 // or a method that does not exist, or pass one the wrong type. The reference listings use
 // placeholders (`q`, `weight`, `img`...): names a block uses without defining are declared as
-// `any` for it, so only the listing's own calls are checked. The Models, the Images/pipeline and
-// the profiler examples are also run as written (test/models/readme.test.ts and below).
+// `any` for it, so only the listing's own calls are checked. Every block is also run as written:
+// the Models and Images/pipeline examples by test/models/readme.test.ts, the others by
+// test/readme.run.test.ts.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

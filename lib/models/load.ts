@@ -47,13 +47,46 @@ export function readCheckpoint(input: string | Uint8Array, options: ReadCheckpoi
   return { ...s, format: 'safetensors' };
 }
 
-export interface LoadOptions extends Omit<SecViTOptions, 'seed'> {
+/**
+ * Progress of loading weights: `done` of `total` bytes read. `total` is the stored size of the
+ * tensors the model takes (never an optimizer's or other unused entries of the file).
+ */
+export type LoadProgress = (done: number, total: number) => void;
+
+export interface LoadStateDictOptions {
+  /** Default true: missing, unexpected or misshapen keys are an error. */
+  strict?: boolean;
+  /**
+   * Called as the tensors are read (for a progress bar): first with (0, total), last with
+   * (total, total), `done` increasing in between; at most 101 calls, however many tensors there
+   * are (one per whole percent reached). Not called when the checkpoint does not fit the model.
+   * An exception it throws ends the load: what was read is freed and the model is left as it was.
+   */
+  onProgress?: LoadProgress;
+}
+
+export interface LoadOptions extends Omit<SecViTOptions, 'seed'>, LoadStateDictOptions {
   /** The config; default: the file's `config` metadata (safetensors), the training args' model name (.pth), else inferred from the weights' shapes. */
   config?: ConfigInput | string;
   /** `.pth`: the key holding the weights. */
   key?: string;
-  /** Default true: missing, unexpected or misshapen keys are an error. */
-  strict?: boolean;
+}
+
+function checkProgress(op: string, fn: unknown): LoadProgress | undefined {
+  if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`${op}: onProgress must be a function, got ${fn === null ? 'null' : typeof fn}`);
+  return fn as LoadProgress | undefined;
+}
+
+/** Reports `done` of `total` to `fn` when a new whole percent is reached (so 0 and the end always); a no-op without `fn`. */
+function progressReporter(fn: LoadProgress | undefined, total: number): (done: number) => void {
+  if (fn === undefined) return () => {};
+  let reported = -1;
+  return (done) => {
+    const percent = done >= total ? 100 : Math.floor((done * 100) / total);
+    if (percent <= reported) return;
+    reported = percent;
+    fn(done, total);
+  };
 }
 
 function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<typeof resolveConfig> {
@@ -68,6 +101,7 @@ function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<type
 /** Loads a checkpoint (path or bytes; safetensors or `.pth`) into a new SecViT. */
 export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
   checkOptions('SecViT.load', options);
+  checkProgress('SecViT.load', options.onProgress);
   const ck = readCheckpoint(input, { key: options.key });
   try {
     return modelFromCheckpoint(ck, options);
@@ -81,7 +115,7 @@ export function modelFromCheckpoint(ck: Checkpoint, options: Omit<LoadOptions, '
   const { device, dtype } = checkOptions('SecViT.load', options);
   const model = new SecViT(configOf(ck, options.config), device, dtype);
   try {
-    loadStateDict(model, ck.tensors, { strict: options.strict ?? true });
+    loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
   } catch (e) {
     model.dispose();
     throw e;
@@ -142,11 +176,13 @@ export function stripModulePrefix<T>(tensors: Map<string, T>): Map<string, T> {
  * Fills the model's slots from a state dict (stored tensors from a checkpoint, or Tensors).
  * Strict: one error listing every missing, unexpected and misshapen key. `num_batches_tracked`
  * may be absent (torch tolerates it too). Values are converted to the model's dtype and device.
+ * `onProgress` follows the bytes read (see LoadStateDictOptions).
  */
-export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | Tensor>, options: { strict?: boolean } = {}): void {
+export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | Tensor>, options: LoadStateDictOptions = {}): void {
   if (model.disposed) throw new Error('SecViT.loadStateDict: the model has been disposed');
   if (!(state instanceof Map)) throw new TypeError('SecViT.loadStateDict: state must be a Map of name -> tensor');
   const strict = options.strict ?? true;
+  const onProgress = checkProgress('SecViT.load', options.onProgress);
   const entries = stripModulePrefix(state);
   const missing: string[] = [];
   const misshapen: string[] = [];
@@ -170,7 +206,17 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
   // Convert everything first, then swap: a failure leaves the model as it was.
   const made = new Map<string, Tensor>();
   const scratch = { bytes: new Uint8Array(0) };
+  const bytesOf = (t: StoredTensor | Tensor): number =>
+    t instanceof Tensor ? t.size * (t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4) : t.numel * STORED_DTYPE_SIZE[t.dtype];
+  let total = 0;
+  for (const [name] of slots) {
+    const t = entries.get(name);
+    if (t !== undefined) total += bytesOf(t);
+  }
+  const report = progressReporter(onProgress, total);
+  let done = 0;
   try {
+    report(0);
     for (const [name] of slots) {
       const t = entries.get(name);
       if (t === undefined) continue;
@@ -180,6 +226,8 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
       } else {
         made.set(name, model.makeTensor(hostTensor(name, t, scratch, model.device === 'cpu' ? model.dtype : undefined)));
       }
+      done += bytesOf(t);
+      report(done);
     }
   } catch (e) {
     for (const t of made.values()) t.dispose();

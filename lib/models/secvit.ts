@@ -21,7 +21,7 @@ import { secAttention } from '../ops/attention.js';
 import { add, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul, type BatchNormParams } from '../ops/layers.js';
 import { Module, numelOf, type Counter, type Slot } from '../nn/module.js';
 import { Rng } from '../nn/random.js';
-import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions } from './load.js';
+import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions, type LoadStateDictOptions } from './load.js';
 import type { StoredTensor } from '../io/source.js';
 import { hiddenDim, resolveConfig, toReferenceConfig, type ConfigInput, type SecViTConfig } from './config.js';
 
@@ -488,13 +488,15 @@ export class SecViT extends Module {
   /**
    * Loads a checkpoint (a path or bytes: safetensors, or a PyTorch `.pth` zip) into a new model.
    * The config comes from `options.config`, else the file's metadata, else the weights' shapes.
+   * `options.onProgress(done, total)` follows the bytes of weights read (at most 101 calls,
+   * from (0, total) to (total, total)), e.g. for a progress bar.
    */
   static load(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
     return loadSecViT(input, options);
   }
 
   /** Replaces the weights from a state dict (a checkpoint's stored tensors, or Tensors by name). */
-  loadStateDict(state: Map<string, StoredTensor | Tensor>, options: { strict?: boolean } = {}): void {
+  loadStateDict(state: Map<string, StoredTensor | Tensor>, options: LoadStateDictOptions = {}): void {
     loadStateDict(this, state, options);
   }
 
