@@ -2,7 +2,11 @@
 //   depthwise (C = O = groups): direct loops over channels-last pixels (depthwise_impl.h);
 //   1x1, stride 1, no padding, groups 1: the GEMM with the pixels as rows of A;
 //   anything else: per group, the GEMM with A the im2col view of x, gathered while packing
-//   (gemm.h), and B read straight from the [O, C/g, kh, kw] weight in (ky, kx, c) order.
+//   (gemm.h), and B read straight from the [O, C/g, kh, kw] weight in (ky, kx, c) order;
+//   with few output pixels (B*OH*OW <= kGemmDotMaxM: the last downsample, 7 x 7) the im2col
+//   rows are gathered first in the weight's own (c, ky, kx) order, so that the GEMM's
+//   dot-product path reads the weight in place instead of packing it (packing the 256 -> 512
+//   downsample's 4.7 MB weight cost as much as its product).
 // Every path fuses bias, activation and residual and writes the channels-last output once.
 #include <algorithm>
 #include <vector>
@@ -12,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "gemm.h"
 #include "ops/conv2d.h"
+#include "scratch.h"
 
 namespace secvit::cpu {
 
@@ -52,6 +57,25 @@ void depthwise(const Conv2dOpParams& p, const float* x, const float* w, const fl
   });
 }
 
+// The im2col rows of the cg channels at x (one group), k in the weight's (c, ky, kx) order,
+// zeros outside the image: rows[m * cg * kh * kw + k].
+void gather_im2col_ckk(const Conv2dOpParams& p, const float* x, int64_t cg, float* rows) {
+  const int64_t hw = p.oh * p.ow, kdim = cg * p.kh * p.kw;
+  for (int64_t m = 0; m < p.b * hw; ++m) {
+    const int64_t b = m / hw, oy = (m % hw) / p.ow, ox = m % p.ow;
+    float* r = rows + m * kdim;
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t ky = 0; ky < p.kh; ++ky) {
+        const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h;
+        for (int64_t kx = 0; kx < p.kw; ++kx, ++r) {
+          const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
+          *r = iy < 0 || iy >= p.h || ix < 0 || ix >= p.w ? 0.0f
+                                                          : x[b * p.xs[0] + c * p.xs[1] + iy * p.xs[2] + ix * p.xs[3]];
+        }
+      }
+  }
+}
+
 void conv2d_kernel(const KernelArgs& a) {
   const Conv2dOpParams& p = a.p<Conv2dOpParams>();
   const float* x = a.in[kConvX].ptr<float>();
@@ -80,15 +104,23 @@ void conv2d_kernel(const KernelArgs& a) {
     ic = Im2col{nullptr, p.xs[0], p.xs[1], p.xs[2], p.xs[3], cg, p.h, p.w, p.oh, p.ow,
                 p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w};
   }
+  const int64_t m = p.b * hw, kdim = cg * p.kh * p.kw;
+  const bool gathered = !pointwise && m <= kGemmDotMaxM;
+  thread_local ScratchVec<float> t_rows;
+  float* rows = gathered ? t_rows.get(size_t(m * kdim)) : nullptr;
   for (int64_t g = 0; g < p.groups; ++g) {
     GemmArgs ga;
-    ga.m = p.b * hw;
+    ga.m = m;
     ga.n = og;
-    ga.k = cg * p.kh * p.kw;
+    ga.k = kdim;
     ga.b = w + g * og * ga.k;
     ga.b_n_stride = ga.k;
     if (pointwise) {
       ga.a = RowMap{x, hw, p.xs[0], p.xs[3], p.xs[1]};
+      ga.b_k_stride = 1;
+    } else if (gathered) {
+      gather_im2col_ckk(p, x + g * cg * p.xs[1], cg, rows);
+      ga.a = RowMap{rows, 0, 0, kdim, 1};
       ga.b_k_stride = 1;
     } else {
       ic.data = x + g * cg * p.xs[1];

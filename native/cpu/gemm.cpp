@@ -53,76 +53,119 @@ struct Ctx {
   bool avx2;
 };
 
-// Row m of A' = LN(A + add) (or plain A), k in [k0, k0 + kc), into dst[kk * ds].
-void prologue_row(const Ctx& cx, int64_t m, int64_t k0, int64_t kc, float* dst, int64_t ds) {
+// Row m of A' = LN(A + add) (or plain A), k in [k0, k0 + kc), into dst[0, kc): one pass per
+// step, each a plain loop the compiler vectorises (the row is in L1).
+void prologue_row(const Ctx& cx, int64_t m, int64_t k0, int64_t kc, float* dst) {
   const GemmArgs& g = cx.g;
   const float* a = g.a.data + g.a.row_offset(m) + k0 * g.a.col_stride;
   const int64_t as = g.a.col_stride;
-  if (g.add.data == nullptr && !g.layer_norm) {
-    if (as == 1)
-      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * ds] = a[kk];
-    else
-      for (int64_t kk = 0; kk < kc; ++kk) dst[kk * ds] = a[kk * as];
-    return;
+  if (as == 1) std::memcpy(dst, a, size_t(kc) * sizeof(float));
+  else for (int64_t kk = 0; kk < kc; ++kk) dst[kk] = a[kk * as];
+  if (g.add.data != nullptr) {
+    const float* ad = g.add.data + g.add.row_offset(m) + k0 * g.add.col_stride;
+    const int64_t ads = g.add.col_stride;
+    if (ads == 1) for (int64_t kk = 0; kk < kc; ++kk) dst[kk] += ad[kk];
+    else for (int64_t kk = 0; kk < kc; ++kk) dst[kk] += ad[kk * ads];
   }
-  const float* ad = g.add.data != nullptr ? g.add.data + g.add.row_offset(m) + k0 * g.add.col_stride : nullptr;
-  const int64_t ads = g.add.col_stride;
-  const float mu = g.layer_norm ? cx.mean[m] : 0.0f;
-  const float rs = g.layer_norm ? cx.rstd[m] : 1.0f;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    float v = a[kk * as];
-    if (ad != nullptr) v += ad[kk * ads];
-    if (g.layer_norm) {
-      v = (v - mu) * rs;
-      if (g.ln_weight != nullptr) v *= g.ln_weight[k0 + kk];
-      if (g.ln_bias != nullptr) v += g.ln_bias[k0 + kk];
-    }
-    dst[kk * ds] = v;
+  if (!g.layer_norm) return;
+  const float mu = cx.mean[m], rs = cx.rstd[m];
+  for (int64_t kk = 0; kk < kc; ++kk) dst[kk] = (dst[kk] - mu) * rs;
+  if (g.ln_weight != nullptr) {
+    const float* w = g.ln_weight + k0;
+    for (int64_t kk = 0; kk < kc; ++kk) dst[kk] *= w[kk];
+  }
+  if (g.ln_bias != nullptr) {
+    const float* b = g.ln_bias + k0;
+    for (int64_t kk = 0; kk < kc; ++kk) dst[kk] += b[kk];
   }
 }
 
-// A rows [m0, m0 + mc), k [k0, k0 + kc) into MR-row panels: dst[panel][kk][r].
-void pack_a(const Ctx& cx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
-  const GemmArgs& g = cx.g;
-  const int64_t panels = (mc + MR - 1) / MR;
-  for (int64_t p = 0; p < panels; ++p) {
-    float* pd = dst + p * kc * MR;
-    for (int64_t r = 0; r < MR; ++r) {
-      const int64_t m = m0 + p * MR + r;
-      if (p * MR + r >= mc) {
-        for (int64_t kk = 0; kk < kc; ++kk) pd[kk * MR + r] = 0.0f;
-        continue;
+// The k's [k0, k0 + kc) of an im2col row, as runs that each lie in one row of kernel taps (one
+// ky): taps kx0 .. kx0 + nkx - 1, starting at channel c0 of the first, len values, stored at
+// dst in the packed row. Row-independent: worked out once per K block.
+struct ImRun {
+  int64_t ky, kx0, nkx, c0, len, dst;
+};
+
+int64_t im2col_runs(const Im2col& ic, int64_t k0, int64_t kc, ImRun* runs) {
+  int64_t n = 0;
+  for (int64_t k = k0; k < k0 + kc;) {
+    const int64_t tap = k / ic.c, ch = k % ic.c;
+    const int64_t ky = tap / ic.kw, kx = tap % ic.kw;
+    const int64_t end = std::min(k0 + kc, (ky + 1) * ic.kw * ic.c);
+    const int64_t len = end - k;
+    runs[n++] = ImRun{ky, kx, (ch + len + ic.c - 1) / ic.c, ch, len, k - k0};
+    k = end;
+  }
+  return n;
+}
+
+// Row m of the im2col matrix, runs as above, into dst. A run whose taps are all inside the image
+// is one copy when the image is channels-last and dense along x (the taps' channels follow each
+// other in memory); otherwise tap by tap, zeros outside the image.
+void im2col_row(const Im2col& ic, int64_t m, const ImRun* runs, int64_t nruns, float* dst) {
+  const int64_t hw = ic.oh * ic.ow;
+  const int64_t b = m / hw, rem = m - b * hw, oy = rem / ic.ow, ox = rem - oy * ic.ow;
+  const int64_t iy0 = oy * ic.stride_h - ic.pad_h, ix0 = ox * ic.stride_w - ic.pad_w;
+  const float* img = ic.data + b * ic.sb;
+  const bool dense = ic.sc == 1 && ic.sx == ic.c && ic.dil_w == 1;
+  for (int64_t i = 0; i < nruns; ++i) {
+    const ImRun& r = runs[i];
+    float* o = dst + r.dst;
+    const int64_t iy = iy0 + r.ky * ic.dil_h;
+    if (iy < 0 || iy >= ic.h) {
+      std::fill(o, o + r.len, 0.0f);
+      continue;
+    }
+    const float* row = img + iy * ic.sy;
+    const int64_t ixa = ix0 + r.kx0 * ic.dil_w, ixb = ix0 + (r.kx0 + r.nkx - 1) * ic.dil_w;
+    if (dense && ixa >= 0 && ixb < ic.w) {
+      std::memcpy(o, row + ixa * ic.sx + r.c0, size_t(r.len) * sizeof(float));
+      continue;
+    }
+    for (int64_t t = 0, done = 0; t < r.nkx; ++t) {
+      const int64_t cb = t == 0 ? r.c0 : 0;
+      const int64_t n = std::min(ic.c - cb, r.len - done);
+      const int64_t ix = ix0 + (r.kx0 + t) * ic.dil_w;
+      float* ot = o + done;
+      if (ix < 0 || ix >= ic.w) {
+        std::fill(ot, ot + n, 0.0f);
+      } else {
+        const float* src = row + ix * ic.sx + cb * ic.sc;
+        if (ic.sc == 1) std::memcpy(ot, src, size_t(n) * sizeof(float));
+        else for (int64_t j = 0; j < n; ++j) ot[j] = src[j * ic.sc];
       }
-      if (g.im2col != nullptr) {
-        const Im2col& ic = *g.im2col;
-        const int64_t hw = ic.oh * ic.ow;
-        const int64_t b = m / hw, oy = (m % hw) / ic.ow, ox = m % ic.ow;
-        int64_t k = k0;
-        while (k < k0 + kc) {
-          const int64_t c = k % ic.c, kx = (k / ic.c) % ic.kw, ky = k / (ic.c * ic.kw);
-          const int64_t run = std::min(ic.c - c, k0 + kc - k);
-          const int64_t iy = oy * ic.stride_h - ic.pad_h + ky * ic.dil_h;
-          const int64_t ix = ox * ic.stride_w - ic.pad_w + kx * ic.dil_w;
-          float* o = pd + (k - k0) * MR + r;
-          if (iy < 0 || iy >= ic.h || ix < 0 || ix >= ic.w) {
-            for (int64_t j = 0; j < run; ++j) o[j * MR] = 0.0f;
-          } else {
-            const float* src = ic.data + b * ic.sb + iy * ic.sy + ix * ic.sx + c * ic.sc;
-            for (int64_t j = 0; j < run; ++j) o[j * MR] = src[j * ic.sc];
-          }
-          k += run;
-        }
-        continue;
-      }
-      prologue_row(cx, m, k0, kc, pd + r, MR);
+      done += n;
     }
   }
+}
+
+// Rows [m0, m0 + mc) of A' (the prologue applied, or the im2col rows gathered), k in
+// [k0, k0 + kc), row-major into dst (row r at dst + r * kc), read by the micro-kernel like a
+// plain A. Row-major rather than the interleaved 6-row panels of BLIS: every step is a
+// contiguous copy or loop (the interleaved stores were scalar and strided, a third of the
+// qkv GEMM's time with its LayerNorm prologue), and the micro-kernel reads 6 rows from L2 at
+// the same rate.
+void pack_rows(const Ctx& cx, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  const GemmArgs& g = cx.g;
+  if (g.im2col == nullptr) {
+    for (int64_t r = 0; r < mc; ++r) prologue_row(cx, m0 + r, k0, kc, dst + r * kc);
+    return;
+  }
+  thread_local std::vector<ImRun> t_runs;
+  t_runs.resize(size_t(g.im2col->kh + 1));
+  const int64_t nruns = im2col_runs(*g.im2col, k0, kc, t_runs.data());
+  for (int64_t r = 0; r < mc; ++r) im2col_row(*g.im2col, m0 + r, t_runs.data(), nruns, dst + r * kc);
 }
 
 // Panel jp of B (columns [jp*NR, jp*NR + NR)), k [k0, k0 + kc): dst[kk][j], zero past N.
-void pack_b_panel(const GemmArgs& g, int64_t jp, int64_t k0, int64_t kc, float* dst) {
+void pack_b_panel(const GemmArgs& g, bool avx2, int64_t jp, int64_t k0, int64_t kc, float* dst) {
   const int64_t n0 = jp * NR;
   const int64_t nn = std::min(NR, g.n - n0);
+  if (avx2 && nn == NR && g.b_koff == nullptr && g.b_k_stride == 1) {  // 8 x 8 transposes
+    gemm_pack_b_nk16_avx2(g.b + n0 * g.b_n_stride + k0, g.b_n_stride, kc, dst);
+    return;
+  }
   if (nn < NR)
     for (int64_t kk = 0; kk < kc; ++kk)
       for (int64_t j = nn; j < NR; ++j) dst[kk * NR + j] = 0.0f;
@@ -195,9 +238,9 @@ bool has_epilogue(const GemmArgs& g) {
 // tile is whole and C's columns contiguous, else through a buffer. Then the epilogue on the
 // rows (after the last K block), while they are in L1. (Whole tiles whose epilogue fits in
 // registers do not come here: gemm_f32 hands them to the micro-kernel with it.)
-// A comes from a packed panel `ap`, or (ap null) in place from rows m0.. of the plain A at k0.
-void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* bp, int64_t m0,
-          int64_t n0, int64_t mm, int64_t nn, bool first, bool last) {
+// A is read from the mm rows `a` (already at this K block's first k; k contiguous).
+void tile(const Ctx& cx, int64_t kc, const float* const* a, const float* bp, int64_t m0, int64_t n0,
+          int64_t mm, int64_t nn, bool first, bool last) {
   const GemmArgs& g = cx.g;
   const int64_t cs = g.c.col_stride;
   float* base = const_cast<float*>(g.c.data);
@@ -208,16 +251,11 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
     rows[r] = direct ? base + g.c.row_offset(m0 + r) + n0 : buf + r * NR;
   // Direct tiles accumulate in C after the first K block; buffered ones are combined below.
   const bool overwrite = direct ? first : true;
-  if (ap != nullptr) {
-    if (cx.avx2) gemm_micro_avx2(kc, ap, bp, rows, overwrite, nullptr);
-    else gemm_micro_scalar(kc, ap, bp, rows, overwrite);
-  } else {
-    // Rows past M repeat the last row (their results are not stored).
-    const float* arows[MR];
-    for (int64_t r = 0; r < MR; ++r) arows[r] = g.a.data + g.a.row_offset(m0 + std::min(r, mm - 1)) + k0;
-    if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite, nullptr);
-    else gemm_micro_rows_scalar(kc, arows, bp, rows, overwrite);
-  }
+  // Rows past M repeat the last row (their results are not stored).
+  const float* arows[MR];
+  for (int64_t r = 0; r < MR; ++r) arows[r] = a[std::min(r, mm - 1)];
+  if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp, rows, overwrite, nullptr);
+  else gemm_micro_rows_scalar(kc, arows, bp, rows, overwrite);
   if (!direct) {
     for (int64_t r = 0; r < mm; ++r) {
       float* c = base + g.c.row_offset(m0 + r) + n0 * cs;
@@ -241,18 +279,6 @@ void tile(const Ctx& cx, int64_t kc, const float* ap, int64_t k0, const float* b
 }  // namespace
 
 // ---- portable micro-kernel and activations -----------------------------------------------------
-
-void gemm_micro_scalar(int64_t kc, const float* ap, const float* bp, float* const* c, bool first) {
-  float acc[MR][NR] = {};
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const float* a = ap + kk * MR;
-    const float* b = bp + kk * NR;
-    for (int64_t r = 0; r < MR; ++r)
-      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
-  }
-  for (int64_t r = 0; r < MR; ++r)
-    for (int64_t j = 0; j < NR; ++j) c[r][j] = first ? acc[r][j] : c[r][j] + acc[r][j];
-}
 
 void act_inplace_scalar(Act act, float* x, int64_t n) {
   if (act == Act::Gelu) {
@@ -300,9 +326,9 @@ void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, fl
                           const TileEpilogue*) {
   gemm_micro_rows_scalar(kc, a, bp, c, first);
 }
-void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first,
-                     const TileEpilogue*) {
-  gemm_micro_scalar(kc, ap, bp, c, first);
+void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst) {
+  for (int64_t kk = 0; kk < kc; ++kk)
+    for (int64_t j = 0; j < kGemmNR; ++j) dst[kk * kGemmNR + j] = b[j * ldb + kk];
 }
 void act_inplace_avx2(Act act, float* x, int64_t n) { act_inplace_scalar(act, x, n); }
 #endif
@@ -325,7 +351,7 @@ void dot_path(const Ctx& cx) {
       std::fill(dst, dst + g.k, 0.0f);
       continue;
     }
-    prologue_row(cx, m, 0, g.k, dst, 1);
+    prologue_row(cx, m, 0, g.k, dst);
   }
   constexpr int64_t kBlock = 16;
   auto body = [&](int64_t b0, int64_t b1) {
@@ -368,7 +394,7 @@ void dot_path(const Ctx& cx) {
 
 // B for every K block, packed into this thread's buffer: block kb's panel p at
 // (kb * np + p) * kcmax * NR.
-const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np) {
+const float* packed_b(const GemmArgs& g, bool avx2, int64_t kcmax, int64_t np) {
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
   thread_local ScratchVec<float> t_bpack;
   float* dst = t_bpack.get(size_t(kblocks * np * kcmax * NR));
@@ -376,7 +402,7 @@ const float* packed_b(const GemmArgs& g, int64_t kcmax, int64_t np) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t kb = t / np, p = t % np;
       const int64_t k0 = kb * kcmax, kc = std::min(kcmax, g.k - k0);
-      pack_b_panel(g, p, k0, kc, dst + (kb * np + p) * kcmax * NR);
+      pack_b_panel(g, avx2, p, k0, kc, dst + (kb * np + p) * kcmax * NR);
     }
   };
   ThreadPool::instance().parallel_for(kblocks * np, std::max<int64_t>(1, 4096 / kcmax), body);
@@ -417,7 +443,7 @@ void gemm_f32(const GemmArgs& g) {
     });
     return;
   }
-  if (g.m <= 64 && g.im2col == nullptr && g.b_koff == nullptr && g.b_k_stride == 1) {
+  if (g.m <= kGemmDotMaxM && g.im2col == nullptr && g.b_koff == nullptr && g.b_k_stride == 1) {
     dot_path(cx);
     return;
   }
@@ -428,7 +454,7 @@ void gemm_f32(const GemmArgs& g) {
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
   const int64_t np = (g.n + NR - 1) / NR;
   // B packed once for all K blocks: block kb's panel p at bpack + (kb * np + p) * kcmax * NR.
-  const float* bpack = packed_b(g, kcmax, np);
+  const float* bpack = packed_b(g, cx.avx2, kcmax, np);
   // Tasks: row blocks (at most kMC rows; even shares of 6-row panels) times chunks of B panels,
   // at least two tasks per thread, and a multiple of the thread count so that equal tasks
   // share out evenly. When B is the larger operand its panels are split first, so that each
@@ -452,18 +478,27 @@ void gemm_f32(const GemmArgs& g) {
   auto block_rows = [&](int64_t mb) { return std::min(g.m, (mb * mp / mblocks) * MR); };
 
   // Whole tiles of the AVX2 path whose epilogue (if any) fits in registers go straight to the
-  // micro-kernel with row pointers worked out once per task; the rest through tile().
+  // micro-kernel with row pointers worked out once per task; the rest through tile(). RoPE fits
+  // when a 16-column tile's 8 pairs share one half of a head's table (d a multiple of 32).
   const bool epilogue = has_epilogue(g);
-  const bool fast = cx.avx2 && g.c.col_stride == 1 && g.rope.angle == nullptr &&
+  const GemmRope& rp = g.rope;
+  const bool rope = rp.angle != nullptr;
+  const int64_t rope_e = rope ? rp.heads * rp.d : 0, rope_q4 = rope ? rp.d / 4 : 0;
+  const bool fast = cx.avx2 && g.c.col_stride == 1 && (!rope || rp.d % 32 == 0) &&
                     (g.residual.data == nullptr || g.residual.col_stride == 1);
   run(mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
     thread_local ScratchVec<float> t_apack;
     thread_local ScratchVec<const float*> t_rows;
     const int64_t max_mc = (mp / mblocks + 1) * MR;
     float* apack = a_direct ? nullptr : t_apack.get(size_t(max_mc * kcmax));
-    const float** arow = t_rows.get(size_t(3 * max_mc));
-    const float** crow = arow + max_mc;
+    // Per row of the task's block: A at k = 0 (plain A), A at this K block's k0, C, the
+    // residual, and RoPE's table rows for the token's y and x.
+    const float** arow = t_rows.get(size_t(6 * max_mc));
+    const float** akrow = arow + max_mc;
+    const float** crow = akrow + max_mc;
     const float** rrow = crow + max_mc;
+    const float** ycs = rrow + max_mc;
+    const float** xcs = ycs + max_mc;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t mb = t / nchunks, nc = t % nchunks;
       const int64_t m0 = block_rows(mb), mc = block_rows(mb + 1) - m0;
@@ -472,40 +507,45 @@ void gemm_f32(const GemmArgs& g) {
         if (a_direct) arow[r] = g.a.data + g.a.row_offset(m0 + r);
         crow[r] = g.c.data + g.c.row_offset(m0 + r);
         rrow[r] = g.residual.data != nullptr ? g.residual.data + g.residual.row_offset(m0 + r) : nullptr;
+        if (rope) {
+          const int64_t l = (m0 + r) % (rp.height * rp.width);
+          const int64_t y = l / rp.width, x = l % rp.width;
+          ycs[r] = cx.rope_cs + y * rope_q4 * 2;
+          xcs[r] = cx.rope_cs + (rp.height + x) * rope_q4 * 2;
+        }
       }
       for (int64_t kb = 0; kb < kblocks; ++kb) {
         const int64_t k0 = kb * kcmax, kc = std::min(kcmax, g.k - k0);
         const bool first = kb == 0, last = kb + 1 == kblocks;
-        if (!a_direct) pack_a(cx, m0, mc, k0, kc, apack);
+        if (!a_direct) pack_rows(cx, m0, mc, k0, kc, apack);
+        for (int64_t r = 0; r < mc; ++r) akrow[r] = a_direct ? arow[r] + k0 : apack + r * kc;
         for (int64_t p = p_begin; p < p_end; ++p) {
           const float* bp = bpack + (kb * np + p) * kcmax * NR;
           const int64_t n0 = p * NR, nn = std::min(NR, g.n - n0);
           TileEpilogue te{};
           const bool with_epi = last && epilogue;
+          const bool rope_tile = with_epi && rope && n0 < 2 * rope_e;
+          const int64_t pair0 = rope_tile ? (n0 % rp.d) / 2 : 0;  // the tile's first pair in its head
           if (with_epi) {
             te.col_scale = g.col_scale != nullptr ? g.col_scale + n0 : nullptr;
             te.bias = g.bias != nullptr ? g.bias + n0 : nullptr;
             te.scale = g.scale != nullptr ? g.scale + n0 : nullptr;
             te.act = g.act;
+            te.rope_scale = rope_tile && n0 >= rope_e ? rp.k_scale : 1.0f;
           }
           for (int64_t ir = 0; ir < mc; ir += MR) {
             if (!fast || nn != NR || ir + MR > mc) {
-              tile(cx, kc, a_direct ? nullptr : apack + (ir / MR) * kc * MR, k0, bp, m0 + ir, n0,
-                   std::min(MR, mc - ir), nn, first, last);
+              tile(cx, kc, akrow + ir, bp, m0 + ir, n0, std::min(MR, mc - ir), nn, first, last);
               continue;
             }
             float* c[MR];
             for (int64_t r = 0; r < MR; ++r) {
               c[r] = const_cast<float*>(crow[ir + r]) + n0;
               if (with_epi) te.res[r] = rrow[ir + r] != nullptr ? rrow[ir + r] + n0 : nullptr;
+              if (rope_tile)
+                te.rope[r] = pair0 < rope_q4 ? ycs[ir + r] + pair0 * 2 : xcs[ir + r] + (pair0 - rope_q4) * 2;
             }
-            if (a_direct) {
-              const float* a[MR];
-              for (int64_t r = 0; r < MR; ++r) a[r] = arow[ir + r] + k0;
-              gemm_micro_rows_avx2(kc, a, bp, c, first, with_epi ? &te : nullptr);
-            } else {
-              gemm_micro_avx2(kc, apack + (ir / MR) * kc * MR, bp, c, first, with_epi ? &te : nullptr);
-            }
+            gemm_micro_rows_avx2(kc, akrow + ir, bp, c, first, with_epi ? &te : nullptr);
           }
         }
       }

@@ -11,12 +11,13 @@
 // a [O, C, kh, kw] convolution weight read in (ky, kx, c) order are all packed straight from
 // their own layout.
 //
-// Algorithm (GotoBLAS/BLIS): for each block of KC k's, B is packed into NR = 16-column panels
-// (zero-padded), shared by all threads; each thread then packs MC x KC blocks of A into MR = 6
-// row panels (applying the prologue) and runs the 6 x 16 register-tile micro-kernel over them:
-// 12 accumulators, per k one broadcast of A per row and two 8-wide loads of B. The B panel
-// (KC x 16 floats) stays in L1 across the rows of an A block, the A block (MC x KC) in L2. The
-// epilogue is applied to each tile right after its last K block, while it is in L1.
+// Algorithm (GotoBLAS/BLIS blocking): for each block of KC k's, B is packed into NR = 16-column
+// panels (zero-padded), shared by all threads; each thread then forms MC x KC blocks of A'
+// row-major (the prologue applied, or the im2col rows gathered; a plain A is read in place)
+// and runs the 6 x 16 register-tile micro-kernel over them: 12 accumulators, per k one
+// broadcast of A per row and two 8-wide loads of B. The B panel (KC x 16 floats) stays in L1
+// across the rows of an A block, the A block (MC x KC) in L2. The epilogue (RoPE included) is
+// applied to each tile in registers right after its last K block, before its only store.
 // Small M (M <= 64: the last stage, a classifier head) with a [N, K] weight skips the packing:
 // dot products along k of 3 rows of A with 4 weight rows per register tile, weight rows read
 // in place, parallel over blocks of N; packing B would cost about as much as the product.
@@ -94,6 +95,8 @@ void gemm_f32(const GemmArgs& g);
 // ---- pieces shared by the two SIMD paths (gemm.cpp, gemm_avx2.cpp) -----------------------------
 constexpr int64_t kGemmMR = 6;
 constexpr int64_t kGemmNR = 16;
+// At most this many rows, a plain A and a [N, K] weight take the dot-product path (no packing).
+constexpr int64_t kGemmDotMaxM = 64;
 
 // The epilogue as the AVX2 micro-kernel applies it in registers, before its only store of a
 // whole tile (no RoPE; residual columns contiguous): pointers already offset to the tile's
@@ -104,17 +107,20 @@ struct TileEpilogue {
   const float* scale;     // or null
   const float* res[6];    // residual rows, or null
   Act act;
+  // RoPE, after the activation: per row the (cos, sin) of the tile's 8 column pairs, 16 floats
+  // c0, s0, ..., c7, s7 (rope2d.h's table), or null (no rotation); then times rope_scale.
+  const float* rope[6];
+  float rope_scale;
 };
 
-// Ap[kc x 6] . Bp[kc x 16] (packed panels) into the 6 rows `c[r]` (16 contiguous floats
-// each): stored when `first`, else added to what is there; then `epi`, when given.
-void gemm_micro_scalar(int64_t kc, const float* ap, const float* bp, float* const* c, bool first);
-void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first,
-                     const TileEpilogue* epi);
-// The same with A read in place from 6 rows (k contiguous): no A packing (plain A operands).
+// A[6 rows, kc] . Bp[kc x 16] (a packed panel) into the 6 rows `c[r]` (16 contiguous floats
+// each): stored when `first`, else added to what is there; then `epi`, when given. A is read
+// from 6 row pointers, k contiguous (a plain A in place, or a row-major packed block).
 void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first);
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue* epi);
+// A B panel from 16 weight rows (b + j * ldb, k contiguous): dst[kk * 16 + j] = b[j * ldb + kk].
+void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst);
 // Dot products of 3 rows of A (a + r * lda) with 4 weight rows (w + j * ldw), over k:
 // out[r * 4 + j]. The small-M path, which reads a [N, K] weight in place (no packing).
 void gemm_dot_3x4_scalar(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out);

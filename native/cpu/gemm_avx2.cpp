@@ -9,15 +9,18 @@ namespace secvit::cpu {
 
 namespace {
 
-// A from a packed panel (6 floats per k) or from 6 rows in place.
-struct PackedA {
-  const float* p;
-  const float* at(int64_t k, int r) const { return p + k * 6 + r; }
-};
+// A from 6 rows (k contiguous).
 struct RowsA {
   const float* const* rows;
   const float* at(int64_t k, int r) const { return rows[r] + k; }
 };
+
+// v = (a0, b0, a1, b1, ...) rotated pair by pair: (a c - b s, b c + a s), where t holds the
+// pairs' (c, s) interleaved: one fmaddsub with the pairs swapped.
+inline __m256 rotate_pairs(__m256 v, __m256 t) {
+  const __m256 swapped = _mm256_permute_ps(v, 0xB1);
+  return _mm256_fmaddsub_ps(v, _mm256_moveldup_ps(t), _mm256_mul_ps(swapped, _mm256_movehdup_ps(t)));
+}
 
 template <typename A>
 inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool first, const TileEpilogue* epi) {
@@ -80,6 +83,14 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
         lo = avx2::silu(lo);
         hi = avx2::silu(hi);
       }
+      if (epi->rope[r] != nullptr) {
+        lo = rotate_pairs(lo, _mm256_loadu_ps(epi->rope[r]));
+        hi = rotate_pairs(hi, _mm256_loadu_ps(epi->rope[r] + 8));
+        if (epi->rope_scale != 1.0f) {
+          lo = _mm256_mul_ps(lo, _mm256_set1_ps(epi->rope_scale));
+          hi = _mm256_mul_ps(hi, _mm256_set1_ps(epi->rope_scale));
+        }
+      }
       if (epi->scale != nullptr) {
         lo = _mm256_mul_ps(lo, sc0);
         hi = _mm256_mul_ps(hi, sc1);
@@ -121,14 +132,41 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
 // 12 named accumulators (an array would live on the stack under GCC), 2 registers of B, 1
 // broadcast of A: 15 of the 16 ymm registers. The k loop is unrolled by 2 so the loads of the
 // next step overlap the FMAs of this one.
-void gemm_micro_avx2(int64_t kc, const float* ap, const float* bp, float* const* c, bool first,
-                     const TileEpilogue* epi) {
-  micro(kc, PackedA{ap}, bp, c, first, epi);
-}
-
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue* epi) {
   micro(kc, RowsA{a}, bp, c, first, epi);
+}
+
+void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst) {
+  int64_t kk = 0;
+  for (; kk + 8 <= kc; kk += 8) {
+    for (int h = 0; h < 2; ++h) {  // weight rows 8h .. 8h + 7 -> columns 8h .. 8h + 7 of the panel
+      const float* s = b + 8 * h * ldb + kk;
+      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldb);
+      __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
+      __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
+      __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+      const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + kk * 16 + 8 * h;
+      _mm256_storeu_ps(d + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(d + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+  }
+  for (; kk < kc; ++kk)
+    for (int64_t j = 0; j < 16; ++j) dst[kk * 16 + j] = b[j * ldb + kk];
 }
 
 void gemm_dot_3x4_avx2(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out) {

@@ -47,6 +47,10 @@ export const cases: OpCase[] = [
   conv('1x1, NCHW input', [1, 11, 6, 6], [8, 11, 1, 1], { channelsLast: false }),
   conv('3x3 stride 2 pad 1 from 3 channels (the stem)', [2, 3, 15, 13], [8, 3, 3, 3], { stride: [2, 2], padding: [1, 1] }),
   conv('3x3 stride 1 pad 1, 32 -> 32', [1, 32, 10, 10], [32, 32, 3, 3], { padding: [1, 1] }),
+  // K = 9 x 40 = 360: two K blocks of 180, split inside a tap (tap 4, channel 20); rows whose
+  // taps are all inside the image are one copy per kernel row, the border rows tap by tap.
+  conv('3x3 pad 1, 40 -> 19, K blocks split inside a tap', [1, 40, 9, 8], [19, 40, 3, 3], { padding: [1, 1] }),
+  conv('3x3 pad 2 dilation 2, 40 -> 17, NCHW input, two K blocks', [1, 40, 8, 9], [17, 40, 3, 3], { padding: [2, 2], dilation: [2, 2], channelsLast: false }),
   conv('3x3 stride 2 pad 1 + GELU (downsample + folded BN + act)', [1, 16, 9, 9], [29, 16, 3, 3], { stride: [2, 2], padding: [1, 1], activation: 'gelu', fused: true }),
   conv('groups = 2, 3x5 kernel, dilation 2, no bias', [1, 6, 12, 11], [4, 3, 3, 5], { groups: 2, dilation: [2, 2], padding: [2, 1], bias: null }),
   conv('stride 3, no padding, NCHW input, SiLU', [2, 7, 10, 10], [5, 7, 2, 2], { stride: [3, 3], channelsLast: false, activation: 'silu', fused: true }),

@@ -104,6 +104,27 @@ export const cases: OpCase[] = [
     tol: HALF,
   },
   {
+    // Heads of 32 (SecViT's): whole 16-column tiles get RoPE in the micro-kernel's registers;
+    // 90 rows (not a multiple of 6: the last tile goes through the row-by-row epilogue), q, k
+    // (scaled) and v tiles, and a residual.
+    name: 'fused: qkv with RoPE in registers (2 images of 5 x 9 tokens, 2 heads of 32)',
+    inputs: {
+      x: { shape: [2, 45, 40] }, w: { shape: [192, 40], scale: 0.3 }, b: { shape: [192] },
+      lw: { shape: [40] }, lb: { shape: [40] }, angle: { shape: [16], values: ropeAngle(32) }, r: { shape: [2, 45, 192] },
+    },
+    run: (t) => fusedLinear(t.x, t.w, t.b, { norm: { weight: t.lw, bias: t.lb, eps: 1e-6 }, rope: { angle: t.angle, heads: 2, height: 5, width: 9, kScale: 32 ** -0.5 }, residual: t.r }),
+    ref: (v) => linearRef(v.x, v.w, 90, 40, 192, { bias: v.b, norm: { weight: v.lw, bias: v.lb, eps: 1e-6 }, rope: { angle: v.angle, heads: 2, height: 5, width: 9, kScale: 32 ** -0.5 }, residual: v.r }),
+    tol: HALF,
+  },
+  {
+    // K = 700: three K blocks, each packed row-major with the LayerNorm of the whole row applied.
+    name: 'fused: LN prologue over K blocks (K = 700), 70 rows',
+    inputs: { x: { shape: [70, 700], scale: 2 }, w: { shape: [37, 700], scale: 0.1 }, lw: { shape: [700] }, lb: { shape: [700] } },
+    run: (t) => fusedLinear(t.x, t.w, null, { norm: { weight: t.lw, bias: t.lb, eps: 1e-5 } }),
+    ref: (v) => linearRef(v.x, v.w, 70, 700, 37, { norm: { weight: v.lw, bias: v.lb, eps: 1e-5 } }),
+    tol: HALF,
+  },
+  {
     name: 'RoPE on a GEMV-sized input (1 token)',
     inputs: { x: { shape: [1, 16] }, w: { shape: [48, 16] }, angle: { shape: [4], values: ropeAngle(8) } },
     run: (t) => fusedLinear(t.x, t.w, null, { rope: { angle: t.angle, heads: 2, height: 1, width: 1, kScale: 0.5 } }),
