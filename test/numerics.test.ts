@@ -13,7 +13,8 @@ import {
 } from '../lib/index.js';
 import { globalAttentionRef, secAttentionRef } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
-import { testDevices } from './helpers/backends.js';
+import { SIMD_PATHS, testDevices } from './helpers/backends.js';
+import { native } from '../lib/native.js';
 import { roundTo } from './helpers/op-cases.js';
 import { linearRef } from './reference/layers.js';
 
@@ -113,35 +114,52 @@ describe.each(DEVICES)('16-bit rounding on %s', (device) => {
   });
 });
 
-describe.each(DEVICES)('non-finite keys on %s (fp32)', (device) => {
+// Where the backend has several paths: the CPU's AVX2 and scalar kernels, CUDA's fp32 SIMT and
+// 16-bit tensor-core (MMA) kernels.
+const NONFINITE_TARGETS: Array<{ device: Device; simd?: 'scalar' | 'avx2-fma' }> = DEVICES.flatMap((device) =>
+  device === 'cpu' ? SIMD_PATHS.map((simd) => ({ device, simd })) : [{ device }]);
+
+describe.each(NONFINITE_TARGETS)('non-finite keys on $device $simd', ({ device, simd }) => {
   // One bad key element: the rows whose max logit is +inf, or that hold a NaN logit, are NaN;
   // a -inf logit weighs 0. As the float64 max-subtracted softmax of the reference gives them,
-  // on every backend (the CUDA online softmax gave finite rows for +-inf before).
-  const L = 24;
-  const D = 8;
-  it.each([['+Inf', Infinity], ['-Inf', -Infinity], ['NaN', NaN]])('a %s key element: NaN exactly where the reference has NaN, the rest within 1e-5', (_, bad) => {
-    const rng = new Rng(17);
-    const q = rng.normals(L * D);
-    const k = rng.normals(L * D);
-    const v = rng.normals(L * D);
-    k[5 * D + 3] = bad as number;
-    const shape = { b: 1, h: 1, l: L, d: D };
-    const inputs = () => [q, k, v].map((x) => tensor(x, [1, 1, L, D], { device })) as [Tensor, Tensor, Tensor];
-    for (const [name, run, ref] of [
-      ['global', (t: [Tensor, Tensor, Tensor]) => globalAttentionSync(...t), globalAttentionRef(q, k, v, shape)],
-      ['sec, 1 cluster', (t: [Tensor, Tensor, Tensor]) => secAttentionSync(...t, { clusters: 1 }), secAttentionRef(q, k, v, shape, 1).out],
-    ] as const) {
-      const t = inputs();
-      const out = run(t);
-      const got = Array.from(out.dataSync());
-      [out, ...t].forEach((x) => x.dispose());
-      const nanGot = got.map(Number.isNaN);
-      const nanRef = Array.from(ref, Number.isNaN);
-      expect(nanGot, `${name}: NaN positions`).toEqual(nanRef);
-      if (bad === bad) expect(nanRef.some((x) => x), `${name}: the case makes NaN rows`).toBe(bad === Infinity || bad === -Infinity);
-      const fin = got.map((x, i) => (nanRef[i] ? 0 : x));
-      const finRef = Array.from(ref, (x, i) => (nanRef[i] ? 0 : x));
-      if (nanRef.some((x) => !x)) expect(relError(fin, finRef), name).toBeLessThan(1e-5);
+  // on every backend, path and dtype (the CUDA online softmax gave finite rows for +-inf
+  // before). Sizes: a small head, and the model's D = 32 with an odd L (a partial key tile).
+  // Tolerances on the finite values: fp32 1e-5; 16-bit inputs are rounded first (the reference
+  // takes the rounded values), then bf16 2e-2 and fp16 4e-3 (16-bit probabilities and outputs).
+  const TOL = { float32: 1e-5, bfloat16: 2e-2, float16: 4e-3 } as const;
+  const cases = (['float32', 'bfloat16', 'float16'] as const).flatMap((dtype) =>
+    [[24, 8], [37, 32]].flatMap(([L, D]) =>
+      ([['+Inf', Infinity], ['-Inf', -Infinity], ['NaN', NaN]] as const).map(([name, bad]) => ({ dtype, L, D, name, bad }))));
+  it.each(cases)('$dtype, L $L, D $D, a $name key element: NaN exactly where the reference has NaN, the rest within tolerance', ({ dtype, L, D, bad }) => {
+    if (simd !== undefined) native.setCpuSimd(simd);
+    try {
+      const rng = new Rng(17 + L);
+      const round = (x: Float32Array) => (dtype === 'float32' ? x : roundTo(x, dtype));
+      const q = round(rng.normals(L * D));
+      const k = round(rng.normals(L * D));
+      const v = round(rng.normals(L * D));
+      k[5 * D + 3] = bad;
+      const shape = { b: 1, h: 1, l: L, d: D };
+      const inputs = () => [q, k, v].map((x) => tensor(x, [1, 1, L, D], { device, dtype })) as [Tensor, Tensor, Tensor];
+      for (const [name, run, ref] of [
+        ['global', (t: [Tensor, Tensor, Tensor]) => globalAttentionSync(...t), globalAttentionRef(q, k, v, shape)],
+        ['sec, 1 cluster', (t: [Tensor, Tensor, Tensor]) => secAttentionSync(...t, { clusters: 1 }), secAttentionRef(q, k, v, shape, 1).out],
+      ] as const) {
+        const t = inputs();
+        const out = run(t);
+        const f32 = out.cast('float32');
+        const got = Array.from(f32.dataSync());
+        [f32, out, ...t].forEach((x) => x.dispose());
+        const nanGot = got.map(Number.isNaN);
+        const nanRef = Array.from(ref, Number.isNaN);
+        expect(nanGot, `${name}: NaN positions`).toEqual(nanRef);
+        if (bad === bad) expect(nanRef.some((x) => x), `${name}: the case makes NaN rows`).toBe(bad === Infinity || bad === -Infinity);
+        const fin = got.map((x, i) => (nanRef[i] ? 0 : x));
+        const finRef = Array.from(ref, (x, i) => (nanRef[i] ? 0 : x));
+        if (nanRef.some((x) => !x)) expect(relError(fin, finRef), name).toBeLessThan(TOL[dtype]);
+      }
+    } finally {
+      if (simd !== undefined) native.setCpuSimd(SIMD_PATHS[0]);
     }
   });
 });
