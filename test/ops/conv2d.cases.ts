@@ -43,6 +43,11 @@ export const cases: OpCase[] = [
   conv('depthwise 5x5, pad 2 (LCE)', [1, 24, 11, 6], [24, 1, 5, 5], { padding: [2, 2], groups: 24 }),
   conv('depthwise 3x3 + residual (x + dwconv(x))', [1, 17, 8, 8], [17, 1, 3, 3], { padding: [1, 1], groups: 17, withResidual: true, fused: true }),
   conv('depthwise, stride 2, NCHW input', [1, 5, 9, 7], [5, 1, 3, 3], { padding: [1, 1], stride: [2, 2], groups: 5, channelsLast: false }),
+  // C a multiple of 8, channels-last: the AVX2 register-blocked kernel (4 pixels per step, the
+  // border pixels one at a time).
+  conv('depthwise 3x3 + residual, 16 channels (blocked), odd sizes', [2, 16, 7, 13], [16, 1, 3, 3], { padding: [1, 1], groups: 16, withResidual: true, fused: true }),
+  conv('depthwise 5x5, stride [1, 2], dilation [2, 1], + GELU, 24 channels (blocked)', [1, 24, 11, 17], [24, 1, 5, 5], { padding: [4, 2], stride: [1, 2], dilation: [2, 1], groups: 24, activation: 'gelu', fused: true }),
+  conv('depthwise 3x3, 8 channels (blocked): NaN and infinities', [1, 8, 5, 9], [8, 1, 3, 3], { padding: [1, 1], groups: 8, x: withSpecials({ 3: NaN, 100: Infinity, 201: -Infinity, 300: 3e4 }) }),
   conv('1x1 (a GEMM over pixels)', [2, 19, 5, 7], [23, 19, 1, 1], {}),
   conv('1x1, NCHW input', [1, 11, 6, 6], [8, 11, 1, 1], { channelsLast: false }),
   conv('3x3 stride 2 pad 1 from 3 channels (the stem)', [2, 3, 15, 13], [8, 3, 3, 3], { stride: [2, 2], padding: [1, 1] }),
