@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The package as users get it: `npm pack`, then install the tarball into an empty project (CUDA
-# build off, to keep it fast) and run the CLI from there: info, classify, clusters, convert and
-# a quick bench. Checks that the install prints a summary, not the compiler's output.
+# The package as users get it: `npm pack`, then install the tarball into an empty project and
+# run the CLI from there: info, classify, clusters, convert and a quick bench. Checks that the
+# install prints a summary, not the compiler's output. The CUDA build is off by default, to keep
+# CI fast; SECVIT_PACKED_CUDA=AUTO builds it too when nvcc is present (then `info` must list the
+# cuda backend as built, and usable or unavailable with a reason).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -15,13 +17,18 @@ if tar tzf "$tarball" | grep -E '^package/(test|build|dist/.*\.test\.|bench/resu
 fi
 mkdir "$work/app" && cd "$work/app"
 npm init -y >/dev/null
-SECVIT_CUDA=OFF npm install --no-audit --no-fund --foreground-scripts "$tarball" > install.log 2>&1 || { cat install.log; exit 1; }
+cuda=${SECVIT_PACKED_CUDA:-OFF}
+SECVIT_CUDA=$cuda npm install --no-audit --no-fund --foreground-scripts "$tarball" > install.log 2>&1 || { cat install.log; exit 1; }
 grep -q "secvit: native addon built in" install.log || { cat install.log; echo "test-packed: no build summary"; exit 1; }
 if grep -q "ptxas info" install.log; then echo "test-packed: the install printed the ptxas report"; exit 1; fi
 grep "secvit: native addon built" install.log
 cp "$repo/test/fixtures/micro.model.safetensors" "$repo/test/fixtures/micro_train.pth" .
 sample=node_modules/secvit/samples/sample.png
-npx secvit info
+npx secvit info | tee info.txt
+if [[ $cuda != OFF ]] && command -v nvcc >/dev/null; then
+  if grep -q "built without CUDA" info.txt; then echo "test-packed: SECVIT_CUDA=$cuda with nvcc present, but the CUDA backend was not built"; exit 1; fi
+  grep -iE "^ *cuda\b" info.txt || { echo "test-packed: info does not list the cuda backend"; exit 1; }
+fi
 npx secvit classify "$sample" --weights micro.model.safetensors --device cpu --json > classify.json
 node -e "const r = JSON.parse(require('fs').readFileSync('classify.json', 'utf8')); if (r.length !== 1 || r[0].predictions.length !== 5) throw new Error('classify: unexpected output');"
 npx secvit clusters "$sample" --weights micro.model.safetensors --device cpu -o clusters.png
