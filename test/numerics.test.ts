@@ -116,7 +116,8 @@ describe.each(DEVICES)('16-bit rounding on %s', (device) => {
 
 // Where the backend has several paths: the CPU's AVX2 and scalar kernels, CUDA's fp32 SIMT and
 // 16-bit tensor-core (MMA) kernels.
-const NONFINITE_TARGETS: Array<{ device: Device; simd?: 'scalar' | 'avx2-fma' }> = DEVICES.flatMap((device) =>
+type Target = { device: Device; simd?: 'scalar' | 'avx2-fma' };
+const NONFINITE_TARGETS: Target[] = DEVICES.flatMap((device): Target[] =>
   device === 'cpu' ? SIMD_PATHS.map((simd) => ({ device, simd })) : [{ device }]);
 
 describe.each(NONFINITE_TARGETS)('non-finite keys on $device $simd', ({ device, simd }) => {
