@@ -64,7 +64,11 @@ export function progressBar(io: Io, total: number, options: ProgressBarOptions =
     update(done, label) {
       if (!io.progress) return;
       const fill = Math.min(Math.max(Math.round((done / Math.max(total, 1)) * width), 0), width);
-      const line = `\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${count(done)}/${count(total)}${unit} ${label}`.slice(0, cols + 1).padEnd(cols + 1);
+      const head = `\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${count(done)}/${count(total)}${unit} `;
+      // A label too long for the line keeps its end (a path's file name), after an ellipsis.
+      const room = cols + 1 - head.length;
+      const shown = label.length <= room ? label : room > 1 ? '…' + label.slice(label.length - (room - 1)) : '';
+      const line = (head + shown).slice(0, cols + 1).padEnd(cols + 1);
       if (line === drawn) return; // unchanged: no redraw
       io.write(line);
       drawn = line;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../lib/cli.js';
+import { main, progressBar } from '../lib/cli.js';
 import { readSafetensors, SecViT } from '../lib/index.js';
 
 const ROOT = resolve(__dirname, '..');
@@ -117,6 +117,24 @@ describe('secvit CLI', () => {
     expect(runs.convert.out).toMatch(/^.*piped\.safetensors: [\d,]+ parameters, config .*\n$/);
   });
 
+  it('progressBar: one line of the terminal width; a long label keeps its end after an ellipsis, a short one is whole', () => {
+    const writes: string[] = [];
+    const io = { out() {}, err() {}, write: (s: string) => void writes.push(s), progress: true };
+    const cols = Math.max(Math.min(process.stderr.columns || 80, 120), 20) - 1;
+    const bar = progressBar(io, 3);
+    const long = '/a/very/deep/directory/'.repeat(8) + 'holiday-photo.png';
+    bar.update(1, long);
+    bar.update(1, long); // unchanged: not redrawn
+    bar.update(2, 'b.png');
+    bar.done();
+    expect(writes).toHaveLength(3);
+    for (const w of writes.slice(0, 2)) expect(w.length).toBe(cols + 1);
+    expect(writes[0]).toMatch(/^\r\[#{8}\.{16}\] 1\/3 ….*holiday-photo\.png$/);
+    expect(long.endsWith(writes[0].slice(writes[0].indexOf('…') + 1))).toBe(true);
+    expect(writes[1]).toMatch(/^\r\[#{16}\.{8}\] 2\/3 b\.png +$/);
+    expect(writes[2]).toMatch(/^\r +\r$/);
+  });
+
   it('on a terminal: a "loading weights" bar on stderr, redrawn in place and cleared, the result alone on stdout; --no-progress: none', async () => {
     const image = join(FIX, 'images', 'landscape.png');
     const commands: Record<string, string[]> = {
@@ -149,7 +167,13 @@ describe('secvit CLI', () => {
         expect(draws.at(-1)).toMatch(/^\r\[#{24}\] 0\.1\/0\.1 MB/);
         // Cleared before the result is printed: the last write blanks the line.
         expect(writes.at(-1), what).toMatch(/^\r +\r$/);
-        if (name === 'classify') expect(writes.some((w) => w.includes(`0/1 ${image}`)), 'the images bar').toBe(true);
+        // The images bar names the image; a path too long for the line keeps its end after '…'.
+        if (name === 'classify') {
+          const bar = writes.find((w) => /^\r\[\.{24}\] 0\/1 /.test(w));
+          expect(bar, 'the images bar').toBeDefined();
+          const label = bar!.replace(/^\r\[\.{24}\] 0\/1 /, '').trimEnd();
+          expect(label === image || (label.startsWith('…') && image.endsWith(label.slice(1)) && label.endsWith('landscape.png')), `the images bar: ${label}`).toBe(true);
+        }
       }
     }
   });
