@@ -3,11 +3,11 @@
 // so an unwritten element fails.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  backends, decodeHalf, encodeHalf,
+  backends, decodeHalf, encodeHalf, getNumThreads, setNumThreads,
   globalAttention, globalAttentionSync, secAttention, secAttentionSync, secAttentionUnfusedSync,
   tensor, windowAttention, windowAttentionSync, type Device, type Tensor,
 } from '../lib/index.js';
-import { globalAttentionRef, secAttentionRef, windowAttentionRef, type AttnShape } from './reference/attention.js';
+import { globalAttentionRef, secAttentionRef, secScoresRef, windowAttentionRef, type AttnShape } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
 import { SIMD_PATHS, testDevices } from './helpers/backends.js';
 import { native } from '../lib/native.js';
@@ -107,6 +107,56 @@ describe.each(DEVICES)('secAttention on %s', (device) => {
     const [q, k, v] = upload(x, device);
     const { out, order } = secAttentionSync(q, k, v, { clusters: 6, returnOrder: true });
     const ref = secAttentionRef(x.q, x.k, x.v, x.s, 6);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order);
+  });
+
+  it('keeps token order when every key is the same (all scores tie)', () => {
+    const x = inputs(13, 1, 2, 50, 16);
+    const { d, l } = x.s;
+    for (let i = 0; i < 2 * l; i++) for (let c = 0; c < d; c++) x.k[i * d + c] = x.k[c];
+    const [q, k, v] = upload(x, device);
+    const { out, order } = secAttentionSync(q, k, v, { clusters: 4, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, 4);
+    expect(Array.from(ref.order)).toEqual([...Array(l).keys(), ...Array(l).keys()]);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order);
+  });
+
+  it('orders keys whose scores differ below float resolution exactly like the double reference', () => {
+    // In each head, rows 40..99 are row 0's key with one component (j % d) moved by 1-3 ulps,
+    // up in head 0 and down in head 1. Their cosines differ by ~1e-9: many pairs round to the
+    // same float, so only the double scores order them (a sort on float scores would keep
+    // index order there). The premise is checked on the reference's own scores.
+    const x = inputs(12, 1, 2, 160, 16);
+    const { d, l } = x.s;
+    const bits = new Uint32Array(1);
+    const f = new Float32Array(bits.buffer);
+    const nudge = (v: number, ulps: number) => {
+      f[0] = v;
+      bits[0] += ulps; // same sign: |v| grows for ulps > 0
+      return f[0];
+    };
+    for (let h = 0; h < 2; h++) {
+      for (let j = 0; j < 60; j++) {
+        for (let c = 0; c < d; c++) {
+          const base = x.k[h * l * d + c];
+          x.k[h * l * d + (40 + j) * d + c] = c === j % d ? nudge(base, (h === 0 ? 1 : -1) * (1 + (j % 3))) : base;
+        }
+      }
+    }
+    let misordered = 0;
+    for (let h = 0; h < 2; h++) {
+      const s = secScoresRef(x.k, h * l * d, l, d);
+      for (let a = 40; a < 100; a++)
+        for (let b = a + 1; b < 100; b++) if (Math.fround(s[a]) === Math.fround(s[b]) && s[a] > s[b]) misordered++;
+    }
+    expect(misordered, 'pairs equal in float whose double order is against index order').toBeGreaterThan(20);
+    const [q, k, v] = upload(x, device);
+    const { out, order } = secAttentionSync(q, k, v, { clusters: 5, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, 5);
     expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
     expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
     disposeAll(q, k, v, out, order);
@@ -250,6 +300,32 @@ describe('CPU SIMD paths', () => {
     const w = windowAttentionSync(wq[0], wq[1], wq[2], { height: 7, width: 9, window: [3, 4], shift: [1, 2] });
     expect(relError(w.dataSync(), windowAttentionRef(wx.q, wx.k, wx.v, wx.s, 7, 9, 3, 4, 1, 2))).toBeLessThan(FP32_TOL);
     disposeAll(q, k, v, out, order, g, w, ...wq);
+  });
+});
+
+// The CPU's SEC kernel has two schedules: with at least two heads per thread, one task per head
+// orders it and copies its q/k/v rows into sorted order, then attends clusters as contiguous rows;
+// with fewer, all heads are ordered first and the clusters gather their rows. Both must match
+// the reference, with clusters of several query blocks (128) and key tiles (256).
+describe('CPU SEC schedules', () => {
+  const threads = getNumThreads();
+  afterAll(() => setNumThreads(threads));
+  const cases: Array<[string, number, number, number, number, number, number]> = [
+    // name, threads, B, H, L, D, C
+    ['per head, 1 thread', 1, 2, 3, 1100, 32, 2],
+    ['per head, 2 threads, odd D', 2, 2, 3, 301, 24, 3],
+    ['spread, 2 threads (2 heads)', 2, 1, 2, 1100, 32, 2],
+    ['spread, 1 thread (1 head)', 1, 1, 1, 777, 16, 2],
+  ];
+  it.each(cases)('%s (threads %i, B=%i H=%i L=%i D=%i C=%i)', (_name, n, b, h, l, d, c) => {
+    setNumThreads(n);
+    const x = inputs(6000 + l, b, h, l, d);
+    const [q, k, v] = upload(x, 'cpu');
+    const { out, order } = secAttentionSync(q, k, v, { clusters: c, returnOrder: true });
+    const ref = secAttentionRef(x.q, x.k, x.v, x.s, c);
+    expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
+    expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
+    disposeAll(q, k, v, out, order);
   });
 });
 

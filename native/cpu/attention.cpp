@@ -21,6 +21,11 @@ HeadTensors head(const AttentionParams& p, int64_t bh) {
   return HeadTensors{p.q + off, p.k + off, p.v + off, p.out + off, p.d};
 }
 
+// A head whose q, k, v together exceed this is copied into sorted order before its clusters
+// are attended (the one-task-per-head schedule; see sec_attention_f32): about the L2 of the
+// machines measured (512 KiB per core on the EPYC of BENCHMARKS.md).
+constexpr int64_t kSortRowsAboveBytes = int64_t(512) << 10;
+
 inline int64_t cluster_start(int64_t c, int64_t l, int64_t clusters) { return c * l / clusters; }
 
 // Per-calling-thread tables, grown once and reused: no heap allocation per call once warm.
@@ -40,53 +45,71 @@ inline uint64_t orderable_bits(double x) {
 
 struct OrderScratch {
   std::vector<double> g, scores;
-  std::vector<uint64_t> keys, keys_tmp;
-  std::vector<int32_t> idx_tmp;
+  std::vector<int32_t> bucket, start;
 };
 
-// Stable argsort of scores, ascending: LSD radix sort on the orderable bits, one byte per pass,
-// starting from the identity so ties keep index order. Passes whose byte is the same for every
-// key are skipped (cosines in [-1, 1] share their high bytes), so a head costs a few O(L)
-// passes instead of O(L log L) comparisons.
-void radix_argsort(const double* scores, int64_t l, int32_t* order, OrderScratch& sc) {
-  sc.keys.resize(size_t(l));
-  sc.keys_tmp.resize(size_t(l));
-  sc.idx_tmp.resize(size_t(l));
-  uint64_t* keys = sc.keys.data();
-  uint64_t* keys_out = sc.keys_tmp.data();
-  int32_t* idx = order;
-  int32_t* idx_out = sc.idx_tmp.data();
+// Stable argsort of finite scores, ascending, exactly by (score, index), by distribution:
+// bucket b(s) = floor((s - min) * scale) over l buckets is monotone in s (each rounding step
+// is), so buckets come in score order; a counting scatter fills them in index order, and each
+// is then sorted exactly (insertion sort: stable, and a bucket holds about one score when they
+// are spread; std::sort on (score, index) for a crowded bucket keeps a hostile input at
+// O(n log n)). One scatter pass, where an LSD radix sort on the 64-bit keys made up to eight.
+// Returns false (order untouched) when a score is not finite.
+bool bucket_argsort(const double* scores, int64_t l, int32_t* order, OrderScratch& sc) {
+  double lo = scores[0], hi = scores[0];
+  bool finite = true;
   for (int64_t i = 0; i < l; ++i) {
-    keys[i] = orderable_bits(scores[i]);
-    idx[i] = int32_t(i);
+    const double x = scores[i];
+    finite &= std::isfinite(x);
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
   }
-  for (int shift = 0; shift < 64; shift += 8) {
-    int64_t count[256] = {0};
-    for (int64_t i = 0; i < l; ++i) ++count[(keys[i] >> shift) & 0xff];
-    if (count[(keys[0] >> shift) & 0xff] == l) continue;  // one bucket: nothing moves
-    int64_t pos = 0;
-    for (int b = 0; b < 256; ++b) {
-      const int64_t c = count[b];
-      count[b] = pos;
-      pos += c;
-    }
-    for (int64_t i = 0; i < l; ++i) {
-      const int64_t dst = count[(keys[i] >> shift) & 0xff]++;
-      keys_out[dst] = keys[i];
-      idx_out[dst] = idx[i];
-    }
-    std::swap(keys, keys_out);
-    std::swap(idx, idx_out);
+  if (!finite) return false;
+  if (!(hi > lo)) {  // all equal: index order
+    for (int64_t i = 0; i < l; ++i) order[i] = int32_t(i);
+    return true;
   }
-  if (idx != order) std::copy(idx, idx + l, order);
+  const double scale = double(l) / (hi - lo);
+  sc.bucket.resize(size_t(l));
+  sc.start.assign(size_t(l) + 1, 0);
+  int32_t* bucket = sc.bucket.data();
+  int32_t* start = sc.start.data();
+  for (int64_t i = 0; i < l; ++i) {
+    const int32_t b = int32_t(std::min(double(l - 1), (scores[i] - lo) * scale));
+    bucket[i] = b;
+    ++start[b + 1];
+  }
+  for (int64_t b = 0; b < l; ++b) start[b + 1] += start[b];
+  // Scatter in index order; start[b] ends as the end of bucket b (the start of b + 1).
+  for (int64_t i = 0; i < l; ++i) order[start[bucket[i]]++] = int32_t(i);
+  int64_t begin = 0;
+  for (int64_t b = 0; b < l; ++b) {
+    const int64_t end = start[b];
+    if (end - begin > 32) {
+      std::sort(order + begin, order + end, [scores](int32_t x, int32_t y) {
+        return scores[x] != scores[y] ? scores[x] < scores[y] : x < y;
+      });
+    } else {
+      for (int64_t i = begin + 1; i < end; ++i) {
+        const int32_t v = order[i];
+        const double sv = scores[v];
+        int64_t j = i;
+        for (; j > begin && scores[order[j - 1]] > sv; --j) order[j] = order[j - 1];  // stable
+        order[j] = v;
+      }
+    }
+    begin = end;
+  }
+  return true;
 }
 
 // Cosine scores against the mean key, in double (see attention.h), then the stable order.
 void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderScratch& sc) {
   std::vector<double>& g = sc.g;
-  g.assign(size_t(d), 0.0);
-  for (int64_t i = 0; i < l; ++i)
-    for (int64_t c = 0; c < d; ++c) g[c] += k[i * d + c];
+  g.resize(size_t(d));
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  if (avx2) key_sum_avx2(k, l, d, g.data());
+  else key_sum_scalar(k, l, d, g.data());
   double gn = 0.0;
   for (int64_t c = 0; c < d; ++c) {
     g[c] /= double(l);
@@ -94,9 +117,17 @@ void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderS
   }
   gn = std::max(std::sqrt(gn), 1e-12);
   sc.scores.resize(size_t(l));
-  if (cpu_simd() == CpuSimd::Avx2Fma) cosine_scores_avx2(k, l, d, g.data(), gn, sc.scores.data());
+  if (avx2) cosine_scores_avx2(k, l, d, g.data(), gn, sc.scores.data());
   else cosine_scores_scalar(k, l, d, g.data(), gn, sc.scores.data());
-  radix_argsort(sc.scores.data(), l, order, sc);
+  if (bucket_argsort(sc.scores.data(), l, order, sc)) return;
+  // NaN or Inf among the scores (non-finite keys): a comparison sort on the orderable bits
+  // (-NaN < -Inf < ... < +Inf < +NaN, ties by index), as the reference orders them.
+  for (int64_t i = 0; i < l; ++i) order[i] = int32_t(i);
+  const double* s = sc.scores.data();
+  std::sort(order, order + l, [s](int32_t x, int32_t y) {
+    const uint64_t kx = orderable_bits(s[x]), ky = orderable_bits(s[y]);
+    return kx != ky ? kx < ky : x < y;
+  });
 }
 
 void order_all_heads(const AttentionParams& p, int32_t* order) {
@@ -150,15 +181,51 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
     // Enough heads to keep every thread busy: one task per head orders its tokens and then
     // attends its clusters while that head's k and v are still in L2 (ordering all heads
     // first streams every head through the cache before any attention reads it back).
+    //
+    // The head's q, k, v rows are then copied into sorted order in one pass that reads them in
+    // token order and writes each to its rank, so clusters are contiguous row ranges read in
+    // place. Gathering a cluster's rows instead reads 128-byte rows at random: at stage 0 a
+    // head (1.2 MB) does not fit the L2, and those reads wait on L3 where a streaming read
+    // and scattered writes (which retire through the store buffer) do not. A head that fits
+    // (stage 1: 0.3 MB) is gathered directly: there the copy was a net loss (measured).
+    const bool sort_rows = 3 * p.l * p.d * int64_t(sizeof(float)) > kSortRowsAboveBytes;
     ThreadPool::instance().parallel_for(heads, 1, [&](int64_t begin, int64_t end) {
       thread_local OrderScratch sc;
+      thread_local ScratchVec<float> sorted_buf;
+      thread_local ScratchVec<int32_t> rank_buf;
+      const int64_t l = p.l, d = p.d;
       for (int64_t bh = begin; bh < end; ++bh) {
-        order_one_head(p.k + bh * p.l * p.d, p.l, p.d, order + bh * p.l, sc);
+        int32_t* ord = order + bh * l;
+        order_one_head(p.k + bh * l * d, l, d, ord, sc);
+        if (!sort_rows) {
+          for (int64_t c = 0; c < clusters; ++c) {
+            TokenGroup g = sec_cluster(order, l, clusters, bh, c);
+            for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
+              g.q_end = std::min(g.n, g.q_begin + kQueryBlock);
+              attend_group(head(p, bh), g);
+            }
+          }
+          continue;
+        }
+        int32_t* rank = rank_buf.get(size_t(l));
+        for (int64_t r = 0; r < l; ++r) rank[ord[r]] = int32_t(r);
+        float* sq = sorted_buf.get(size_t(3 * l * d));
+        float* sk = sq + l * d;
+        float* sv = sk + l * d;
+        const HeadTensors src = head(p, bh);
+        for (int64_t i = 0; i < l; ++i) {
+          const int64_t r = rank[i];
+          copy_row(src.q + i * d, sq + r * d, d);
+          copy_row(src.k + i * d, sk + r * d, d);
+          copy_row(src.v + i * d, sv + r * d, d);
+        }
+        const HeadTensors sorted{sq, sk, sv, src.out, d};
         for (int64_t c = 0; c < clusters; ++c) {
-          TokenGroup g = sec_cluster(order, p.l, clusters, bh, c);
+          TokenGroup g = sec_cluster(order, l, clusters, bh, c);
+          g.rows = cluster_start(c, l, clusters);
           for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
             g.q_end = std::min(g.n, g.q_begin + kQueryBlock);
-            attend_group(head(p, bh), g);
+            attend_group(sorted, g);
           }
         }
       }

@@ -26,17 +26,6 @@ inline void prefetch_row(const float* row, int64_t d) {
   for (int64_t c = 0; c < d; c += 16) __builtin_prefetch(row + c);
 }
 
-// Row copies of the gathers. For the common head dims the size is a constant, so the copy is a
-// few inline vector moves rather than a memmove call per row.
-inline void copy_row(const float* src, float* dst, int64_t d) {
-  switch (d) {
-    case 16: std::memcpy(dst, src, 16 * sizeof(float)); break;
-    case 32: std::memcpy(dst, src, 32 * sizeof(float)); break;
-    case 64: std::memcpy(dst, src, 64 * sizeof(float)); break;
-    default: std::memcpy(dst, src, size_t(d) * sizeof(float));
-  }
-}
-
 }  // namespace
 
 void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
@@ -60,6 +49,12 @@ void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, f
   }
 }
 
+void key_sum_scalar(const float* k, int64_t l, int64_t d, double* g) {
+  std::fill(g, g + d, 0.0);
+  for (int64_t i = 0; i < l; ++i)
+    for (int64_t c = 0; c < d; ++c) g[c] += k[i * d + c];
+}
+
 void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
   for (int64_t i = 0; i < l; ++i) {
     double dot = 0.0, kn = 0.0;
@@ -73,6 +68,7 @@ void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g,
 }
 
 #if !defined(SECVIT_HAVE_AVX2_KERNELS)
+void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) { key_sum_scalar(k, l, d, g); }
 void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
   cosine_scores_scalar(k, l, d, g, gn, out);
 }
@@ -80,6 +76,49 @@ void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, flo
   softmax_tile_scalar(s, nq, nk, m, l, alpha);
 }
 #endif
+
+namespace {
+
+// attend_group for a group whose rows are already contiguous (TokenGroup::rows): the queries
+// and the value tile are read in place, only K^T is built; no labels.
+void attend_rows(const HeadTensors& t, const TokenGroup& g, Scratch& sc, bool avx2) {
+  const int64_t d = t.d;
+  const int64_t nq = g.q_end - g.q_begin;
+  const int64_t tile = std::min(g.n, kKeyTile);
+  const float* q = t.q + (g.rows + g.q_begin) * d;
+  float* kt = sc.kt.get(size_t(d * tile));
+  float* s = sc.s.get(size_t(nq * tile));
+  float* o = sc.o.get(size_t(nq * d));
+  float* m = sc.m.get(size_t(nq));
+  float* l = sc.l.get(size_t(nq));
+  float* alpha = sc.alpha.get(size_t(nq));
+  std::fill(m, m + nq, kNegInf);
+  std::fill(l, l + nq, 0.0f);
+  std::fill(o, o + nq * d, 0.0f);
+  for (int64_t k0 = 0; k0 < g.n; k0 += tile) {
+    const int64_t nk = std::min(tile, g.n - k0);
+    const float* ks = t.k + (g.rows + k0) * d;
+    for (int64_t j = 0; j < nk; ++j)
+      for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[j * d + c];
+    matmul_f32_serial(MatmulParams{q, kt, s, 1, nq, d, nk, 0, 0, 0, false});
+    if (avx2) softmax_tile_avx2(s, nq, nk, m, l, alpha);
+    else softmax_tile_scalar(s, nq, nk, m, l, alpha);
+    if (k0 > 0) {
+      for (int64_t i = 0; i < nq; ++i) {
+        const float a = alpha[i];
+        if (a != 1.0f) for (int64_t c = 0; c < d; ++c) o[i * d + c] *= a;
+      }
+    }
+    matmul_f32_serial(MatmulParams{s, t.v + (g.rows + k0) * d, o, 1, nq, nk, d, 0, 0, 0, true});
+  }
+  for (int64_t i = 0; i < nq; ++i) {
+    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * d;
+    const float inv = 1.0f / l[i];
+    for (int64_t c = 0; c < d; ++c) dst[c] = o[i * d + c] * inv;
+  }
+}
+
+}  // namespace
 
 void attend_group(const HeadTensors& t, const TokenGroup& g) {
   const int64_t d = t.d;
@@ -97,6 +136,10 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   float* l = sc.l.get(size_t(nq));
   float* alpha = sc.alpha.get(size_t(nq));
 
+  if (g.rows >= 0) {
+    attend_rows(t, g, sc, avx2);
+    return;
+  }
   // Members are scattered over the head (SEC's order is a permutation): prefetch rows a few
   // members ahead so the gathers overlap their cache misses.
   constexpr int64_t kAhead = 12;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace secvit::cpu {
 
@@ -35,14 +36,34 @@ struct TokenGroup {
   int64_t n;
   const int32_t* labels;  // nullptr: no mask
   int64_t q_begin, q_end;
+  // >= 0: the group's q/k/v were already gathered into rows [rows, rows + n) of the head
+  // tensors (in member order), so q and v are read in place and K^T is a sequential copy;
+  // outputs still go to out[members[i]].
+  int64_t rows = -1;
 };
 
 void attend_group(const HeadTensors& t, const TokenGroup& g);
+
+// Row copies of the gathers. For the common head dims the size is a constant, so the copy is a
+// few inline vector moves rather than a memmove call per row.
+inline void copy_row(const float* src, float* dst, int64_t d) {
+  switch (d) {
+    case 16: std::memcpy(dst, src, 16 * sizeof(float)); break;
+    case 32: std::memcpy(dst, src, 32 * sizeof(float)); break;
+    case 64: std::memcpy(dst, src, 64 * sizeof(float)); break;
+    default: std::memcpy(dst, src, size_t(d) * sizeof(float));
+  }
+}
 
 // Online-softmax step on a tile S [nq x nk] (row stride nk), one SIMD path each: replaces S
 // by exp(S - m_new), updates m and l, and returns in alpha the factor for the accumulator rows.
 void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
+
+// Column sums of one head's keys [l, d], in double: g[c] = sum_i k[i, c] (any summation order;
+// the rounding of a double sum of floats is far below what the scores' order can see).
+void key_sum_scalar(const float* k, int64_t l, int64_t d, double* g);
+void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g);
 
 // Cosine scores of one head's keys against g/|g| (see attention.h), in double:
 // out[i] = <g, k_i> / (gn * max(|k_i|, 1e-12)).

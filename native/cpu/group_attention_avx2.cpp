@@ -14,6 +14,30 @@ namespace secvit::cpu {
 using avx2::hmax;
 using avx2::hsum;
 
+// 16 columns at a time in four double accumulators (one pass over the rows per block of 16),
+// the remaining columns scalar.
+void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= d; c0 += 16) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < l; ++i) {
+      const float* row = k + i * d + c0;
+      a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(row)));
+      a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(row + 4)));
+      a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(row + 8)));
+      a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(row + 12)));
+    }
+    _mm256_storeu_pd(g + c0, a0);
+    _mm256_storeu_pd(g + c0 + 4, a1);
+    _mm256_storeu_pd(g + c0 + 8, a2);
+    _mm256_storeu_pd(g + c0 + 12, a3);
+  }
+  for (int64_t c = c0; c < d; ++c) g[c] = 0.0;
+  if (c0 < d)
+    for (int64_t i = 0; i < l; ++i)
+      for (int64_t c = c0; c < d; ++c) g[c] += k[i * d + c];
+}
+
 void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
   for (int64_t i = 0; i < l; ++i) {
     const float* row = k + i * d;

@@ -30,8 +30,8 @@ function attendRows(
   }
 }
 
-/** SPEC 1.1-1.3: the stable order of one head's tokens by cosine similarity to the mean key. */
-export function secOrderRef(k: ArrayLike<number>, base: number, l: number, d: number): number[] {
+/** SPEC 1.1-1.2: one head's cosine scores against the mean key, in double. */
+export function secScoresRef(k: ArrayLike<number>, base: number, l: number, d: number): number[] {
   const g = new Float64Array(d);
   for (let i = 0; i < l; i++) for (let c = 0; c < d; c++) g[c] += k[base + i * d + c];
   for (let c = 0; c < d; c++) g[c] /= l;
@@ -47,6 +47,12 @@ export function secOrderRef(k: ArrayLike<number>, base: number, l: number, d: nu
     }
     s.push(dot / Math.max(Math.sqrt(kn), 1e-12));
   }
+  return s;
+}
+
+/** SPEC 1.1-1.3: the stable order of one head's tokens by cosine similarity to the mean key. */
+export function secOrderRef(k: ArrayLike<number>, base: number, l: number, d: number): number[] {
+  const s = secScoresRef(k, base, l, d);
   return Array.from({ length: l }, (_, i) => i).sort((a, b) => s[a] - s[b] || a - b);
 }
 
