@@ -304,16 +304,18 @@ describe('CPU SIMD paths', () => {
 });
 
 // The CPU's SEC kernel has two schedules: with at least two heads per thread, one task per head
-// orders it and copies its q/k/v rows into sorted order, then attends clusters as contiguous rows;
-// with fewer, all heads are ordered first and the clusters gather their rows. Both must match
+// orders it and, for heads above 512 KiB of q/k/v, copies their rows into sorted order and
+// attends clusters as contiguous rows (smaller heads gather); with fewer heads, all are ordered
+// first and the clusters gather their rows. Both must match
 // the reference, with clusters of several query blocks (128) and key tiles (256).
 describe('CPU SEC schedules', () => {
   const threads = getNumThreads();
   afterAll(() => setNumThreads(threads));
   const cases: Array<[string, number, number, number, number, number, number]> = [
     // name, threads, B, H, L, D, C
-    ['per head, 1 thread', 1, 2, 3, 1100, 32, 2],
-    ['per head, 2 threads, odd D', 2, 2, 3, 301, 24, 3],
+    ['per head, rows copied (heads of 576 KiB), 1 thread', 1, 2, 2, 1500, 32, 3],
+    ['per head, rows copied, odd D, 2 threads', 2, 2, 2, 2300, 24, 5],
+    ['per head, gathered (small heads), 2 threads', 2, 2, 3, 301, 24, 3],
     ['spread, 2 threads (2 heads)', 2, 1, 2, 1100, 32, 2],
     ['spread, 1 thread (1 head)', 1, 1, 1, 777, 16, 2],
   ];
