@@ -1,6 +1,7 @@
 // Numerics the other tests do not reach:
 //   - logits that span more than ~88 (the fp32 exp range) across key tiles: an online softmax
 //     whose running maximum is not carried right underflows or overflows here;
+//   - GELU's erf at every float32 step of a dense grid (the op tables check norms and specials);
 //   - the rounding of 16-bit outputs: round-to-nearest-even has no sign bias, truncation (round
 //     towards zero) shrinks every value by half an ulp on average, which the relative-error
 //     tolerances alone would let pass;
@@ -8,15 +9,15 @@
 // test/ops/*.cases.ts, checked element by element against the reference.)
 import { describe, expect, it } from 'vitest';
 import {
-  decodeHalf, globalAttentionSync, linear, secAttentionSync,
-  tensor, type Device, type Tensor,
+  decodeHalf, gelu, globalAttentionSync, linear, secAttentionSync,
+  backends, tensor, type Device, type Tensor,
 } from '../lib/index.js';
 import { globalAttentionRef, secAttentionRef } from './reference/attention.js';
 import { relError, Rng } from './helpers/random.js';
 import { SIMD_PATHS, testDevices } from './helpers/backends.js';
 import { native } from '../lib/native.js';
 import { roundTo } from './helpers/op-cases.js';
-import { linearRef } from './reference/layers.js';
+import { geluRef, linearRef } from './reference/layers.js';
 
 const DEVICES: Device[] = testDevices();
 
@@ -33,6 +34,62 @@ function signedBias(out: ArrayLike<number>, ref: ArrayLike<number>): number {
 
 // ulp at 1 relative to the value: bfloat16 has 8 significant bits, float16 11.
 const ULP = { bfloat16: 2 ** -7, float16: 2 ** -10 } as const;
+
+// GELU = x/2 (1 + erf(x / sqrt 2)). The AVX2 erf is a table of 8 degree-6 polynomials (abs.
+// error <= 7.5e-8, see native/cpu/vec_math_avx2.h); the scalar path and CUDA use the C library's
+// erff. On 400,001 points of [-10, 10] (every interval and its edges, and the saturation past
+// |x| / sqrt 2 = 4): |gelu(x) - ref| <= 2e-7 |x| (the erf error times |x| / 2, plus float
+// rounding), and exactly 0 at 0, x at +inf, NaN at -inf (-inf * 0) and NaN.
+describe('GELU accuracy on a dense grid', () => {
+  const n = 400_001;
+  const x = Float32Array.from({ length: n }, (_, i) => -10 + (20 * i) / (n - 1));
+  const check = (out: Float32Array) => {
+    let worst = 0;
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.abs(out[i] - geluRef(x[i])) / Math.max(Math.abs(x[i]), 1e-30);
+      if (!(e <= worst)) {
+        worst = e;
+        at = x[i];
+      }
+    }
+    expect(worst, `worst at x = ${at}`).toBeLessThanOrEqual(2e-7);
+  };
+  const specials = (device: Device) => {
+    const t = tensor(Float32Array.from([0, Infinity, -Infinity, NaN, 1e30, -1e30]), [6], { device });
+    const g = gelu(t);
+    const v = g.dataSync() as Float32Array;
+    expect(Array.from(v.subarray(0, 2))).toEqual([0, Infinity]);
+    expect(Number.isNaN(v[2]) && Number.isNaN(v[3])).toBe(true);
+    expect(v[4]).toBe(Math.fround(1e30));
+    expect(Object.is(v[5], -0) || v[5] === 0).toBe(true);
+    t.dispose();
+    g.dispose();
+  };
+  const cpu = () => backends().find((b) => b.name === 'cpu')!;
+  it.each(SIMD_PATHS)('cpu, %s', (simd) => {
+    const was = cpu().simd!;
+    native.setCpuSimd(simd);
+    try {
+      const t = tensor(x, [n], { device: 'cpu' });
+      const g = gelu(t);
+      check(g.dataSync() as Float32Array);
+      t.dispose();
+      g.dispose();
+      specials('cpu');
+    } finally {
+      native.setCpuSimd(was);
+    }
+  });
+  it.each(DEVICES.filter((d) => d !== 'cpu'))('%s', (device) => {
+    const t = tensor(x, [n], { device });
+    const g = gelu(t);
+    check(g.dataSync() as Float32Array);
+    t.dispose();
+    g.dispose();
+    specials(device);
+  });
+});
 
 describe.each(DEVICES)('softmax range on %s', (device) => {
   // One head, D = 32, q = (s, 0, ...), keys (+-1, noise...): logits +-s. With s = 60 the first
