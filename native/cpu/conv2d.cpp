@@ -1,5 +1,7 @@
-// CPU kernel of `conv2d` (native/ops/conv2d.h). Three paths:
+// CPU kernel of `conv2d` (native/ops/conv2d.h). Four paths:
 //   depthwise (C = O = groups): direct loops over channels-last pixels (depthwise_impl.h);
+//   3x3, stride 1, dilation 1, groups 1, C and O >= 8, AVX2: Winograd F(2x2, 3x3)
+//   (conv2d_winograd_avx2.cpp; finite, moderate inputs only, else the im2col GEMM below);
 //   1x1, stride 1, no padding, groups 1: the GEMM with the pixels as rows of A;
 //   anything else: per group, the GEMM with A the im2col view of x, gathered while packing
 //   (gemm.h), and B read straight from the [O, C/g, kh, kw] weight in (ky, kx, c) order;
@@ -25,6 +27,11 @@ namespace conv_scalar {
 }  // namespace conv_scalar
 
 #if defined(SECVIT_HAVE_AVX2_KERNELS)
+// Winograd F(2x2, 3x3) (conv2d_winograd_avx2.cpp): false when the input or weight holds values
+// it cannot take exactly (not finite, or huge); the im2col GEMM then runs.
+bool conv2d_winograd_applies(const Conv2dOpParams& p);
+bool conv2d_winograd_avx2(const Conv2dOpParams& p, const float* x, const float* w, const float* bias,
+                          const float* col_scale, const float* res, float* y);
 void depthwise_rows_avx2(const Conv2dOpParams& p, const float* x, const float* wt, const float* bias,
                          const float* residual, float* y, int64_t r0, int64_t r1, float* acc);
 #endif
@@ -88,6 +95,11 @@ void conv2d_kernel(const KernelArgs& a) {
     depthwise(p, x, w, bias, res, y);
     return;
   }
+#if defined(SECVIT_HAVE_AVX2_KERNELS)
+  if (cpu_simd() == CpuSimd::Avx2Fma && conv2d_winograd_applies(p) &&
+      conv2d_winograd_avx2(p, x, w, bias, a.in[kConvScale].ptr<float>(), res, y))
+    return;
+#endif
   const int64_t og = p.o / p.groups, cg = p.c / p.groups;
   const int64_t hw = p.oh * p.ow;
   std::vector<int64_t> koff;

@@ -66,6 +66,17 @@ export const cases: OpCase[] = [
   conv('3x3 + BN scale/bias + GELU (stem)', [1, 3, 17, 15], [16, 3, 3, 3], { padding: [1, 1], withScale: true, activation: 'gelu', fused: true }),
   conv('1x1 + BN scale/bias + SiLU (head projection), NCHW', [2, 24, 3, 5], [37, 24, 1, 1], { withScale: true, activation: 'silu', fused: true, channelsLast: false }),
   conv('groups = 3 + scale + residual, no bias', [1, 9, 7, 6], [6, 3, 3, 3], { groups: 3, padding: [1, 1], withScale: true, withResidual: true, fused: true, bias: null }),
+  // 3x3, stride 1, one group, C and O >= 8: Winograd F(2x2, 3x3) on the AVX2 path (2x2 output
+  // tiles: odd sizes leave partial tiles; O not a multiple of 8 or 16 leaves tail lanes; a
+  // channel count not a multiple of 8 or an NCHW input goes through the patch copy).
+  conv('Winograd: 3x3 pad 1, 16 -> 24, odd sizes, batch 2', [2, 16, 7, 9], [24, 16, 3, 3], { padding: [1, 1] }),
+  conv('Winograd: + BN scale/bias + GELU + residual, 32 -> 20', [1, 32, 11, 6], [20, 32, 3, 3], { padding: [1, 1], withScale: true, activation: 'gelu', withResidual: true, fused: true }),
+  conv('Winograd: no padding, 12 channels (patch copy), SiLU', [1, 12, 9, 10], [16, 12, 3, 3], { activation: 'silu', fused: true }),
+  conv('Winograd: pad 2, NCHW input and residual, 8 -> 9', [1, 8, 5, 6], [9, 8, 3, 3], { padding: [2, 2], channelsLast: false, withResidual: true, fused: true }),
+  conv('Winograd: 24 -> 32 at 30 x 26, batch 2 (several tile blocks)', [2, 24, 30, 26], [32, 24, 3, 3], { padding: [1, 1], withScale: true, fused: true }),
+  // Not finite or huge inputs leave Winograd (its transforms would turn +-inf into NaN) for the
+  // direct path: exactly the reference's NaN and infinities.
+  conv('Winograd shape with NaN, infinities and 1e20 (direct path)', [1, 16, 6, 7], [8, 16, 3, 3], { padding: [1, 1], x: withSpecials({ 7: NaN, 64: -Infinity, 300: Infinity, 500: 1e20 }) }),
   // NaN and infinities reach exactly the outputs whose window holds them (padding adds no NaN).
   conv('depthwise 3x3: NaN and infinities', [1, 5, 6, 7], [5, 1, 3, 3], { padding: [1, 1], groups: 5, x: withSpecials({ 3: NaN, 50: Infinity, 130: -Infinity, 200: 3e4 }) }),
   conv('dense 3x3 (im2col): NaN and an infinity', [1, 4, 5, 6], [6, 4, 3, 3], { padding: [1, 1], x: withSpecials({ 7: NaN, 64: -Infinity }) }),
