@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
-import { seeded } from './util.mjs';
+import { median, seeded } from './util.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
@@ -153,12 +153,25 @@ async function attentionGroup(opts, threads, batch, st) {
     { time: opts.full ? 500 : 150, iterations: 3 },
   );
   const sec = group.rows[0].medianMs;
+  // The same two calls alternated (which goes first alternates too), the median of the per-pair
+  // ratios: a drift of the shared machine between the rows' own runs cancels out.
+  const paired = [];
+  for (let i = 0; i < (opts.full ? 120 : 30); i++) {
+    const time = (t) => {
+      const t0 = performance.now();
+      t.call().dispose();
+      return performance.now() - t0;
+    };
+    const [a, b] = i % 2 === 0 ? [time(tasks[0]), time(tasks[1])] : [time(tasks[1]), time(tasks[0])].reverse();
+    paired.push(a / b);
+  }
   const ratios = {
     secOverWindow7x14: sec / group.rows[1].medianMs,
+    secOverWindow7x14Paired: median(paired),
     secOverWindow7x7: sec / group.rows[2].medianMs,
     unfusedOverSec: group.rows[3].medianMs / sec,
   };
-  console.log(`  SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)}, SEC/window(7x7) = ${ratios.secOverWindow7x7.toFixed(3)}, unfused/fused = ${ratios.unfusedOverSec.toFixed(2)}`);
+  console.log(`  SEC/window(7x14) = ${ratios.secOverWindow7x14.toFixed(3)} (paired ${ratios.secOverWindow7x14Paired.toFixed(3)}), SEC/window(7x7) = ${ratios.secOverWindow7x7.toFixed(3)}, unfused/fused = ${ratios.unfusedOverSec.toFixed(2)}`);
   q.dispose();
   k.dispose();
   v.dispose();

@@ -104,7 +104,8 @@ bool bucket_argsort(const double* scores, int64_t l, int32_t* order, OrderScratc
 }
 
 // Cosine scores against the mean key, in double (see attention.h), then the stable order.
-void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderScratch& sc) {
+void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderScratch& sc,
+                    const float* pf0 = nullptr, const float* pf1 = nullptr) {
   std::vector<double>& g = sc.g;
   g.resize(size_t(d));
   const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
@@ -117,8 +118,8 @@ void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderS
   }
   gn = std::max(std::sqrt(gn), 1e-12);
   sc.scores.resize(size_t(l));
-  if (avx2) cosine_scores_avx2(k, l, d, g.data(), gn, sc.scores.data());
-  else cosine_scores_scalar(k, l, d, g.data(), gn, sc.scores.data());
+  if (avx2) cosine_scores_avx2(k, l, d, g.data(), gn, sc.scores.data(), pf0, pf1);
+  else cosine_scores_scalar(k, l, d, g.data(), gn, sc.scores.data(), pf0, pf1);
   if (bucket_argsort(sc.scores.data(), l, order, sc)) return;
   // NaN or Inf among the scores (non-finite keys): a comparison sort on the orderable bits
   // (-NaN < -Inf < ... < +Inf < +NaN, ties by index), as the reference orders them.
@@ -196,8 +197,10 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
       const int64_t l = p.l, d = p.d;
       for (int64_t bh = begin; bh < end; ++bh) {
         int32_t* ord = order + bh * l;
-        order_one_head(p.k + bh * l * d, l, d, ord, sc);
         if (!sort_rows) {
+          // The head fits the L2: its q and v are pulled in while the scores scan k, so that
+          // the clusters' gathers hit L2 instead of waiting on L3 row by row.
+          order_one_head(p.k + bh * l * d, l, d, ord, sc, p.q + bh * l * d, p.v + bh * l * d);
           for (int64_t c = 0; c < clusters; ++c) {
             TokenGroup g = sec_cluster(order, l, clusters, bh, c);
             for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
@@ -207,6 +210,7 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
           }
           continue;
         }
+        order_one_head(p.k + bh * l * d, l, d, ord, sc);
         int32_t* rank = rank_buf.get(size_t(l));
         for (int64_t r = 0; r < l; ++r) rank[ord[r]] = int32_t(r);
         float* sq = sorted_buf.get(size_t(3 * l * d));

@@ -55,8 +55,13 @@ void key_sum_scalar(const float* k, int64_t l, int64_t d, double* g) {
     for (int64_t c = 0; c < d; ++c) g[c] += k[i * d + c];
 }
 
-void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
+void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
+                          const float* pf0, const float* pf1) {
   for (int64_t i = 0; i < l; ++i) {
+    for (int64_t c = 0; c < d; c += 16) {
+      if (pf0 != nullptr) __builtin_prefetch(pf0 + i * d + c, 0, 2);
+      if (pf1 != nullptr) __builtin_prefetch(pf1 + i * d + c, 0, 2);
+    }
     double dot = 0.0, kn = 0.0;
     for (int64_t c = 0; c < d; ++c) {
       const double kv = k[i * d + c];
@@ -69,8 +74,9 @@ void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g,
 
 #if !defined(SECVIT_HAVE_AVX2_KERNELS)
 void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) { key_sum_scalar(k, l, d, g); }
-void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
-  cosine_scores_scalar(k, l, d, g, gn, out);
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
+                        const float* pf0, const float* pf1) {
+  cosine_scores_scalar(k, l, d, g, gn, out, pf0, pf1);
 }
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
   softmax_tile_scalar(s, nq, nk, m, l, alpha);

@@ -67,7 +67,11 @@ void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g);
 
 // Cosine scores of one head's keys against g/|g| (see attention.h), in double:
 // out[i] = <g, k_i> / (gn * max(|k_i|, 1e-12)).
-void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out);
-void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out);
+// pf0, pf1 (optional, [l, d] like k): rows prefetched into L2 as the scan passes them (the
+// head's q and v, which the attention then gathers in cluster order).
+void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
+                          const float* pf0 = nullptr, const float* pf1 = nullptr);
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
+                        const float* pf0 = nullptr, const float* pf1 = nullptr);
 
 }  // namespace secvit::cpu

@@ -38,9 +38,14 @@ void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) {
       for (int64_t c = c0; c < d; ++c) g[c] += k[i * d + c];
 }
 
-void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out) {
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
+                        const float* pf0, const float* pf1) {
   for (int64_t i = 0; i < l; ++i) {
     const float* row = k + i * d;
+    for (int64_t c = 0; c < d; c += 16) {
+      if (pf0 != nullptr) _mm_prefetch(reinterpret_cast<const char*>(pf0 + i * d + c), _MM_HINT_T1);
+      if (pf1 != nullptr) _mm_prefetch(reinterpret_cast<const char*>(pf1 + i * d + c), _MM_HINT_T1);
+    }
     __m256d dot = _mm256_setzero_pd(), kn = _mm256_setzero_pd();
     int64_t c = 0;
     for (; c + 4 <= d; c += 4) {
