@@ -304,7 +304,7 @@ describe('CPU SIMD paths', () => {
 });
 
 // The CPU's SEC kernel has two schedules: with at least two heads per thread, one task per head
-// orders it and, for heads above 512 KiB of q/k/v, copies their rows into sorted order and
+// orders it and, for heads above 512 KiB of q/k/v, copies their q and v rows into sorted order and
 // attends clusters as contiguous rows (smaller heads gather); with fewer heads, all are ordered
 // first and the clusters gather their rows. Both must match
 // the reference, with clusters of several query blocks (128) and key tiles (256).

@@ -183,12 +183,14 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
     // attends its clusters while that head's k and v are still in L2 (ordering all heads
     // first streams every head through the cache before any attention reads it back).
     //
-    // The head's q, k, v rows are then copied into sorted order in one pass that reads them in
-    // token order and writes each to its rank, so clusters are contiguous row ranges read in
-    // place. Gathering a cluster's rows instead reads 128-byte rows at random: at stage 0 a
-    // head (1.2 MB) does not fit the L2, and those reads wait on L3 where a streaming read
-    // and scattered writes (which retire through the store buffer) do not. A head that fits
-    // (stage 1: 0.3 MB) is gathered directly: there the copy was a net loss (measured).
+    // A head above kSortRowsAboveBytes (stage 0: 1.2 MB of q/k/v) does not fit the L2, and
+    // gathering a cluster's rows would read 128-byte rows at random from L3, each read a wait.
+    // Its q and v rows are instead copied into sorted order by one pass that reads them in
+    // token order and writes each to its rank (writes retire through the store buffer), so a
+    // cluster's queries and values are contiguous rows read in place; keys are still gathered
+    // into K^T by members (k was just streamed by the scores, and the transposed copy is made
+    // either way). A head that fits (stage 1: 0.3 MB) is gathered directly, with its q and v
+    // prefetched into L2 while the scores scan k: there the copy was a net loss (measured).
     const bool sort_rows = 3 * p.l * p.d * int64_t(sizeof(float)) > kSortRowsAboveBytes;
     ThreadPool::instance().parallel_for(heads, 1, [&](int64_t begin, int64_t end) {
       thread_local OrderScratch sc;
@@ -213,17 +215,15 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
         order_one_head(p.k + bh * l * d, l, d, ord, sc);
         int32_t* rank = rank_buf.get(size_t(l));
         for (int64_t r = 0; r < l; ++r) rank[ord[r]] = int32_t(r);
-        float* sq = sorted_buf.get(size_t(3 * l * d));
-        float* sk = sq + l * d;
-        float* sv = sk + l * d;
+        float* sq = sorted_buf.get(size_t(2 * l * d));
+        float* sv = sq + l * d;
         const HeadTensors src = head(p, bh);
         for (int64_t i = 0; i < l; ++i) {
           const int64_t r = rank[i];
           copy_row(src.q + i * d, sq + r * d, d);
-          copy_row(src.k + i * d, sk + r * d, d);
           copy_row(src.v + i * d, sv + r * d, d);
         }
-        const HeadTensors sorted{sq, sk, sv, src.out, d};
+        const HeadTensors sorted{sq, src.k, sv, src.out, d};
         for (int64_t c = 0; c < clusters; ++c) {
           TokenGroup g = sec_cluster(order, l, clusters, bh, c);
           g.rows = cluster_start(c, l, clusters);

@@ -103,9 +103,11 @@ void attend_rows(const HeadTensors& t, const TokenGroup& g, Scratch& sc, bool av
   std::fill(o, o + nq * d, 0.0f);
   for (int64_t k0 = 0; k0 < g.n; k0 += tile) {
     const int64_t nk = std::min(tile, g.n - k0);
-    const float* ks = t.k + (g.rows + k0) * d;
-    for (int64_t j = 0; j < nk; ++j)
-      for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[j * d + c];
+    for (int64_t j = 0; j < nk; ++j) {
+      if (j + 12 < nk) prefetch_row(t.k + int64_t(g.members[k0 + j + 12]) * d, d);
+      const float* ks = t.k + int64_t(g.members[k0 + j]) * d;
+      for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[c];
+    }
     matmul_f32_serial(MatmulParams{q, kt, s, 1, nq, d, nk, 0, 0, 0, false});
     if (avx2) softmax_tile_avx2(s, nq, nk, m, l, alpha);
     else softmax_tile_scalar(s, nq, nk, m, l, alpha);

@@ -36,9 +36,9 @@ struct TokenGroup {
   int64_t n;
   const int32_t* labels;  // nullptr: no mask
   int64_t q_begin, q_end;
-  // >= 0: the group's q/k/v were already gathered into rows [rows, rows + n) of the head
-  // tensors (in member order), so q and v are read in place and K^T is a sequential copy;
-  // outputs still go to out[members[i]].
+  // >= 0: the group's q and v were already gathered into rows [rows, rows + n) of the head
+  // tensors (in member order), so they are read in place; K^T is still gathered by members
+  // (it is built anyway), and outputs go to out[members[i]].
   int64_t rows = -1;
 };
 
