@@ -19,6 +19,8 @@ namespace {
 
 constexpr int64_t MR = kGemmMR;
 constexpr int64_t NR = kGemmNR;
+// A' formed once for all rows (gemm_f32) up to this many floats (1 MiB).
+constexpr int64_t kAPrimeOnceMax = int64_t(1) << 18;
 constexpr int64_t kMC = 96;   // rows of an A block (16 panels): MC x KC floats stay in L2
 
 // K blocks of at most ~320 so that a B panel (KC x 16 floats, 20 KiB) stays in L1 while an A
@@ -418,11 +420,25 @@ void gemm_f32(const GemmArgs& g) {
   ThreadPool& pool = ThreadPool::instance();
   auto run = [&](int64_t items, int64_t grain, auto&& fn) { pool.parallel_for(items, grain, fn); };
 
+  // A' = LN(A + add) is formed once for all rows, in the same pass as the row statistics, when
+  // it is small and more than one task would form the same rows (M < N: the tasks split B's
+  // panels, and each formed its rows of A' again: 4x for stage 2's qkv at 2 threads). The
+  // tasks then read it in place like a plain A.
+  const bool needs_prologue = g.im2col == nullptr && (g.layer_norm || g.add.data != nullptr || g.a.col_stride != 1);
+  const bool aprime_once = needs_prologue && g.m > kGemmDotMaxM && g.m * g.k <= kAPrimeOnceMax;
+  thread_local ScratchVec<float> t_aprime;
+  float* aprime = aprime_once ? t_aprime.get(size_t(g.m * g.k)) : nullptr;
   if (g.layer_norm) {
     float* st = t_stats.get(size_t(2 * g.m));
-    run(g.m, 64, [&](int64_t m0, int64_t m1) { row_stats(g, m0, m1, st, st + g.m); });
     cx.mean = st;
     cx.rstd = st + g.m;
+  }
+  if (g.layer_norm || aprime_once) {
+    run(g.m, 16, [&](int64_t m0, int64_t m1) {
+      if (g.layer_norm) row_stats(g, m0, m1, const_cast<float*>(cx.mean), const_cast<float*>(cx.rstd));
+      if (aprime_once)
+        for (int64_t m = m0; m < m1; ++m) prologue_row(cx, m, 0, g.k, aprime + m * g.k);
+    });
   }
   if (g.rope.angle != nullptr) {
     const GemmRope& rp = g.rope;
@@ -449,7 +465,7 @@ void gemm_f32(const GemmArgs& g) {
   }
 
   // A read in place when there is nothing to apply to it and its rows are contiguous in k.
-  const bool a_direct = g.im2col == nullptr && g.add.data == nullptr && !g.layer_norm && g.a.col_stride == 1;
+  const bool a_direct = aprime_once || (g.im2col == nullptr && g.add.data == nullptr && !g.layer_norm && g.a.col_stride == 1);
   const int64_t kcmax = choose_kc(g.k);
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
   const int64_t np = (g.n + NR - 1) / NR;
@@ -504,7 +520,7 @@ void gemm_f32(const GemmArgs& g) {
       const int64_t m0 = block_rows(mb), mc = block_rows(mb + 1) - m0;
       const int64_t p_begin = nc * panels_per_chunk, p_end = std::min(np, p_begin + panels_per_chunk);
       for (int64_t r = 0; r < mc; ++r) {
-        if (a_direct) arow[r] = g.a.data + g.a.row_offset(m0 + r);
+        if (a_direct) arow[r] = aprime_once ? aprime + (m0 + r) * g.k : g.a.data + g.a.row_offset(m0 + r);
         crow[r] = g.c.data + g.c.row_offset(m0 + r);
         rrow[r] = g.residual.data != nullptr ? g.residual.data + g.residual.row_offset(m0 + r) : nullptr;
         if (rope) {

@@ -125,6 +125,30 @@ export const cases: OpCase[] = [
     tol: HALF,
   },
   {
+    // M * K <= 2^18 with a prologue: A' is formed once for all rows (with the row statistics)
+    // and read in place by every task; here with an add, a transposed (strided) x and M < N.
+    name: "fused: A' formed once (add + LN, strided x), 130 rows < 200 columns",
+    inputs: {
+      x: { shape: [48, 130], view: (t) => t.transpose(0, 1) }, a: { shape: [130, 48] },
+      w: { shape: [200, 48], scale: 0.2 }, b: { shape: [200] }, lw: { shape: [48] }, lb: { shape: [48] },
+    },
+    run: (t) => fusedLinear(t.x, t.w, t.b, { add: t.a, norm: { weight: t.lw, bias: t.lb, eps: 1e-6 }, activation: 'gelu' }),
+    ref: (v) => {
+      const x = new Float32Array(130 * 48);
+      for (let i = 0; i < 130; i++) for (let j = 0; j < 48; j++) x[i * 48 + j] = v.x[j * 130 + i];
+      return linearRef(x, v.w, 130, 48, 200, { bias: v.b, add: v.a, norm: { weight: v.lw, bias: v.lb, eps: 1e-6 }, activation: 'gelu' });
+    },
+    tol: HALF,
+  },
+  {
+    // M * K > 2^18: each task forms its own rows of A' (LN applied per K block), two K blocks.
+    name: "fused: A' formed per task (M * K = 530 * 500 > 2^18), add + LN",
+    inputs: { x: { shape: [530, 500] }, a: { shape: [530, 500] }, w: { shape: [24, 500], scale: 0.1 }, lw: { shape: [500] }, lb: { shape: [500] } },
+    run: (t) => fusedLinear(t.x, t.w, null, { add: t.a, norm: { weight: t.lw, bias: t.lb, eps: 1e-5 } }),
+    ref: (v) => linearRef(v.x, v.w, 530, 500, 24, { add: v.a, norm: { weight: v.lw, bias: v.lb, eps: 1e-5 } }),
+    tol: HALF,
+  },
+  {
     name: 'RoPE on a GEMV-sized input (1 token)',
     inputs: { x: { shape: [1, 16] }, w: { shape: [48, 16] }, angle: { shape: [4], values: ropeAngle(8) } },
     run: (t) => fusedLinear(t.x, t.w, null, { rope: { angle: t.angle, heads: 2, height: 1, width: 1, kScale: 0.5 } }),
