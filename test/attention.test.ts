@@ -3,7 +3,7 @@
 // so an unwritten element fails.
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  backends, decodeHalf, encodeHalf, getNumThreads, setNumThreads,
+  backends, decodeHalf, encodeHalf, getNumThreads, profileOps, setNumThreads,
   globalAttention, globalAttentionSync, secAttention, secAttentionSync, secAttentionUnfusedSync,
   tensor, windowAttention, windowAttentionSync, type Device, type Tensor,
 } from '../lib/index.js';
@@ -328,6 +328,53 @@ describe('CPU SEC schedules', () => {
     expect(Array.from(order.dataSync())).toEqual(Array.from(ref.order));
     expect(relError(out.dataSync(), ref.out)).toBeLessThan(FP32_TOL);
     disposeAll(q, k, v, out, order);
+  });
+});
+
+// The model's q, k, v are views [B, H, L, D] of its qkv projection's [B, L, 3H, D] output. The
+// CPU kernels read them through their strides (no copy op runs) and write a token-major output
+// ([B, L, H, D] in memory, so that out_proj reads tokens without a copy); other backends get
+// contiguous copies. A view whose head dim is not contiguous is copied first on every backend.
+describe.each(DEVICES)('attention on views of a qkv projection on %s', (device) => {
+  const B = 2, H = 3, side = 7, L = side * side, D = 24;
+  const shape: AttnShape = { b: B, h: H, l: L, d: D };
+  const data = new Rng(7100).normals(B * L * 3 * H * D, 0.5);
+  const part = (which: number) => {
+    const out = new Float32Array(B * H * L * D);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let l = 0; l < L; l++)
+          for (let d = 0; d < D; d++) out[((b * H + h) * L + l) * D + d] = data[((b * L + l) * 3 * H + which * H + h) * D + d];
+    return out;
+  };
+  const [rq, rk, rv] = [part(0), part(1), part(2)];
+  const kinds: Array<[string, (q: Tensor, k: Tensor, v: Tensor) => Tensor, () => ArrayLike<number>]> = [
+    ['secAttention', (q, k, v) => secAttentionSync(q, k, v, { clusters: 5 }), () => secAttentionRef(rq, rk, rv, shape, 5).out],
+    ['secAttentionUnfused', (q, k, v) => secAttentionUnfusedSync(q, k, v, { clusters: 5 }), () => secAttentionRef(rq, rk, rv, shape, 5).out],
+    ['windowAttention (shifted)', (q, k, v) => windowAttentionSync(q, k, v, { height: side, width: side, window: [3, 4], shift: [1, 2] }),
+      () => windowAttentionRef(rq, rk, rv, shape, side, side, 3, 4, 1, 2)],
+    ['globalAttention', (q, k, v) => globalAttentionSync(q, k, v), () => globalAttentionRef(rq, rk, rv, shape)],
+  ];
+  it.each(kinds)('%s', async (_name, run, ref) => {
+    const qkv = tensor(data, [B, L, 3 * H, D], { device });
+    const split = qkv.permute([0, 2, 1, 3]);
+    const [q, k, v] = [split.narrow(1, 0, H), split.narrow(1, H, H), split.narrow(1, 2 * H, H)];
+    expect(q.strides).toEqual([L * 3 * H * D, D, 3 * H * D, 1]);
+    const { result: out, ops } = await profileOps(() => run(q, k, v));
+    expect(relError(out.dataSync(), ref())).toBeLessThan(FP32_TOL);
+    if (device === 'cpu') {
+      expect(ops.map((o) => o.label)).not.toContain('copy');
+      expect(out.strides).toEqual([L * H * D, D, H * D, 1]);
+    }
+    // Head dim not contiguous: q as the transpose of a [B, H, D, L] tensor.
+    const qt = tensor(rq, [B, H, L, D], { device });
+    const t1 = qt.transpose(2, 3);
+    const t2 = t1.contiguous();
+    const qT = t2.transpose(2, 3);
+    expect(qT.strides[3]).toBe(L);
+    const out2 = run(qT, k, v);
+    expect(relError(out2.dataSync(), ref())).toBeLessThan(FP32_TOL);
+    for (const t of [qkv, split, q, k, v, out, qt, t1, t2, qT, out2]) t.dispose();
   });
 });
 

@@ -17,8 +17,10 @@ namespace secvit::cpu {
 namespace {
 
 HeadTensors head(const AttentionParams& p, int64_t bh) {
-  const int64_t off = bh * p.l * p.d;
-  return HeadTensors{p.q + off, p.k + off, p.v + off, p.out + off, p.d};
+  const int64_t b = bh / p.h, h = bh % p.h;
+  return HeadTensors{p.q + b * p.qs[0] + h * p.qs[1], p.k + b * p.ks[0] + h * p.ks[1],
+                     p.v + b * p.vs[0] + h * p.vs[1], p.out + b * p.os[0] + h * p.os[1],
+                     p.d, p.qs[2], p.ks[2], p.vs[2], p.os[2]};
 }
 
 // A head whose q, k, v together exceed this is copied into sorted order before its clusters
@@ -104,13 +106,13 @@ bool bucket_argsort(const double* scores, int64_t l, int32_t* order, OrderScratc
 }
 
 // Cosine scores against the mean key, in double (see attention.h), then the stable order.
-void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderScratch& sc,
-                    const float* pf0 = nullptr, const float* pf1 = nullptr) {
+void order_one_head(const float* k, int64_t l, int64_t d, int64_t ld, int32_t* order, OrderScratch& sc,
+                    const RowPrefetch& pf = {}) {
   std::vector<double>& g = sc.g;
   g.resize(size_t(d));
   const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
-  if (avx2) key_sum_avx2(k, l, d, g.data());
-  else key_sum_scalar(k, l, d, g.data());
+  if (avx2) key_sum_avx2(k, l, d, ld, g.data());
+  else key_sum_scalar(k, l, d, ld, g.data());
   double gn = 0.0;
   for (int64_t c = 0; c < d; ++c) {
     g[c] /= double(l);
@@ -118,8 +120,8 @@ void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderS
   }
   gn = std::max(std::sqrt(gn), 1e-12);
   sc.scores.resize(size_t(l));
-  if (avx2) cosine_scores_avx2(k, l, d, g.data(), gn, sc.scores.data(), pf0, pf1);
-  else cosine_scores_scalar(k, l, d, g.data(), gn, sc.scores.data(), pf0, pf1);
+  if (avx2) cosine_scores_avx2(k, l, d, ld, g.data(), gn, sc.scores.data(), pf);
+  else cosine_scores_scalar(k, l, d, ld, g.data(), gn, sc.scores.data(), pf);
   if (bucket_argsort(sc.scores.data(), l, order, sc)) return;
   // NaN or Inf among the scores (non-finite keys): a comparison sort on the orderable bits
   // (-NaN < -Inf < ... < +Inf < +NaN, ties by index), as the reference orders them.
@@ -134,8 +136,10 @@ void order_one_head(const float* k, int64_t l, int64_t d, int32_t* order, OrderS
 void order_all_heads(const AttentionParams& p, int32_t* order) {
   ThreadPool::instance().parallel_for(p.b * p.h, 1, [&](int64_t begin, int64_t end) {
     thread_local OrderScratch scratch;
-    for (int64_t bh = begin; bh < end; ++bh)
-      order_one_head(p.k + bh * p.l * p.d, p.l, p.d, order + bh * p.l, scratch);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const HeadTensors t = head(p, bh);
+      order_one_head(t.k, p.l, p.d, t.ldk, order + bh * p.l, scratch);
+    }
   });
 }
 
@@ -202,7 +206,8 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
         if (!sort_rows) {
           // The head fits the L2: its q and v are pulled in while the scores scan k, so that
           // the clusters' gathers hit L2 instead of waiting on L3 row by row.
-          order_one_head(p.k + bh * l * d, l, d, ord, sc, p.q + bh * l * d, p.v + bh * l * d);
+          const HeadTensors t = head(p, bh);
+          order_one_head(t.k, l, d, t.ldk, ord, sc, RowPrefetch{t.q, t.ldq, t.v, t.ldv});
           for (int64_t c = 0; c < clusters; ++c) {
             TokenGroup g = sec_cluster(order, l, clusters, bh, c);
             for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
@@ -212,18 +217,18 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
           }
           continue;
         }
-        order_one_head(p.k + bh * l * d, l, d, ord, sc);
+        const HeadTensors src = head(p, bh);
+        order_one_head(src.k, l, d, src.ldk, ord, sc);
         int32_t* rank = rank_buf.get(size_t(l));
         for (int64_t r = 0; r < l; ++r) rank[ord[r]] = int32_t(r);
         float* sq = sorted_buf.get(size_t(2 * l * d));
         float* sv = sq + l * d;
-        const HeadTensors src = head(p, bh);
         for (int64_t i = 0; i < l; ++i) {
           const int64_t r = rank[i];
-          copy_row(src.q + i * d, sq + r * d, d);
-          copy_row(src.v + i * d, sv + r * d, d);
+          copy_row(src.q + i * src.ldq, sq + r * d, d);
+          copy_row(src.v + i * src.ldv, sv + r * d, d);
         }
-        const HeadTensors sorted{sq, src.k, sv, src.out, d};
+        const HeadTensors sorted{sq, src.k, sv, src.out, d, d, src.ldk, d, src.ldo};
         for (int64_t c = 0; c < clusters; ++c) {
           TokenGroup g = sec_cluster(order, l, clusters, bh, c);
           g.rows = cluster_start(c, l, clusters);
@@ -324,11 +329,11 @@ void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32
   float* os = to.data<float>();
   pool.parallel_for(bhl, 256, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const int64_t bh = r / p.l;
-      const int64_t src = (bh * p.l + order[r]) * p.d;
-      std::copy(p.q + src, p.q + src + p.d, qs + r * p.d);
-      std::copy(p.k + src, p.k + src + p.d, ks + r * p.d);
-      std::copy(p.v + src, p.v + src + p.d, vs + r * p.d);
+      const HeadTensors t = head(p, r / p.l);
+      const int64_t tok = order[r];
+      std::copy(t.q + tok * t.ldq, t.q + tok * t.ldq + p.d, qs + r * p.d);
+      std::copy(t.k + tok * t.ldk, t.k + tok * t.ldk + p.d, ks + r * p.d);
+      std::copy(t.v + tok * t.ldv, t.v + tok * t.ldv + p.d, vs + r * p.d);
     }
   });
   // 4: attention per contiguous cluster with the whole n x n matrix (S, softmax, PV).
@@ -357,7 +362,8 @@ void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32
   pool.parallel_for(bhl, 256, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t bh = r / p.l;
-      std::copy(os + r * p.d, os + (r + 1) * p.d, p.out + (bh * p.l + order[r]) * p.d);
+      const HeadTensors t = head(p, bh);
+      std::copy(os + r * p.d, os + (r + 1) * p.d, t.out + int64_t(order[r]) * t.ldo);
     }
   });
 }
@@ -374,8 +380,16 @@ namespace {
 
 AttentionParams params_of(const KernelArgs& a) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
-  return AttentionParams{a.in[0].ptr<float>(), a.in[1].ptr<float>(), a.in[2].ptr<float>(),
-                         a.out[0].ptr<float>(), p.b, p.h, p.l, p.d};
+  AttentionParams r{a.in[0].ptr<float>(), a.in[1].ptr<float>(), a.in[2].ptr<float>(),
+                    a.out[0].ptr<float>(), p.b, p.h, p.l, p.d, {}, {}, {}, {}};
+  // (image, head, token) strides; the rules give every tensor a contiguous head dim.
+  for (int i = 0; i < 3; ++i) {
+    r.qs[i] = a.in[0].strides[size_t(i)];
+    r.ks[i] = a.in[1].strides[size_t(i)];
+    r.vs[i] = a.in[2].strides[size_t(i)];
+    r.os[i] = a.out[0].strides[size_t(i)];
+  }
+  return r;
 }
 
 int32_t* order_of(const KernelArgs& a) {
@@ -396,9 +410,12 @@ void global_kernel(const KernelArgs& a) { global_attention_f32(params_of(a)); }
 
 }  // namespace
 
-SECVIT_KERNEL(secAttention, Device::Cpu, kF32, sec_kernel, nullptr, 0);
-SECVIT_KERNEL(secAttentionUnfused, Device::Cpu, kF32, sec_unfused_kernel, nullptr, 0);
-SECVIT_KERNEL(windowAttention, Device::Cpu, kF32, window_kernel, nullptr, 0);
-SECVIT_KERNEL(globalAttention, Device::Cpu, kF32, global_kernel, nullptr, 0);
+// q, k, v are read through their strides (views of a qkv projection's output need no copy);
+// the rules keep each one's head dim contiguous.
+constexpr unsigned kQkvStrided = 0x7;
+SECVIT_KERNEL(secAttention, Device::Cpu, kF32, sec_kernel, nullptr, kQkvStrided);
+SECVIT_KERNEL(secAttentionUnfused, Device::Cpu, kF32, sec_unfused_kernel, nullptr, kQkvStrided);
+SECVIT_KERNEL(windowAttention, Device::Cpu, kF32, window_kernel, nullptr, kQkvStrided);
+SECVIT_KERNEL(globalAttention, Device::Cpu, kF32, global_kernel, nullptr, kQkvStrided);
 
 }  // namespace secvit::cpu

@@ -1,7 +1,9 @@
 // SEC, window and global attention on the CPU (SPEC section 1 and 2). No d^-0.5 scale inside:
 // the model folds it into k.
 //
-// Layout: q, k, v, out are [B, H, L, D] fp32, contiguous; order is [B, H, L] int32.
+// Layout: q, k, v, out are [B, H, L, D] fp32 with any (image, head, token) strides and the head
+// dim contiguous (views of a [B, L, 3, H, D] projection; a token-major [B, L, H, D] output);
+// order is [B, H, L] int32, contiguous.
 // All three run on group_attention's engine, parallel over (image, head, group, block of 64
 // queries) on the native pool.
 //
@@ -23,6 +25,7 @@ struct AttentionParams {
   const float* v;
   float* out;
   int64_t b, h, l, d;
+  int64_t qs[3], ks[3], vs[3], os[3];  // element strides of (image, head, token)
 };
 
 // order may be null when the caller does not want it (a scratch buffer is used).

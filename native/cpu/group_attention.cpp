@@ -49,22 +49,22 @@ void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, f
   }
 }
 
-void key_sum_scalar(const float* k, int64_t l, int64_t d, double* g) {
+void key_sum_scalar(const float* k, int64_t l, int64_t d, int64_t ld, double* g) {
   std::fill(g, g + d, 0.0);
   for (int64_t i = 0; i < l; ++i)
-    for (int64_t c = 0; c < d; ++c) g[c] += k[i * d + c];
+    for (int64_t c = 0; c < d; ++c) g[c] += k[i * ld + c];
 }
 
-void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
-                          const float* pf0, const float* pf1) {
+void cosine_scores_scalar(const float* k, int64_t l, int64_t d, int64_t ld, const double* g, double gn, double* out,
+                          const RowPrefetch& pf) {
   for (int64_t i = 0; i < l; ++i) {
     for (int64_t c = 0; c < d; c += 16) {
-      if (pf0 != nullptr) __builtin_prefetch(pf0 + i * d + c, 0, 2);
-      if (pf1 != nullptr) __builtin_prefetch(pf1 + i * d + c, 0, 2);
+      if (pf.a != nullptr) __builtin_prefetch(pf.a + i * pf.lda + c, 0, 2);
+      if (pf.b != nullptr) __builtin_prefetch(pf.b + i * pf.ldb + c, 0, 2);
     }
     double dot = 0.0, kn = 0.0;
     for (int64_t c = 0; c < d; ++c) {
-      const double kv = k[i * d + c];
+      const double kv = k[i * ld + c];
       dot += g[c] * kv;
       kn += kv * kv;
     }
@@ -73,10 +73,10 @@ void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g,
 }
 
 #if !defined(SECVIT_HAVE_AVX2_KERNELS)
-void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) { key_sum_scalar(k, l, d, g); }
-void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
-                        const float* pf0, const float* pf1) {
-  cosine_scores_scalar(k, l, d, g, gn, out, pf0, pf1);
+void key_sum_avx2(const float* k, int64_t l, int64_t d, int64_t ld, double* g) { key_sum_scalar(k, l, d, ld, g); }
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, int64_t ld, const double* g, double gn, double* out,
+                        const RowPrefetch& pf) {
+  cosine_scores_scalar(k, l, d, ld, g, gn, out, pf);
 }
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
   softmax_tile_scalar(s, nq, nk, m, l, alpha);
@@ -91,7 +91,7 @@ void attend_rows(const HeadTensors& t, const TokenGroup& g, Scratch& sc, bool av
   const int64_t d = t.d;
   const int64_t nq = g.q_end - g.q_begin;
   const int64_t tile = std::min(g.n, kKeyTile);
-  const float* q = t.q + (g.rows + g.q_begin) * d;
+  const float* q = t.q + (g.rows + g.q_begin) * t.ldq;
   float* kt = sc.kt.get(size_t(d * tile));
   float* s = sc.s.get(size_t(nq * tile));
   float* o = sc.o.get(size_t(nq * d));
@@ -104,8 +104,8 @@ void attend_rows(const HeadTensors& t, const TokenGroup& g, Scratch& sc, bool av
   for (int64_t k0 = 0; k0 < g.n; k0 += tile) {
     const int64_t nk = std::min(tile, g.n - k0);
     for (int64_t j = 0; j < nk; ++j) {
-      if (j + 12 < nk) prefetch_row(t.k + int64_t(g.members[k0 + j + 12]) * d, d);
-      const float* ks = t.k + int64_t(g.members[k0 + j]) * d;
+      if (j + 12 < nk) prefetch_row(t.k + int64_t(g.members[k0 + j + 12]) * t.ldk, d);
+      const float* ks = t.k + int64_t(g.members[k0 + j]) * t.ldk;
       for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[c];
     }
     matmul_f32_serial(MatmulParams{q, kt, s, 1, nq, d, nk, 0, 0, 0, false});
@@ -117,10 +117,10 @@ void attend_rows(const HeadTensors& t, const TokenGroup& g, Scratch& sc, bool av
         if (a != 1.0f) for (int64_t c = 0; c < d; ++c) o[i * d + c] *= a;
       }
     }
-    matmul_f32_serial(MatmulParams{s, t.v + (g.rows + k0) * d, o, 1, nq, nk, d, 0, 0, 0, true});
+    matmul_f32_serial(MatmulParams{s, t.v + (g.rows + k0) * t.ldv, o, 1, nq, nk, d, 0, 0, 0, true});
   }
   for (int64_t i = 0; i < nq; ++i) {
-    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * d;
+    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * t.ldo;
     const float inv = 1.0f / l[i];
     for (int64_t c = 0; c < d; ++c) dst[c] = o[i * d + c] * inv;
   }
@@ -152,8 +152,8 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   // members ahead so the gathers overlap their cache misses.
   constexpr int64_t kAhead = 12;
   for (int64_t i = 0; i < nq; ++i) {
-    if (i + kAhead < nq) prefetch_row(t.q + int64_t(g.members[g.q_begin + i + kAhead]) * d, d);
-    copy_row(t.q + int64_t(g.members[g.q_begin + i]) * d, q + i * d, d);
+    if (i + kAhead < nq) prefetch_row(t.q + int64_t(g.members[g.q_begin + i + kAhead]) * t.ldq, d);
+    copy_row(t.q + int64_t(g.members[g.q_begin + i]) * t.ldq, q + i * d, d);
     m[i] = kNegInf;
     l[i] = 0.0f;
   }
@@ -164,12 +164,12 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
     for (int64_t j = 0; j < nk; ++j) {
       if (j + kAhead < nk) {
         const int64_t ahead = g.members[k0 + j + kAhead];
-        prefetch_row(t.k + ahead * d, d);
-        prefetch_row(t.v + ahead * d, d);
+        prefetch_row(t.k + ahead * t.ldk, d);
+        prefetch_row(t.v + ahead * t.ldv, d);
       }
       const int64_t tok = g.members[k0 + j];
-      const float* ks = t.k + tok * d;
-      const float* vs = t.v + tok * d;
+      const float* ks = t.k + tok * t.ldk;
+      const float* vs = t.v + tok * t.ldv;
       for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[c];
       copy_row(vs, v + j * d, d);
     }
@@ -195,7 +195,7 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   }
 
   for (int64_t i = 0; i < nq; ++i) {
-    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * d;
+    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * t.ldo;
     const float inv = 1.0f / l[i];
     for (int64_t c = 0; c < d; ++c) dst[c] = o[i * d + c] * inv;
   }

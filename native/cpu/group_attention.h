@@ -2,7 +2,9 @@
 // the engine behind SEC, window and global attention on the CPU (one engine, so that the three
 // differ only in how they group tokens).
 //
-// Layout: q, k, v, out are one (image, head): [L, D] rows, row stride D, fp32.
+// Layout: q, k, v, out are one (image, head): [L, D] rows of D contiguous floats, each tensor
+// with its own row stride (ldq ...: D for a contiguous head, 3E for a view of a qkv projection's
+// [tokens, 3E] output, E for a token-major output), fp32.
 // A group is a list of token indices (`members`); members [q_begin, q_end) are the queries of
 // this call, all members are keys. Optional per-member `labels` mask out keys whose label
 // differs from the query's (Swin's shifted-window regions).
@@ -29,6 +31,7 @@ struct HeadTensors {
   const float* v;
   float* out;
   int64_t d;
+  int64_t ldq, ldk, ldv, ldo;  // row strides, in floats
 };
 
 struct TokenGroup {
@@ -60,18 +63,26 @@ inline void copy_row(const float* src, float* dst, int64_t d) {
 void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
 
-// Column sums of one head's keys [l, d], in double: g[c] = sum_i k[i, c] (any summation order;
-// the rounding of a double sum of floats is far below what the scores' order can see).
-void key_sum_scalar(const float* k, int64_t l, int64_t d, double* g);
-void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g);
+// Column sums of one head's keys [l, d] (rows ld apart), in double: g[c] = sum_i k[i, c] (any
+// summation order; the rounding of a double sum of floats is far below what the scores' order
+// can see).
+void key_sum_scalar(const float* k, int64_t l, int64_t d, int64_t ld, double* g);
+void key_sum_avx2(const float* k, int64_t l, int64_t d, int64_t ld, double* g);
 
 // Cosine scores of one head's keys against g/|g| (see attention.h), in double:
 // out[i] = <g, k_i> / (gn * max(|k_i|, 1e-12)).
-// pf0, pf1 (optional, [l, d] like k): rows prefetched into L2 as the scan passes them (the
-// head's q and v, which the attention then gathers in cluster order).
-void cosine_scores_scalar(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
-                          const float* pf0 = nullptr, const float* pf1 = nullptr);
-void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
-                        const float* pf0 = nullptr, const float* pf1 = nullptr);
+// k's rows are ld apart. pf0, pf1 (optional, [l, d] rows pf_ld apart): rows prefetched into L2
+// as the scan passes them (the head's q and v, which the attention then gathers in cluster
+// order).
+struct RowPrefetch {
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+};
+void cosine_scores_scalar(const float* k, int64_t l, int64_t d, int64_t ld, const double* g, double gn, double* out,
+                          const RowPrefetch& pf = {});
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, int64_t ld, const double* g, double gn, double* out,
+                        const RowPrefetch& pf = {});
 
 }  // namespace secvit::cpu

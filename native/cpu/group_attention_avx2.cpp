@@ -16,12 +16,12 @@ using avx2::hsum;
 
 // 16 columns at a time in four double accumulators (one pass over the rows per block of 16),
 // the remaining columns scalar.
-void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) {
+void key_sum_avx2(const float* k, int64_t l, int64_t d, int64_t ld, double* g) {
   int64_t c0 = 0;
   for (; c0 + 16 <= d; c0 += 16) {
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t i = 0; i < l; ++i) {
-      const float* row = k + i * d + c0;
+      const float* row = k + i * ld + c0;
       a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(row)));
       a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(row + 4)));
       a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(row + 8)));
@@ -35,16 +35,16 @@ void key_sum_avx2(const float* k, int64_t l, int64_t d, double* g) {
   for (int64_t c = c0; c < d; ++c) g[c] = 0.0;
   if (c0 < d)
     for (int64_t i = 0; i < l; ++i)
-      for (int64_t c = c0; c < d; ++c) g[c] += k[i * d + c];
+      for (int64_t c = c0; c < d; ++c) g[c] += k[i * ld + c];
 }
 
-void cosine_scores_avx2(const float* k, int64_t l, int64_t d, const double* g, double gn, double* out,
-                        const float* pf0, const float* pf1) {
+void cosine_scores_avx2(const float* k, int64_t l, int64_t d, int64_t ld, const double* g, double gn, double* out,
+                        const RowPrefetch& pf) {
   for (int64_t i = 0; i < l; ++i) {
-    const float* row = k + i * d;
+    const float* row = k + i * ld;
     for (int64_t c = 0; c < d; c += 16) {
-      if (pf0 != nullptr) _mm_prefetch(reinterpret_cast<const char*>(pf0 + i * d + c), _MM_HINT_T1);
-      if (pf1 != nullptr) _mm_prefetch(reinterpret_cast<const char*>(pf1 + i * d + c), _MM_HINT_T1);
+      if (pf.a != nullptr) _mm_prefetch(reinterpret_cast<const char*>(pf.a + i * pf.lda + c), _MM_HINT_T1);
+      if (pf.b != nullptr) _mm_prefetch(reinterpret_cast<const char*>(pf.b + i * pf.ldb + c), _MM_HINT_T1);
     }
     __m256d dot = _mm256_setzero_pd(), kn = _mm256_setzero_pd();
     int64_t c = 0;

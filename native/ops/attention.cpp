@@ -25,7 +25,18 @@ AttentionOpParams check_qkv(OpCall& c) {
                       shape_string(c.in(1).shape), " and ", shape_string(c.in(2).shape));
   if (s[3] < 1 || s[3] > 256) throw_range_error(op, ": head dim D must be in [1, 256], got ", s[3]);
   if (s[2] > kBig) throw_range_error(op, ": L is too large: ", s[2]);
-  c.add_output(s, c.in(0).dtype);
+  // The CPU kernels read q, k and v through their strides (the model's views of its qkv
+  // projection need no copy) when the head dim is contiguous; otherwise they get copies.
+  for (int i = 0; i < 3; ++i)
+    if (s[3] > 1 && c.in(i).strides[3] != 1) c.require_contiguous(i);
+  // On the CPU the output is token-major ([B, L, H, D] in memory; the same values): the
+  // model's out_proj then reads it as [B, L, E] tokens without a copy. CUDA writes [B, H, L, D].
+  if (c.device() == Device::Cpu) {
+    static const int kTokenMajor[4] = {0, 2, 1, 3};
+    c.add_output(s, c.in(0).dtype, kTokenMajor);
+  } else {
+    c.add_output(s, c.in(0).dtype);
+  }
   AttentionOpParams p{};
   p.b = s[0];
   p.h = s[1];

@@ -1,5 +1,6 @@
 // SEC, window and global attention (SPEC sections 1-2): q, k, v [B, H, L, D] of one float dtype;
-// out [B, H, L, D]; secAttention's optional second output is the token order, int32 [B, H, L].
+// out [B, H, L, D] (token-major in memory on the CPU: [B, L, H, D]); secAttention's optional
+// second output is the token order, int32 [B, H, L].
 // No d^-0.5 scale inside (the model folds it into k). Rules: native/ops/attention.cpp; kernels:
 // native/cpu/attention.cpp, native/cuda/{sec,window,global}_attention.cu.
 #pragma once
