@@ -83,51 +83,6 @@ void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, flo
 }
 #endif
 
-namespace {
-
-// attend_group for a group whose rows are already contiguous (TokenGroup::rows): the queries
-// and the value tile are read in place, only K^T is built; no labels.
-void attend_rows(const HeadTensors& t, const TokenGroup& g, Scratch& sc, bool avx2) {
-  const int64_t d = t.d;
-  const int64_t nq = g.q_end - g.q_begin;
-  const int64_t tile = std::min(g.n, kKeyTile);
-  const float* q = t.q + (g.rows + g.q_begin) * t.ldq;
-  float* kt = sc.kt.get(size_t(d * tile));
-  float* s = sc.s.get(size_t(nq * tile));
-  float* o = sc.o.get(size_t(nq * d));
-  float* m = sc.m.get(size_t(nq));
-  float* l = sc.l.get(size_t(nq));
-  float* alpha = sc.alpha.get(size_t(nq));
-  std::fill(m, m + nq, kNegInf);
-  std::fill(l, l + nq, 0.0f);
-  std::fill(o, o + nq * d, 0.0f);
-  for (int64_t k0 = 0; k0 < g.n; k0 += tile) {
-    const int64_t nk = std::min(tile, g.n - k0);
-    for (int64_t j = 0; j < nk; ++j) {
-      if (j + 12 < nk) prefetch_row(t.k + int64_t(g.members[k0 + j + 12]) * t.ldk, d);
-      const float* ks = t.k + int64_t(g.members[k0 + j]) * t.ldk;
-      for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[c];
-    }
-    matmul_f32_serial(MatmulParams{q, kt, s, 1, nq, d, nk, 0, 0, 0, false});
-    if (avx2) softmax_tile_avx2(s, nq, nk, m, l, alpha);
-    else softmax_tile_scalar(s, nq, nk, m, l, alpha);
-    if (k0 > 0) {
-      for (int64_t i = 0; i < nq; ++i) {
-        const float a = alpha[i];
-        if (a != 1.0f) for (int64_t c = 0; c < d; ++c) o[i * d + c] *= a;
-      }
-    }
-    matmul_f32_serial(MatmulParams{s, t.v + (g.rows + k0) * t.ldv, o, 1, nq, nk, d, 0, 0, 0, true});
-  }
-  for (int64_t i = 0; i < nq; ++i) {
-    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * t.ldo;
-    const float inv = 1.0f / l[i];
-    for (int64_t c = 0; c < d; ++c) dst[c] = o[i * d + c] * inv;
-  }
-}
-
-}  // namespace
-
 void attend_group(const HeadTensors& t, const TokenGroup& g) {
   const int64_t d = t.d;
   const int64_t nq = g.q_end - g.q_begin;
@@ -135,25 +90,26 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
   Scratch& sc = t_scratch;
   const int64_t tile = std::min(g.n, kKeyTile);
-  float* q = sc.q.get(size_t(nq * d));
+  // TokenGroup::rows: q and v already gathered (row stride d), read in place; else gathered here.
+  const bool in_place = g.rows >= 0;
+  float* q = in_place ? nullptr : sc.q.get(size_t(nq * d));
   float* kt = sc.kt.get(size_t(d * tile));
-  float* v = sc.v.get(size_t(tile * d));
+  float* v = in_place ? nullptr : sc.v.get(size_t(tile * d));
   float* s = sc.s.get(size_t(nq * tile));
   float* o = sc.o.get(size_t(nq * d));
   float* m = sc.m.get(size_t(nq));
   float* l = sc.l.get(size_t(nq));
   float* alpha = sc.alpha.get(size_t(nq));
 
-  if (g.rows >= 0) {
-    attend_rows(t, g, sc, avx2);
-    return;
-  }
   // Members are scattered over the head (SEC's order is a permutation): prefetch rows a few
   // members ahead so the gathers overlap their cache misses.
   constexpr int64_t kAhead = 12;
+  const float* qa = in_place ? t.q + (g.rows + g.q_begin) * t.ldq : q;
   for (int64_t i = 0; i < nq; ++i) {
-    if (i + kAhead < nq) prefetch_row(t.q + int64_t(g.members[g.q_begin + i + kAhead]) * t.ldq, d);
-    copy_row(t.q + int64_t(g.members[g.q_begin + i]) * t.ldq, q + i * d, d);
+    if (!in_place) {
+      if (i + kAhead < nq) prefetch_row(t.q + int64_t(g.members[g.q_begin + i + kAhead]) * t.ldq, d);
+      copy_row(t.q + int64_t(g.members[g.q_begin + i]) * t.ldq, q + i * d, d);
+    }
     m[i] = kNegInf;
     l[i] = 0.0f;
   }
@@ -165,16 +121,15 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
       if (j + kAhead < nk) {
         const int64_t ahead = g.members[k0 + j + kAhead];
         prefetch_row(t.k + ahead * t.ldk, d);
-        prefetch_row(t.v + ahead * t.ldv, d);
+        if (!in_place) prefetch_row(t.v + ahead * t.ldv, d);
       }
       const int64_t tok = g.members[k0 + j];
       const float* ks = t.k + tok * t.ldk;
-      const float* vs = t.v + tok * t.ldv;
       for (int64_t c = 0; c < d; ++c) kt[c * nk + j] = ks[c];
-      copy_row(vs, v + j * d, d);
+      if (!in_place) copy_row(t.v + tok * t.ldv, v + j * d, d);
     }
     // S = Q K^T
-    matmul_f32_serial(MatmulParams{q, kt, s, 1, nq, d, nk, 0, 0, 0, false});
+    matmul_f32_serial(MatmulParams{qa, kt, s, 1, nq, d, nk, 0, 0, 0, false});
     if (g.labels != nullptr) {
       for (int64_t i = 0; i < nq; ++i) {
         const int32_t li = g.labels[g.q_begin + i];
@@ -191,7 +146,8 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
       }
     }
     // O += P V
-    matmul_f32_serial(MatmulParams{s, v, o, 1, nq, nk, d, 0, 0, 0, true});
+    const float* va = in_place ? t.v + (g.rows + k0) * t.ldv : v;
+    matmul_f32_serial(MatmulParams{s, va, o, 1, nq, nk, d, 0, 0, 0, true});
   }
 
   for (int64_t i = 0; i < nq; ++i) {

@@ -40,8 +40,8 @@ struct TokenGroup {
   const int32_t* labels;  // nullptr: no mask
   int64_t q_begin, q_end;
   // >= 0: the group's q and v were already gathered into rows [rows, rows + n) of the head
-  // tensors (in member order), so they are read in place; K^T is still gathered by members
-  // (it is built anyway), and outputs go to out[members[i]].
+  // tensors (in member order, row strides ldq = ldv = d), so they are read in place; K^T is
+  // still gathered by members (it is built anyway), and outputs go to out[members[i]].
   int64_t rows = -1;
 };
 
