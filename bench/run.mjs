@@ -178,6 +178,40 @@ async function attentionGroup(opts, threads, batch, st) {
   return { ...group, batch, threads, stage: st.stage, ratios };
 }
 
+// The SEC attention module as the model runs it (qkv 1x1 conv with LN-free input, LCE, RoPE,
+// SEC, out_proj; the reference's attn(x): [B, E, H, W] in and out) at SecViT-T's three stage
+// shapes, with SecViT-T's random weights. bench:peers runs the same modules next to ORT.
+// flops: qkv 2 L E 3E + out_proj 2 L E^2 + LCE 2 L E 25 + attention 4 L 98 E (98-token clusters).
+async function moduleGroup(opts, threads, batch) {
+  const model = secvit.SecViT.create('secvit-t', { seed: 1 });
+  const shapes = [[64, 56], [128, 28], [256, 14]];
+  const made = [];
+  const tasks = [];
+  for (const stage of [0, 1, 2].filter((x) => opts.stages.includes(x))) {
+    const [e, side] = shapes[stage];
+    const l = side * side;
+    const x = secvit.tensor(seeded(batch * e * l, 21 + stage, 2), [batch, e, side, side]);
+    made.push(x);
+    const attn = model.layers.items[stage].blocks.items[0].attn;
+    const run = () => {
+      const y = attn.forward(x);
+      y.waitSync();
+      return y;
+    };
+    tasks.push({
+      name: `stage ${stage} (E=${e}, ${side}x${side})`,
+      flops: batch * (2 * l * e * 3 * e + 2 * l * e * e + 2 * l * e * 25 + 4 * l * 98 * e),
+      peakBytes: peakOf(run),
+      fn: () => run().dispose(),
+    });
+  }
+  const group = await runGroup(`SEC attention module (qkv, LCE, RoPE, SEC, out_proj): B=${batch}, ${threads} thread(s)`, tasks,
+    { time: opts.full ? 500 : 150, iterations: 3 });
+  for (const m of made) m.dispose();
+  model.dispose();
+  return { ...group, batch, threads, module: true };
+}
+
 // GPU: fused SEC vs window vs global in fp32 and bf16, plus the effective bandwidth of fused SEC
 // (q, k, v read once + out written once) next to a device-to-device copy of the same tensors
 // timed in the same run. --device cuda-emu runs it through the emulator (a smoke test of this
@@ -286,6 +320,7 @@ export async function main(argv = process.argv.slice(2)) {
     if (groups.has('attention')) {
       for (const batch of opts.batches) {
         for (const st of STAGES.filter((x) => opts.stages.includes(x.stage))) results.push(await attentionGroup(opts, t, batch, st));
+        results.push(await moduleGroup(opts, t, batch));
       }
     }
     if (groups.has('model')) {

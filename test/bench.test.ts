@@ -64,7 +64,13 @@ describe('benchmark scripts', () => {
       expect((r as { peakBytes?: number }).peakBytes).toBeGreaterThan(0);
     }
     expect(group.ratios!.secOverWindow7x14).toBeGreaterThan(0);
+    expect(group.ratios!.secOverWindow7x14Paired).toBeGreaterThan(0);
     expect(group.ratios!.unfusedOverSec).toBeGreaterThan(0);
+    // The SEC attention module (qkv .. out_proj) at the chosen stage shapes.
+    const module = json.results.find((g) => (g as { module?: boolean }).module)!;
+    expect(module.rows.map((r) => r.name)).toEqual(['stage 2 (E=256, 14x14)']);
+    expect(module.rows[0].medianMs).toBeGreaterThan(0);
+    expect((module.rows[0] as { peakBytes?: number }).peakBytes).toBeGreaterThan(0);
   });
 
   it('CPU: op-layer cost, GEMM side by side with OpenBLAS, and a row per layer kind', () => {
