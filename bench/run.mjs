@@ -67,7 +67,10 @@ export async function runGroup(title, tasks, { time = 400, iterations = 5 } = {}
   const rows = bench.tasks.map((task, i) => {
     const r = task.result;
     const median = r?.latency?.p50 ?? r?.p50 ?? NaN;
-    const row = { name: task.name, medianMs: median, samples: r?.latency?.samples?.length ?? r?.samples?.length ?? 0 };
+    const row = {
+      name: task.name, medianMs: median, minMs: r?.latency?.min ?? r?.min ?? NaN, maxMs: r?.latency?.max ?? r?.max ?? NaN,
+      samples: r?.latency?.samples?.length ?? r?.samples?.length ?? 0,
+    };
     if (tasks[i].flops) row.gflops = tasks[i].flops / (median * 1e6);
     if (tasks[i].peakBytes !== undefined) row.peakBytes = tasks[i].peakBytes;
     return row;
@@ -75,7 +78,7 @@ export async function runGroup(title, tasks, { time = 400, iterations = 5 } = {}
   console.log(`\n${title}`);
   console.table(rows.map((r) => ({
     name: r.name,
-    'median ms': r.medianMs.toFixed(3),
+    'median ms [min-max]': `${r.medianMs.toFixed(3)} [${r.minMs.toFixed(3)}-${r.maxMs.toFixed(3)}]`,
     'GFLOP/s': r.gflops?.toFixed(2) ?? '',
     ...(r.peakBytes !== undefined ? { 'peak MiB': (r.peakBytes / 2 ** 20).toFixed(2) } : {}),
     samples: r.samples,
