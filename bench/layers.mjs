@@ -84,6 +84,17 @@ export async function layerRows(secvit, { batch = 1, time = 200 } = {}) {
     ['global average pool (1024 x 7 x 7)', 'pool', 0, bytes([B, 1024, 7, 7]), () => secvit.globalAvgPool2d(head)],
   ];
 
+  // Peak host memory of one call (memory()'s peak over it, output included), as in the
+  // attention tables.
+  const peaks = rows.map(([, , , , fn]) => {
+    secvit.resetPeakMemory();
+    const base = secvit.memory().hostBytes;
+    const y = fn();
+    y.waitSync();
+    const peak = secvit.memory().peakHostBytes - base;
+    y.dispose();
+    return peak;
+  });
   const bench = new Bench({ time, iterations: 5, warmup: true, warmupIterations: 2 });
   for (const [name, , , , fn] of rows) {
     bench.add(name, () => {
@@ -98,7 +109,7 @@ export async function layerRows(secvit, { batch = 1, time = 200 } = {}) {
     const med = median(s);
     const [, kind, flops, moved] = rows[i];
     return {
-      name: task.name, kind, medianMs: med, minMs: Math.min(...s), maxMs: Math.max(...s), samples: s.length,
+      name: task.name, kind, medianMs: med, minMs: Math.min(...s), maxMs: Math.max(...s), samples: s.length, peakBytes: peaks[i],
       ...(flops ? { gflops: flops / (med * 1e6) } : {}), ...(moved ? { gbPerS: moved / (med * 1e6) } : {}),
     };
   });
@@ -114,5 +125,6 @@ export function printLayers(rows, batch, threads) {
     'median ms': `${r.medianMs.toFixed(3)} [${r.minMs.toFixed(3)}-${r.maxMs.toFixed(3)}]`,
     'GFLOP/s': r.gflops?.toFixed(1) ?? '',
     'GB/s': r.gbPerS?.toFixed(1) ?? '',
+    'peak MiB': (r.peakBytes / 2 ** 20).toFixed(2),
   })));
 }

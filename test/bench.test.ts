@@ -88,7 +88,10 @@ describe('benchmark scripts', () => {
     }
     const kinds = new Set(json.layers![0].rows.map((r) => r.kind));
     expect([...kinds].sort()).toEqual(['GEMM/1x1', 'attention', 'dense conv', 'depthwise', 'element-wise', 'norm', 'pool']);
-    for (const r of json.layers![0].rows) expect(r.medianMs).toBeGreaterThan(0);
+    for (const r of json.layers![0].rows) {
+      expect(r.medianMs).toBeGreaterThan(0);
+      expect((r as { peakBytes?: number }).peakBytes).toBeGreaterThan(0);
+    }
   });
 
   it('GPU script: runs on cuda-emu, fp32 and bf16, with the copy bandwidth', () => {
