@@ -203,38 +203,31 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
       const int64_t l = p.l, d = p.d;
       for (int64_t bh = begin; bh < end; ++bh) {
         int32_t* ord = order + bh * l;
+        const HeadTensors src = head(p, bh);
+        HeadTensors use = src;
         if (!sort_rows) {
           // The head fits the L2: its q and v are pulled in while the scores scan k, so that
           // the clusters' gathers hit L2 instead of waiting on L3 row by row.
-          const HeadTensors t = head(p, bh);
-          order_one_head(t.k, l, d, t.ldk, ord, sc, RowPrefetch{t.q, t.ldq, t.v, t.ldv});
-          for (int64_t c = 0; c < clusters; ++c) {
-            TokenGroup g = sec_cluster(order, l, clusters, bh, c);
-            for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
-              g.q_end = std::min(g.n, g.q_begin + kQueryBlock);
-              attend_group(head(p, bh), g);
-            }
+          order_one_head(src.k, l, d, src.ldk, ord, sc, RowPrefetch{src.q, src.ldq, src.v, src.ldv});
+        } else {
+          order_one_head(src.k, l, d, src.ldk, ord, sc);
+          int32_t* rank = rank_buf.get(size_t(l));
+          for (int64_t r = 0; r < l; ++r) rank[ord[r]] = int32_t(r);
+          float* sq = sorted_buf.get(size_t(2 * l * d));
+          float* sv = sq + l * d;
+          for (int64_t i = 0; i < l; ++i) {
+            const int64_t r = rank[i];
+            copy_row(src.q + i * src.ldq, sq + r * d, d);
+            copy_row(src.v + i * src.ldv, sv + r * d, d);
           }
-          continue;
+          use = HeadTensors{sq, src.k, sv, src.out, d, d, src.ldk, d, src.ldo};
         }
-        const HeadTensors src = head(p, bh);
-        order_one_head(src.k, l, d, src.ldk, ord, sc);
-        int32_t* rank = rank_buf.get(size_t(l));
-        for (int64_t r = 0; r < l; ++r) rank[ord[r]] = int32_t(r);
-        float* sq = sorted_buf.get(size_t(2 * l * d));
-        float* sv = sq + l * d;
-        for (int64_t i = 0; i < l; ++i) {
-          const int64_t r = rank[i];
-          copy_row(src.q + i * src.ldq, sq + r * d, d);
-          copy_row(src.v + i * src.ldv, sv + r * d, d);
-        }
-        const HeadTensors sorted{sq, src.k, sv, src.out, d, d, src.ldk, d, src.ldo};
         for (int64_t c = 0; c < clusters; ++c) {
           TokenGroup g = sec_cluster(order, l, clusters, bh, c);
-          g.rows = cluster_start(c, l, clusters);
+          if (sort_rows) g.rows = cluster_start(c, l, clusters);
           for (g.q_begin = 0; g.q_begin < g.n; g.q_begin += kQueryBlock) {
             g.q_end = std::min(g.n, g.q_begin + kQueryBlock);
-            attend_group(sorted, g);
+            attend_group(use, g);
           }
         }
       }

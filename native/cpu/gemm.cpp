@@ -420,22 +420,22 @@ void gemm_f32(const GemmArgs& g) {
   ThreadPool& pool = ThreadPool::instance();
   auto run = [&](int64_t items, int64_t grain, auto&& fn) { pool.parallel_for(items, grain, fn); };
 
-  // A' = LN(A + add) is formed once for all rows, in the same pass as the row statistics, when
-  // it is small and more than one task would form the same rows (M < N: the tasks split B's
-  // panels, and each formed its rows of A' again: 4x for stage 2's qkv at 2 threads). The
-  // tasks then read it in place like a plain A.
-  const bool needs_prologue = g.im2col == nullptr && (g.layer_norm || g.add.data != nullptr || g.a.col_stride != 1);
-  const bool aprime_once = needs_prologue && g.m > kGemmDotMaxM && g.m * g.k <= kAPrimeOnceMax;
+  // A needs a prologue (LayerNorm, an add, or gathering strided columns) unless it is a plain
+  // row-major A or an im2col view. A' = LN(A + add) is then formed once for all rows, in the
+  // same pass as the row statistics, when it is small (M x K <= kAPrimeOnceMax; not on the
+  // small-M dot path, which forms its own): the tasks read it in place like a plain A. Formed
+  // per task instead, it was formed again by every task that splits B's panels (M < N: 4x for
+  // stage 2's qkv at 2 threads), and the statistics took a pass of their own.
+  const bool prologue = g.im2col == nullptr && (g.layer_norm || g.add.data != nullptr || g.a.col_stride != 1);
+  const bool aprime_once = prologue && g.k > 0 && g.m > kGemmDotMaxM && g.m * g.k <= kAPrimeOnceMax;
   thread_local ScratchVec<float> t_aprime;
   float* aprime = aprime_once ? t_aprime.get(size_t(g.m * g.k)) : nullptr;
-  if (g.layer_norm) {
-    float* st = t_stats.get(size_t(2 * g.m));
-    cx.mean = st;
-    cx.rstd = st + g.m;
-  }
+  float* stats = g.layer_norm ? t_stats.get(size_t(2 * g.m)) : nullptr;
+  cx.mean = stats;
+  cx.rstd = stats != nullptr ? stats + g.m : nullptr;
   if (g.layer_norm || aprime_once) {
     run(g.m, 16, [&](int64_t m0, int64_t m1) {
-      if (g.layer_norm) row_stats(g, m0, m1, const_cast<float*>(cx.mean), const_cast<float*>(cx.rstd));
+      if (stats != nullptr) row_stats(g, m0, m1, stats, stats + g.m);
       if (aprime_once)
         for (int64_t m = m0; m < m1; ++m) prologue_row(cx, m, 0, g.k, aprime + m * g.k);
     });
@@ -464,8 +464,8 @@ void gemm_f32(const GemmArgs& g) {
     return;
   }
 
-  // A read in place when there is nothing to apply to it and its rows are contiguous in k.
-  const bool a_direct = aprime_once || (g.im2col == nullptr && g.add.data == nullptr && !g.layer_norm && g.a.col_stride == 1);
+  // A read in place when there is nothing to apply to it (or A' was formed above for all rows).
+  const bool a_direct = g.im2col == nullptr && (!prologue || aprime_once);
   const int64_t kcmax = choose_kc(g.k);
   const int64_t kblocks = (g.k + kcmax - 1) / kcmax;
   const int64_t np = (g.n + NR - 1) / NR;

@@ -71,9 +71,9 @@ void key_sum_avx2(const float* k, int64_t l, int64_t d, int64_t ld, double* g);
 
 // Cosine scores of one head's keys against g/|g| (see attention.h), in double:
 // out[i] = <g, k_i> / (gn * max(|k_i|, 1e-12)).
-// k's rows are ld apart. pf0, pf1 (optional, [l, d] rows pf_ld apart): rows prefetched into L2
-// as the scan passes them (the head's q and v, which the attention then gathers in cluster
-// order).
+// k's rows are ld apart. pf.a, pf.b (optional, [l, d] rows lda / ldb apart): rows prefetched
+// into L2 as the scan passes them (the head's q and v, which the attention then gathers in
+// cluster order).
 struct RowPrefetch {
   const float* a = nullptr;
   int64_t lda = 0;
