@@ -1,6 +1,9 @@
 export { Tensor, tensor, zeros, type DType, type DataArray, type MemoryFormat, type OrtLikeTensor, type TensorOptions } from './tensor.js';
 export { DisposedError } from './errors.js';
 export { tidy, keep } from './engine.js';
+// Autograd: recording, the gradient registry, and backward() (installed on Tensor on import).
+export { noGrad, enableGrad, isGradEnabled, registerGradient, differentiableOps, type GradientDef, type GradContext } from './autograd/graph.js';
+import './autograd/backward.js';
 export { memory, resetPeakMemory, type MemoryInfo } from './memory.js';
 export {
   backends,
@@ -17,6 +20,7 @@ export {
 export * from './ops/matmul.js';
 export * from './ops/attention.js';
 export * from './ops/layers.js';
+export * from './ops/reduce.js';
 export { listOps } from './ops/run.js';
 export { profileOps, type OpProfileRow } from './profile.js';
 export { decodeHalf, encodeHalf } from './half.js';

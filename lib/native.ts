@@ -19,6 +19,8 @@ export interface TensorHandle {
   to(device: NativeDevice): Promise<TensorHandle>;
   /** Blocks until the tensor is computed; throws the error of the op that failed to compute it. */
   wait(): void;
+  /** Resolves once the tensor is computed (without blocking); rejects with the error of the op that failed. */
+  ready(): Promise<void>;
   info(): {
     shape: number[];
     strides: number[];
@@ -27,6 +29,8 @@ export interface TensorHandle {
     device: NativeDevice;
     bytes: number;
     borrowed: boolean;
+    /** Identity of the memory block (views of one block share it), while it lives. */
+    storage: number;
   };
 }
 
@@ -78,9 +82,12 @@ export interface NativeAddon {
   opProfile(): { device: NativeDevice; label: string; calls: number; ms: number }[];
   readonly builtWithCuda: boolean;
 
-  /** The op registry: each op's name, inputs (a trailing '?' marks an optional one) and attributes. Index = op id. */
+  /**
+   * The op registry: each op's name, inputs (a trailing '?' marks an optional one), attributes and
+   * their defaults (null: required). Index = op id.
+   */
   opNames(): string[];
-  opSchema(id: number): { inputs: string[]; attrs: string[] };
+  opSchema(id: number): { inputs: string[]; attrs: string[]; defaults: (number | null)[] };
   /**
    * Runs op `id` (queued on the inputs' device; returns at once unless `sync`): inputs in the
    * op's order (null for an absent optional input), attributes as numbers in the op's order.

@@ -1,10 +1,11 @@
 import { markAsUntransferable } from 'node:worker_threads';
 import { DisposedError } from './errors.js';
-import { registerTrackedClass, track } from './engine.js';
+import { keep, registerTrackedClass, track } from './engine.js';
 import { checkDevice, DEVICES, type Device, type DeviceChoice } from './backends.js';
 import { native, type NativeArray, type TensorHandle } from './native.js';
 import { encodeHalf } from './half.js';
-import { defineOp } from './ops/run.js';
+import { isGradEnabled, Node, type BackwardFn, type Edge } from './autograd/graph.js';
+import { attrVector, inputVector, schemaOf, type AttrValues } from './ops/schema.js';
 
 export type DType = 'float32' | 'int32' | 'float16' | 'bfloat16';
 /** float32 -> Float32Array, int32 -> Int32Array; float16/bfloat16 -> Uint16Array of raw bits. */
@@ -27,6 +28,8 @@ export interface TensorOptions {
   device?: DeviceChoice;
   /** Element type. Default: from the data (Float32Array -> float32, Int32Array -> int32), else float32. */
   dtype?: DType;
+  /** Whether gradients are accumulated into this (leaf) tensor's `.grad` by backward(). Default false. */
+  requiresGrad?: boolean;
   /**
    * CPU tensors made from a TypedArray of the tensor's dtype share its memory (no copy) unless
    * `copy` is true. Arrays over a SharedArrayBuffer or a resizable ArrayBuffer are always copied.
@@ -36,6 +39,9 @@ export interface TensorOptions {
    */
   copy?: boolean;
 }
+
+// Set by Tensor's static block (the autograd engine's access to its private state).
+let gradAccess!: GradAccess;
 
 // The dtypes, in the native enum's order (a dtype's code is its index).
 const DTYPES: readonly DType[] = ['float32', 'int32', 'float16', 'bfloat16'];
@@ -60,6 +66,11 @@ export class Tensor {
   readonly size: number;
   #handle: TensorHandle | null;
   #offset: number;
+  // Autograd (lib/autograd): a leaf's flag and gradient; the node that made a non-leaf.
+  #requiresGrad = false;
+  #grad: Tensor | null = null;
+  #gradFn: Node | null = null;
+  #outputIndex = 0;
 
   /**
    * @internal Tensors are made by `tensor()` and by ops, never with `new`. `metaSlot`: where the
@@ -122,13 +133,17 @@ export class Tensor {
   /** A copy of this tensor on `device` (always a new tensor, also for the same device). */
   async to(device: DeviceChoice): Promise<Tensor> {
     const h = this.handle('to');
-    return new Tensor(await h.to(checkDevice(device, 'to: device')));
+    const from = this.device;
+    const out = new Tensor(await h.to(checkDevice(device, 'to: device')));
+    return record('to', [this], [out], ([g]) => [g === null || g.device === from ? g : g.toSync(from)])[0];
   }
 
   /** Synchronous `to()`. */
   toSync(device: DeviceChoice): Tensor {
     const h = this.handle('to');
-    return new Tensor(h.toSync(checkDevice(device, 'to: device')));
+    const from = this.device;
+    const out = new Tensor(h.toSync(checkDevice(device, 'to: device')));
+    return record('to', [this], [out], ([g]) => [g === null || g.device === from ? g : g.toSync(from)])[0];
   }
 
   /** True when the elements lie packed in row-major order. */
@@ -152,21 +167,24 @@ export class Tensor {
     if (format === 'channelsLast') {
       if (this.shape.length !== 4) throw new RangeError(`contiguous: channelsLast needs a [B, C, H, W] tensor, got [${this.shape.join(', ')}]`);
       const nhwc = this.permute([0, 2, 3, 1]);
-      const packed = nhwc.isContiguous() ? nhwc : copyOp.run1([nhwc], [DTYPE_CODE[this.dtype], 0]);
+      const packed = nhwc.isContiguous() ? nhwc : record('contiguous', [nhwc], copyOp(nhwc, this.dtype, false), (g) => g)[0];
       const out = packed.permute([0, 3, 1, 2]);
       packed.dispose();
       if (packed !== nhwc) nhwc.dispose();
       return out;
     }
     if (format !== 'rowMajor') throw new RangeError(`contiguous: format must be 'rowMajor' or 'channelsLast', got '${String(format)}'`);
-    if (this.isContiguous()) return this.#view(this.shape, this.strides, this.#offset);
-    return copyOp.run1([this], [DTYPE_CODE[this.dtype], 0]);
+    if (this.isContiguous()) return this.#view(this.shape, this.strides, this.#offset, 'contiguous', (g) => g);
+    return record('contiguous', [this], copyOp(this, this.dtype, false), (g) => g)[0];
   }
 
   /** A copy converted to `dtype` (round to nearest even into 16-bit floats), in the same layout. */
   cast(dtype: DType): Tensor {
     if (!isDType(dtype)) throw new TypeError(`cast: dtype: unknown dtype '${String(dtype)}'`);
-    return copyOp.run1([this], [DTYPE_CODE[dtype], 1]);
+    const from = this.dtype;
+    if (this.requiresGrad && (dtype === 'int32' || from === 'int32'))
+      throw new TypeError(`cast: a tensor that requires grad cannot be cast to or from int32 (no gradient)`);
+    return record('cast', [this], copyOp(this, dtype, true), ([g]) => [g === null || g.dtype === from ? g : g.cast(from)])[0];
   }
 
   /**
@@ -181,7 +199,8 @@ export class Tensor {
       c.dispose();
       return r;
     }
-    return this.#view(dims, rowMajorStrides(dims), this.#offset);
+    const from = this.shape;
+    return this.#view(dims, rowMajorStrides(dims), this.#offset, 'reshape', (g) => g.reshape(from));
   }
 
   /** A view with the dims reordered: `dims` is a permutation of 0..rank-1. */
@@ -189,7 +208,10 @@ export class Tensor {
     const n = this.shape.length;
     if (!Array.isArray(dims) || dims.length !== n || new Set(dims).size !== n || dims.some((d) => !Number.isInteger(d) || d < 0 || d >= n))
       throw new RangeError(`permute: dims must be a permutation of 0..${n - 1}, got ${JSON.stringify(dims)}`);
-    return this.#view(dims.map((d) => this.shape[d]), dims.map((d) => this.strides[d]), this.#offset);
+    const inverse = new Array<number>(n);
+    dims.forEach((d, i) => (inverse[d] = i));
+    return this.#view(dims.map((d) => this.shape[d]), dims.map((d) => this.strides[d]), this.#offset, 'permute',
+      (g) => g.permute(inverse));
   }
 
   /** A view with dims `a` and `b` swapped (negative dims count from the end). */
@@ -210,7 +232,31 @@ export class Tensor {
       throw new RangeError(`narrow: [${start}, ${start}+${length}) is outside dim ${d} of size ${this.shape[d]}`);
     const shape = [...this.shape];
     shape[d] = length;
-    return this.#view(shape, this.strides, this.#offset + start * this.strides[d]);
+    const size = this.shape[d];
+    return this.#view(shape, this.strides, this.#offset + start * this.strides[d], 'narrow',
+      (g) => runInternal('pad', { x: g }, { dim: d, before: start, after: size - start - length }));
+  }
+
+  /**
+   * A view with size-1 dims repeated to `shape` (stride 0, no copy), as torch.expand: `shape`
+   * may add leading dims; -1 keeps a dim's size. Writing through such a view is not possible.
+   */
+  expand(shape: readonly number[]): Tensor {
+    if (!Array.isArray(shape) || shape.length < this.shape.length)
+      throw new RangeError(`expand: shape must have at least ${this.shape.length} dims, got ${JSON.stringify(shape)}`);
+    const lead = shape.length - this.shape.length;
+    const strides: number[] = [];
+    const dims = shape.map((s, i) => {
+      const own = i >= lead ? this.shape[i - lead] : 1;
+      const size = s === -1 && i >= lead ? own : s;
+      if (!Number.isInteger(size) || size < 0) throw new RangeError(`expand: shape[${i}] must be an integer >= 0 (or -1), got ${s}`);
+      if (own !== size && own !== 1)
+        throw new RangeError(`expand: dim ${i} of size ${own} cannot be expanded to ${size} ([${this.shape.join(', ')}] to [${shape.join(', ')}])`);
+      strides.push(i < lead || (own === 1 && size !== 1) ? 0 : this.strides[i - lead]);
+      return size;
+    });
+    const from = this.shape;
+    return this.#view(dims, strides, this.#offset, 'expand', (g) => sumTo(g, from));
   }
 
   /** Views splitting dim `dim` into pieces of `sizes` (an array), or of `sizes` each (the last may be smaller). */
@@ -236,8 +282,90 @@ export class Tensor {
     return out;
   }
 
-  #view(shape: readonly number[], strides: readonly number[], offset: number): Tensor {
-    return new Tensor(native.view(this.handle('view'), shape, strides, offset), 0);
+  #view(shape: readonly number[], strides: readonly number[], offset: number, op: string, backward: (g: Tensor) => Tensor): Tensor {
+    return record(op, [this], [new Tensor(native.view(this.handle(op), shape, strides, offset), 0)], ([g]) => [g ? backward(g) : null])[0];
+  }
+
+  // ---- autograd ----------------------------------------------------------------------------------
+
+  /**
+   * Whether backward() computes a gradient for this tensor: settable on leaves (tensors no
+   * recorded op made); true for tensors computed from one that requires grad while gradients
+   * were recorded. Only float tensors can require grad.
+   */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad || this.#gradFn !== null;
+  }
+
+  set requiresGrad(v: boolean) {
+    if (typeof v !== 'boolean') throw new TypeError(`requiresGrad: expected a boolean, got ${typeof v}`);
+    if (this.#gradFn !== null)
+      throw new Error(`requiresGrad: only leaf tensors have a settable requiresGrad; this one was computed by '${this.#gradFn.name}' (use detach() for a leaf copy of it)`);
+    if (v && this.dtype === 'int32') throw new TypeError('requiresGrad: only float tensors can require grad, this one is int32');
+    this.handle('requiresGrad');
+    this.#requiresGrad = v;
+  }
+
+  /** True unless a recorded op made this tensor. */
+  get isLeaf(): boolean {
+    return this.#gradFn === null;
+  }
+
+  /** The recorded op that made this tensor (its name), or null for a leaf. */
+  get gradFn(): { readonly name: string } | null {
+    return this.#gradFn === null ? null : { name: this.#gradFn.name };
+  }
+
+  /**
+   * The gradient backward() accumulated into this leaf, or null. It belongs to this tensor (no
+   * scope disposes it; disposing this tensor disposes it); an optimizer's zeroGrad() sets it
+   * back to null. Assigning null disposes the old one; assigning a tensor (of this shape and
+   * dtype, on this device) makes it this tensor's.
+   */
+  get grad(): Tensor | null {
+    return this.#grad;
+  }
+
+  set grad(g: Tensor | null) {
+    if (g !== null) {
+      if (!(g instanceof Tensor)) throw new TypeError(`grad: expected a Tensor or null, got ${describe(g)}`);
+      g.handle('grad', 'gradient');
+      if (g.dtype !== this.dtype || g.device !== this.device || g.shape.length !== this.shape.length || g.shape.some((s, i) => s !== this.shape[i]))
+        throw new RangeError(`grad: expected a ${this.dtype} [${this.shape.join(', ')}] tensor on ${this.device}, got ${g}`);
+      keep(g);
+    }
+    if (this.#grad !== null && this.#grad !== g) this.#grad.dispose();
+    this.#grad = g;
+  }
+
+  /** A view of the same memory that is not part of any graph and does not require grad. */
+  detach(): Tensor {
+    return new Tensor(native.view(this.handle('detach'), this.shape, this.strides, this.#offset), 0);
+  }
+
+  /**
+   * Computes the gradients of this tensor with respect to every leaf that requires grad and
+   * adds them into their `.grad` (torch's backward). A scalar (one element) needs no
+   * `gradOutput`; any other tensor needs one of its shape. The graph's saved tensors are freed
+   * as backward passes through them unless `retainGraph`. Queues the work and resolves once the
+   * gradients are computed (rejecting with the error of a kernel that failed).
+   */
+  backward(gradOutput?: Tensor | null, options: { retainGraph?: boolean } = {}): Promise<void> {
+    if (backwardImpl === null) throw new Error('backward: the autograd engine is not loaded (import secvit, not secvit/dist/.../tensor)');
+    return backwardImpl(this, gradOutput ?? null, options);
+  }
+
+  static {
+    // The autograd engine's access to what only it may change (lib/autograd).
+    gradAccess = {
+      node: (t) => (t.#gradFn === null ? null : { node: t.#gradFn, index: t.#outputIndex }),
+      attach: (t, node, index) => {
+        t.#gradFn = node;
+        t.#outputIndex = index;
+        node.retain();
+      },
+      leaf: (t) => t.#requiresGrad && t.#gradFn === null,
+    };
   }
 
   /** Waits (blocking) until the tensor has been computed; throws the error of the op that failed. */
@@ -245,17 +373,31 @@ export class Tensor {
     this.handle('waitSync').wait();
   }
 
+  /** Resolves once the tensor has been computed (off the JS thread); rejects with the error of the op that failed. */
+  async ready(): Promise<void> {
+    await this.handle('ready').ready();
+  }
+
   /** An onnxruntime-style `{ type, data, dims }` copy on the host. */
   toOrt(): { type: DType; data: DataArray; dims: number[] } {
     return { type: this.dtype, data: this.dataSync(), dims: [...this.shape] };
   }
 
-  /** Releases the tensor's memory now. Idempotent. */
+  /** Releases the tensor's memory now (and its `.grad`'s, and the graph only it still reaches). Idempotent. */
   dispose(): void {
     if (this.#handle === null) return;
     const h = this.#handle;
     this.#handle = null;
     h.dispose();
+    if (this.#grad !== null) {
+      this.#grad.dispose();
+      this.#grad = null;
+    }
+    if (this.#gradFn !== null) {
+      const n = this.#gradFn;
+      this.#gradFn = null;
+      n.release();
+    }
   }
 
   [Symbol.dispose](): void {
@@ -304,11 +446,90 @@ const MAX_ELEMENTS = 2 ** 40;
 const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DType, number>;
 const META = native.meta;
 const META_SLOT = 20;
-const copyOp = defineOp('copy');
+
+// ---- ops the Tensor methods run (the op layer, lib/ops/run.ts, builds on this file) -----------
+
+/**
+ * Runs op `name` on handles and wraps the outputs; no recording (a Tensor method records its
+ * own node, and gradient functions run with recording off).
+ */
+function runInternal(name: string, inputs: Readonly<Record<string, Tensor | null>>, attrs: AttrValues = {}, sync = false): Tensor {
+  const s = schemaOf(name);
+  const handles = inputVector(s, inputs).map((t, i) => (t === null ? null : t.handle(name, s.inputs[i])));
+  const out = native.run(s.id, handles, attrVector(s, attrs), sync);
+  return Array.isArray(out) ? new Tensor(out[0], 0) : new Tensor(out, 0);
+}
+
+function copyOp(t: Tensor, dtype: DType, keepLayout: boolean, sync = false): Tensor[] {
+  return [runInternal('copy', { x: t }, { dtype: DTYPE_CODE[dtype], keepLayout }, sync)];
+}
 
 /** @internal `t.cast(dtype)`, computed before it returns (for sources about to be overwritten). */
 export function castSync(t: Tensor, dtype: DType): Tensor {
-  return copyOp.run1([t], [DTYPE_CODE[dtype], 1], true);
+  return copyOp(t, dtype, true, true)[0];
+}
+
+/** `g` summed over the dims that broadcasting added or expanded to reach it from `shape`. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  const lead = g.shape.length - shape.length;
+  let mask = 0;
+  g.shape.forEach((s, i) => {
+    if (i < lead || (shape[i - lead] === 1 && s !== 1)) mask |= 1 << i;
+  });
+  if (mask === 0) return g;
+  const summed = runInternal('sum', { x: g }, { dims: mask, keepDim: true });
+  if (lead === 0) return summed;
+  const r = summed.reshape(shape);
+  summed.dispose();
+  return r;
+}
+
+// ---- recording ---------------------------------------------------------------------------------
+
+/** @internal What the autograd engine (and the op layer) may see and change of a Tensor. */
+export interface GradAccess {
+  node(t: Tensor): { node: Node; index: number } | null;
+  attach(t: Tensor, node: Node, index: number): void;
+  /** A leaf that requires grad (backward accumulates into its .grad). */
+  leaf(t: Tensor): boolean;
+}
+/** @internal */
+export function tensorGrad(): GradAccess {
+  return gradAccess;
+}
+
+let backwardImpl: ((t: Tensor, g: Tensor | null, o: { retainGraph?: boolean }) => Promise<void>) | null = null;
+/** @internal Installed by lib/autograd/backward.ts. */
+export function setBackwardImpl(fn: typeof backwardImpl): void {
+  backwardImpl = fn;
+}
+
+/** Where the gradient of input `t` goes, or null when it needs none. */
+export function edgeOf(t: Tensor | null): Edge | null {
+  if (t === null || !t.requiresGrad) return null;
+  const made = gradAccess.node(t);
+  return made ? { node: made.node, index: made.index } : { leaf: t };
+}
+
+/**
+ * @internal Makes `outputs` the results of a recorded node when gradients are on and an input
+ * requires grad (else returns them as they are). `backward` gets the outputs' gradients and the
+ * `saved` tensors (the node's own views of them).
+ */
+export function record(name: string, inputs: readonly (Tensor | null)[], outputs: Tensor[], backward: BackwardFn,
+  saved: readonly Tensor[] = []): Tensor[] {
+  if (!isGradEnabled() || !inputs.some((t) => t !== null && t.requiresGrad)) return outputs;
+  const node = new Node(name, inputs.map(edgeOf), inputs.map((t) => (t === null ? null : t.shape)), outputs.length,
+    saved.map(saveView), backward);
+  outputs.forEach((o, i) => {
+    if (o.dtype !== 'int32') gradAccess.attach(o, node, i);
+  });
+  return outputs;
+}
+
+/** @internal A view of `t` owned by a graph node: outside every scope, with no autograd of its own. */
+export function saveView(t: Tensor): Tensor {
+  return keep(t.detach());
 }
 
 function rowMajorStrides(shape: readonly number[]): number[] {
@@ -440,10 +661,21 @@ export function tensor(
   const device = checkDevice(options.device ?? 'cpu', 'tensor: device');
   // Device tensors always copy; CPU tensors copy when asked or when the data was converted.
   const copy = options.copy === true || !shared || device !== 'cpu';
+  const grad = requiresGradOption(options, 'tensor', dtype);
   // A shared buffer must not be detached while a tensor reads it: postMessage/structuredClone
   // transfers of it become copies from now on.
   if (!copy) markAsUntransferable(array.buffer);
-  return new Tensor(native.createTensor(array, dims, dtype, device, copy), 0);
+  const t = new Tensor(native.createTensor(array, dims, dtype, device, copy), 0);
+  if (grad) t.requiresGrad = true;
+  return t;
+}
+
+function requiresGradOption(options: { requiresGrad?: unknown }, op: string, dtype: DType): boolean {
+  const v = options.requiresGrad;
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new TypeError(`${op}: requiresGrad must be a boolean, got ${describe(v)}`);
+  if (v && dtype === 'int32') throw new TypeError(`${op}: only float tensors can require grad, dtype is int32`);
+  return v;
 }
 
 /** A zero-filled tensor. */
@@ -451,7 +683,10 @@ export function zeros(shape: readonly number[], options: Omit<TensorOptions, 'co
   const dims = checkShape(shape, 'zeros: shape');
   const dtype = options.dtype ?? 'float32';
   if (!isDType(dtype)) throw new TypeError(`zeros: dtype: unknown dtype '${String(dtype)}'`);
-  return new Tensor(native.createTensor(null, dims, dtype, checkDevice(options.device ?? 'cpu', 'zeros: device'), true), 0);
+  const grad = requiresGradOption(options, 'zeros', dtype);
+  const t = new Tensor(native.createTensor(null, dims, dtype, checkDevice(options.device ?? 'cpu', 'zeros: device'), true), 0);
+  if (grad) t.requiresGrad = true;
+  return t;
 }
 
 /** Validates that `t` is a live Tensor and returns its handle (TypeError / DisposedError). */

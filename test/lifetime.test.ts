@@ -197,7 +197,7 @@ describe('queued work keeps its inputs alive', () => {
     const b = tensor(bData, [n, n], { copy: true });
     const before = memory();
     // Hold the CPU queue so the product cannot have run when its inputs are disposed.
-    const hold = runOp1('_debug', [a], [0, 50]);
+    const hold = runOp1('_debug', { x: a }, { sleepMs: 50 });
     const pending = matmul(a, b);
     a.dispose();
     b.dispose();

@@ -1,7 +1,7 @@
 // The in-order device queues: ops return at once and run in order; reading waits; kernel
 // failures reach every read that depends on them, named by the op; disposing under queued work
 // is safe; memory stays bounded in program order (stream-ordered reuse); worker threads.
-// `_debug` is the registry's test op: it holds its queue for `sleep_ms`, then copies its input
+// `_debug` is the registry's test op: it holds its queue for `sleepMs`, then copies its input
 // or fails.
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
@@ -15,8 +15,8 @@ import { relError, Rng } from './helpers/random.js';
 import { testDevices } from './helpers/backends.js';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const hold = (x: Tensor, ms: number) => runOp1('_debug', [x], [0, ms]);
-const failing = (x: Tensor, ms = 0) => runOp1('_debug', [x], [1, ms]);
+const hold = (x: Tensor, ms: number) => runOp1('_debug', { x }, { sleepMs: ms });
+const failing = (x: Tensor, ms = 0) => runOp1('_debug', { x }, { fail: 1, sleepMs: ms });
 const hostReserved = () => backends().find((b) => b.name === 'cpu')!.reservedBytes!;
 
 describe.each(['cpu', 'cuda-emu'] as Device[])('queues on %s', (device) => {
@@ -280,7 +280,7 @@ describe('worker threads', () => {
       acc.data().then((d) => { acc.dispose(); x.dispose(); parentPort.postMessage(d[0]); });
     } else {
       // Queue a long op and work behind it, then end while it is queued or running.
-      let acc = runOp1('_debug', [x], [0, 300]);
+      let acc = runOp1('_debug', { x }, { sleepMs: 300 });
       for (let i = 0; i < 50; i++) acc = s.matmul(acc, x);
       acc.data();
       parentPort.postMessage('queued');

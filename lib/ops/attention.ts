@@ -50,7 +50,7 @@ type SecReturn<O> = O extends { returnOrder: true } ? SecAttentionResult : Tenso
 
 function sec(op: Op, q: Tensor, k: Tensor, v: Tensor, options: SecAttentionOptions, sync: boolean): Tensor | SecAttentionResult {
   const [clusters, returnOrder] = secArgs(op.name, options);
-  const r = op.run([q, k, v], [clusters, returnOrder ? 1 : 0], sync);
+  const r = op.run({ q, k, v }, { clusters, returnOrder }, sync);
   return returnOrder ? { out: r[0], order: r[1] } : r[0];
 }
 
@@ -76,7 +76,7 @@ export function secAttentionUnfusedSync<O extends SecAttentionOptions>(q: Tensor
   return sec(secUnfusedOp, q, k, v, options, true) as SecReturn<O>;
 }
 
-function windowArgs(op: string, options: WindowAttentionOptions): [number, number, number, number, number, number] {
+function windowArgs(op: string, options: WindowAttentionOptions): Record<string, number> {
   const o = optionsOf(op, options, true);
   const height = num(op, 'height', o.height);
   const width = num(op, 'width', o.width);
@@ -88,25 +88,25 @@ function windowArgs(op: string, options: WindowAttentionOptions): [number, numbe
   else if (Array.isArray(o.shift) && o.shift.length === 2) shift = [o.shift[0], o.shift[1]];
   else if (o.shift !== undefined && o.shift !== false)
     throw new TypeError(`${op}: shift must be a boolean or [sh, sw], got ${JSON.stringify(o.shift)}`);
-  return [height, width, win[0], win[1], shift[0], shift[1]];
+  return { height, width, windowH: win[0], windowW: win[1], shiftH: shift[0], shiftW: shift[1] };
 }
 
 /** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. Queued. */
 export function windowAttention(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  return windowOp.run1([q, k, v], windowArgs('windowAttention', options));
+  return windowOp.run1({ q, k, v }, windowArgs('windowAttention', options));
 }
 
 /** `windowAttention`, run and waited for. */
 export function windowAttentionSync(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  return windowOp.run1([q, k, v], windowArgs('windowAttention', options), true);
+  return windowOp.run1({ q, k, v }, windowArgs('windowAttention', options), true);
 }
 
 /** Plain softmax attention over all L tokens. q, k, v [B, H, L, D]. Queued. */
 export function globalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
-  return globalOp.run1([q, k, v]);
+  return globalOp.run1({ q, k, v });
 }
 
 /** `globalAttention`, run and waited for. */
 export function globalAttentionSync(q: Tensor, k: Tensor, v: Tensor): Tensor {
-  return globalOp.run1([q, k, v], [], true);
+  return globalOp.run1({ q, k, v }, {}, true);
 }

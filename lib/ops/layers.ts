@@ -12,7 +12,8 @@
 //
 // Every op is queued on its inputs' device and returns at once; 16-bit inputs run where a
 // device has 16-bit kernels and are widened and narrowed around float32 kernels elsewhere.
-import type { MemoryFormat, Tensor } from '../tensor.js';
+import { registerGradient } from '../autograd/graph.js';
+import { sumTo, type MemoryFormat, type Tensor } from '../tensor.js';
 import { num, optionsOf, pair, tensorOrNull } from './options.js';
 import { defineOp } from './run.js';
 
@@ -27,6 +28,13 @@ const batchNormOp = defineOp('batchNorm');
 const foldBatchNormOp = defineOp('foldBatchNorm');
 const rope2dOp = defineOp('rope2d');
 const poolOp = defineOp('globalAvgPool2d');
+const activationBackwardOp = defineOp('activationBackward');
+const linearBackwardOp = defineOp('linearEpilogueBackward');
+const matmulOp = defineOp('matmul');
+const sumOp = defineOp('sum');
+const layerNormBackwardOp = defineOp('layerNormBackward');
+const batchNormTrainOp = defineOp('batchNormTrain');
+const batchNormBackwardOp = defineOp('batchNormBackward');
 
 export type Activation = 'none' | 'gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, silu: 2 };
@@ -59,11 +67,11 @@ export interface FusedConv2dOptions extends Conv2dOptions {
   residual?: Tensor | null;
 }
 
-function convAttrs(op: string, opts: Record<string, unknown>, act: number): number[] {
-  const [sh, sw] = pair(op, 'stride', opts.stride, 1);
-  const [ph, pw] = pair(op, 'padding', opts.padding, 0);
-  const [dh, dw] = pair(op, 'dilation', opts.dilation, 1);
-  return [sh, sw, ph, pw, dh, dw, num(op, 'groups', opts.groups, 1), act];
+function convAttrs(op: string, opts: Record<string, unknown>, act: number): Record<string, number> {
+  const [strideH, strideW] = pair(op, 'stride', opts.stride, 1);
+  const [padH, padW] = pair(op, 'padding', opts.padding, 0);
+  const [dilationH, dilationW] = pair(op, 'dilation', opts.dilation, 1);
+  return { strideH, strideW, padH, padW, dilationH, dilationW, groups: num(op, 'groups', opts.groups, 1), act };
 }
 
 /**
@@ -72,24 +80,21 @@ function convAttrs(op: string, opts: Record<string, unknown>, act: number): numb
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   const opts = optionsOf('conv2d', options);
-  return conv2dOp.run1([x, weight, tensorOrNull(bias), null, null], convAttrs('conv2d', opts, 0));
+  return conv2dOp.run1({ x, weight, bias: tensorOrNull(bias) }, convAttrs('conv2d', opts, 0));
 }
 
 /** conv2d with a per-channel scale, the activation and the residual add fused into the same pass. */
 export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: FusedConv2dOptions = {}): Tensor {
   const opts = optionsOf('fusedConv2d', options);
-  return conv2dOp.run1([x, weight, tensorOrNull(bias), tensorOrNull(opts.residual), tensorOrNull(opts.scale)],
+  return conv2dOp.run1({ x, weight, bias: tensorOrNull(bias), residual: tensorOrNull(opts.residual), scale: tensorOrNull(opts.scale) },
     convAttrs('fusedConv2d', opts, activation('fusedConv2d', opts.activation)));
 }
 
 // ---- linear ----------------------------------------------------------------------------------
 
-// The fused attributes of a plain linear: no activation, no LayerNorm, no RoPE, kScale 1.
-const PLAIN_LINEAR_ATTRS: readonly number[] = [0, 0, 1e-6, 0, 0, 0, 1];
-
 /** F.linear: x [..., in] times weight [out, in]^T plus bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  return linearOp.run1([x, weight, tensorOrNull(bias), null, null, null, null, null, null], PLAIN_LINEAR_ATTRS);
+  return linearOp.run1({ x, weight, bias: tensorOrNull(bias) });
 }
 
 export interface FusedLinearOptions {
@@ -115,36 +120,136 @@ export function fusedLinear(x: Tensor, weight: Tensor, bias: Tensor | null, opti
   const o = optionsOf(op, options);
   const norm = o.norm === undefined || o.norm === null ? null : optionsOf(op, o.norm);
   const rope = o.rope === undefined || o.rope === null ? null : optionsOf(op, o.rope);
-  const inputs = [
-    x, weight, tensorOrNull(bias), tensorOrNull(o.residual), tensorOrNull(o.scale),
-    norm ? tensorOrNull(norm.weight) : null, norm ? tensorOrNull(norm.bias) : null,
-    tensorOrNull(o.add), rope ? (rope.angle as Tensor) : null,
-  ];
-  const attrs = [
-    activation(op, o.activation), norm ? 1 : 0, norm ? num(op, 'norm.eps', norm.eps, 1e-6) : 1e-6,
-    rope ? num(op, 'rope.heads', rope.heads, 0) : 0, rope ? num(op, 'rope.height', rope.height, 0) : 0,
-    rope ? num(op, 'rope.width', rope.width, 0) : 0, rope ? num(op, 'rope.kScale', rope.kScale, 1) : 1,
-  ];
-  return linearOp.run1(inputs, attrs);
+  return linearOp.run1({
+    x, weight, bias: tensorOrNull(bias), residual: tensorOrNull(o.residual), scale: tensorOrNull(o.scale),
+    lnWeight: norm ? tensorOrNull(norm.weight) : null, lnBias: norm ? tensorOrNull(norm.bias) : null,
+    add: tensorOrNull(o.add), ropeAngle: rope ? (rope.angle as Tensor) : null,
+  }, {
+    act: activation(op, o.activation), layerNorm: norm !== null, lnEps: norm ? num(op, 'norm.eps', norm.eps, 1e-6) : undefined,
+    ropeHeads: rope ? num(op, 'rope.heads', rope.heads, 0) : undefined, ropeHeight: rope ? num(op, 'rope.height', rope.height, 0) : undefined,
+    ropeWidth: rope ? num(op, 'rope.width', rope.width, 0) : undefined, kScale: rope ? num(op, 'rope.kScale', rope.kScale, 1) : undefined,
+  });
 }
+
+// The gradient of linear and fusedLinear. Forward, per row: s = x + add, A' = LN(s), z = A' W^T +
+// bias, y = residual + scale * rope(act(z)). Backward: the epilogue's gradient in one pass
+// (linearEpilogueBackward: dz = act'(z) rope^T(scale dy), dbias, dscale; skipped when the
+// epilogue is only a bias), then dW = dz^T A' and dA' = dz W as GEMMs on transposed views, then
+// LayerNorm's gradient (A' is formed again from the saved x, add and LayerNorm parameters: cheap
+// next to the GEMMs, and it saves keeping a second activation). z itself is kept from the
+// forward (its savePre output) when the activation or the scale's gradient needs it.
+registerGradient('linear', {
+  record: (attrs, needs) => ({ attrs: { savePre: attrs.act !== 0 || needs.scale }, visible: 1 }),
+  save: (attrs, needs) => ({
+    inputs: [
+      ...(needs.weight || attrs.layerNorm ? ['x', 'add'] : []),
+      ...(attrs.layerNorm ? ['lnWeight', 'lnBias'] : []),
+      ...(needs.x || needs.add || needs.lnWeight || needs.lnBias ? ['weight'] : []),
+      'scale', 'ropeAngle',
+    ],
+    outputs: attrs.savePre ? [1] : [],
+  }),
+  backward: ([dy], { inputs, outputs, needs, attrs, shapes }) => {
+    const g = dy!;
+    const n = g.shape[g.shape.length - 1];
+    const m = g.size / Math.max(n, 1);
+    const xs = shapes.x!;
+    const k = xs[xs.length - 1];
+    const trivial = attrs.act === 0 && inputs.scale === null && attrs.ropeHeads === 0;
+    const made: Tensor[] = [];
+    const own = (t: Tensor): Tensor => (made.push(t), t);
+    let dz: Tensor;
+    let dbias: Tensor | null = null;
+    let dscale: Tensor | null = null;
+    if (trivial) {
+      dz = own(g.reshape([m, n]));
+      if (needs.bias) dbias = sumOp.run1({ x: dz }, { dims: 1 });
+    } else {
+      const [z, db, ds] = linearBackwardOp.run({
+        dy: g, pre: outputs[1] ?? null, scale: inputs.scale, ropeAngle: inputs.ropeAngle,
+      }, {
+        act: attrs.act, ropeHeads: attrs.ropeHeads, ropeHeight: attrs.ropeHeight, ropeWidth: attrs.ropeWidth,
+        kScale: attrs.kScale, needScale: needs.scale, needBias: needs.bias,
+      });
+      dz = own(z);
+      if (needs.bias) dbias = db;
+      else made.push(db);
+      if (needs.scale) dscale = ds;
+      else made.push(ds);
+    }
+    // A' = LN(x + add), or x, as [m, k].
+    let s: Tensor | null = null;
+    const formS = (): Tensor => {
+      if (s) return s;
+      const x2 = own(inputs.x!.reshape([m, k]));
+      s = inputs.add ? own(addOp.run1({ a: x2, b: own(inputs.add.reshape([m, k])) })) : x2;
+      return s;
+    };
+    let dw: Tensor | null = null;
+    if (needs.weight) {
+      const sx = formS();
+      const ap = attrs.layerNorm
+        ? own(layerNormOp.run1({ x: sx, weight: inputs.lnWeight, bias: inputs.lnBias }, { eps: attrs.lnEps }))
+        : sx;
+      const dzt = own(dz.transpose(0, 1));
+      const w = matmulOp.run1({ a: dzt, b: ap });
+      dw = shapes.weight!.length === 2 ? w : own(w).reshape(shapes.weight!);
+    }
+    let dx: Tensor | null = null;
+    let dadd: Tensor | null = null;
+    let dlnW: Tensor | null = null;
+    let dlnB: Tensor | null = null;
+    if (needs.x || needs.add || needs.lnWeight || needs.lnBias) {
+      const w2 = own(inputs.weight!.reshape([n, k]));
+      let ds = matmulOp.run1({ a: dz, b: w2 });
+      if (attrs.layerNorm) {
+        const [d, dwl, dbl] = layerNormBackwardOp.run({ dy: own(ds), x: formS(), weight: inputs.lnWeight }, {
+          eps: attrs.lnEps, needWeight: needs.lnWeight, needBias: needs.lnBias,
+        });
+        ds = d;
+        if (needs.lnWeight) dlnW = dwl;
+        else made.push(dwl);
+        if (needs.lnBias) dlnB = dbl;
+        else made.push(dbl);
+      }
+      if (needs.x) dx = ds.reshape(xs);
+      if (needs.add) dadd = ds.reshape(shapes.add!);
+      made.push(ds);
+    }
+    for (const t of made) t.dispose();
+    return { x: dx, add: dadd, weight: dw, bias: dbias, scale: dscale, lnWeight: dlnW, lnBias: dlnB, residual: needs.residual ? g : null };
+  },
+});
 
 // ---- element-wise ----------------------------------------------------------------------------
 
 /** GELU, exact erf form (F.gelu with approximate='none'). */
 export function gelu(x: Tensor): Tensor {
-  return geluOp.run1([x]);
+  return geluOp.run1({ x });
 }
 
 /** SiLU / swish: x * sigmoid(x) (F.silu). */
 export function silu(x: Tensor): Tensor {
-  return siluOp.run1([x]);
+  return siluOp.run1({ x });
 }
 /** SiLU under its other name. */
 export const swish = silu;
 
 function binary(op: typeof addOp, a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === 'number') return op.run1([a, null], [b]);
-  return op.run1([a, b], [0]);
+  if (typeof b === 'number') return op.run1({ a }, { scalar: b });
+  return op.run1({ a, b });
+}
+
+/** dy * act'(x): the gradient of gelu (act 'gelu') and silu ('silu') at x. */
+export function activationBackward(dy: Tensor, x: Tensor, act: Exclude<Activation, 'none'>): Tensor {
+  return activationBackwardOp.run1({ dy, x }, { act: activation('activationBackward', act) });
+}
+
+for (const [name, act] of [['gelu', 1], ['silu', 2]] as const) {
+  registerGradient(name, {
+    save: { inputs: ['x'] },
+    backward: ([dy], { inputs }) => ({ x: activationBackwardOp.run1({ dy: dy!, x: inputs.x! }, { act }) }),
+  });
 }
 
 /** a + b with broadcasting (torch.add); b may be a number. */
@@ -156,6 +261,31 @@ export function add(a: Tensor, b: Tensor | number): Tensor {
 export function mul(a: Tensor, b: Tensor | number): Tensor {
   return binary(mulOp, a, b);
 }
+
+// Broadcasting's gradient: each operand gets the output's gradient summed back to its shape.
+registerGradient('add', {
+  backward: ([dy], { needs, shapes }) => ({
+    a: needs.a ? sumTo(dy!, shapes.a!) : null,
+    b: needs.b ? sumTo(dy!, shapes.b!) : null,
+  }),
+});
+registerGradient('mul', {
+  save: { inputs: ['a', 'b'] },
+  backward: ([dy], { needs, shapes, inputs, attrs }) => {
+    const g = dy!;
+    const part = (other: Tensor | null, shape: readonly number[]): Tensor => {
+      if (other === null) return mulOp.run1({ a: g }, { scalar: attrs.scalar });
+      const full = mulOp.run1({ a: g, b: other });
+      const s = sumTo(full, shape);
+      if (s !== full) full.dispose();
+      return s;
+    };
+    return {
+      a: needs.a ? part(inputs.b, shapes.a!) : null,
+      b: needs.b ? part(inputs.a, shapes.b!) : null,
+    };
+  },
+});
 
 // ---- normalisation ---------------------------------------------------------------------------
 
@@ -169,18 +299,91 @@ export interface LayerNormOptions {
 /** LayerNorm over one dim (biased variance), with optional weight and bias of that dim's size. */
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, options: LayerNormOptions = {}): Tensor {
   const o = optionsOf('layerNorm', options);
-  return layerNormOp.run1([x, tensorOrNull(weight), tensorOrNull(bias)],
-    [num('layerNorm', 'dim', o.dim, -1), num('layerNorm', 'eps', o.eps, 1e-5)]);
+  return layerNormOp.run1({ x, weight: tensorOrNull(weight), bias: tensorOrNull(bias) },
+    { dim: num('layerNorm', 'dim', o.dim, -1), eps: num('layerNorm', 'eps', o.eps, 1e-5) });
 }
 
-/** Eval-mode batch norm over dim 1 (F.batch_norm(x, runningMean, runningVar, weight, bias, training=false)). */
+registerGradient('layerNorm', {
+  save: { inputs: ['x', 'weight'] },
+  backward: ([dy], { inputs, needs, attrs }) => {
+    const [dx, dw, db] = layerNormBackwardOp.run({ dy: dy!, x: inputs.x!, weight: inputs.weight },
+      { dim: attrs.dim, eps: attrs.eps, needWeight: needs.weight, needBias: needs.bias });
+    if (!needs.x) dx.dispose();
+    if (!needs.weight) dw.dispose();
+    if (!needs.bias) db.dispose();
+    return { x: needs.x ? dx : null, weight: needs.weight ? dw : null, bias: needs.bias ? db : null };
+  },
+});
+
+export interface BatchNormOptions {
+  /** Default 1e-5. */
+  eps?: number;
+  /**
+   * Default false: normalise with the running statistics (eval mode). True: with the batch's
+   * statistics (F.batch_norm(training=True)), updating the running statistics in place when
+   * they are given (float32; momentum as PyTorch's, unbiased variance for the running estimate).
+   */
+  training?: boolean;
+  /** Default 0.1. */
+  momentum?: number;
+  /** Applied to the normalised output in the same pass (training only). Default 'none'. */
+  activation?: Activation;
+}
+
+/**
+ * Batch norm over dim 1, as F.batch_norm(x, runningMean, runningVar, weight, bias, training).
+ * Eval mode needs the running statistics; training mode uses the batch's and updates the running
+ * ones (when given) in place.
+ */
 export function batchNorm(
-  x: Tensor, runningMean: Tensor, runningVar: Tensor, weight: Tensor | null = null, bias: Tensor | null = null,
-  options: { eps?: number } = {},
+  x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null = null, bias: Tensor | null = null,
+  options: BatchNormOptions = {},
 ): Tensor {
-  const o = optionsOf('batchNorm', options);
-  return batchNormOp.run1([x, runningMean, runningVar, tensorOrNull(weight), tensorOrNull(bias)],
-    [num('batchNorm', 'eps', o.eps, 1e-5)]);
+  const op = 'batchNorm';
+  const o = optionsOf(op, options);
+  if (o.training !== undefined && typeof o.training !== 'boolean') throw new TypeError(`${op}: training must be a boolean`);
+  const eps = num(op, 'eps', o.eps, 1e-5);
+  if (o.training === true) {
+    const outs = batchNormTrainOp.run({
+      x, weight: tensorOrNull(weight), bias: tensorOrNull(bias), runningMean: tensorOrNull(runningMean), runningVar: tensorOrNull(runningVar),
+    }, { eps, momentum: num(op, 'momentum', o.momentum, 0.1), act: activation(op, o.activation) });
+    for (const t of outs.slice(1)) t.dispose();
+    return outs[0];
+  }
+  if (o.activation !== undefined && o.activation !== 'none') throw new RangeError(`${op}: activation is for training mode only`);
+  if (runningMean === null || runningVar === null) throw new TypeError(`${op}: eval mode needs runningMean and runningVar`);
+  return batchNormOp.run1({ x, mean: runningMean, var: runningVar, weight: tensorOrNull(weight), bias: tensorOrNull(bias) }, { eps });
+}
+
+// Eval mode: the statistics are constants.
+registerGradient('batchNorm', {
+  nonDifferentiable: ['mean', 'var'],
+  save: { inputs: ['x', 'mean', 'var', 'weight'] },
+  backward: ([dy], { inputs, needs, attrs }) => {
+    const [dx, dw, db] = batchNormBackwardOp.run({ dy: dy!, x: inputs.x!, mean: inputs.mean!, var: inputs.var!, weight: inputs.weight },
+      { eps: attrs.eps, act: 0, training: false });
+    return bnGrads(needs, dx, dw, db);
+  },
+});
+
+// Training mode: the batch statistics (hidden outputs 1, 2) are functions of x.
+registerGradient('batchNormTrain', {
+  nonDifferentiable: ['runningMean', 'runningVar'],
+  record: () => ({ visible: 1 }),
+  save: { inputs: ['x', 'weight', 'bias'], outputs: [1, 2] },
+  backward: ([dy], { inputs, outputs, needs, attrs }) => {
+    const [dx, dw, db] = batchNormBackwardOp.run({
+      dy: dy!, x: inputs.x!, mean: outputs[1], var: outputs[2], weight: inputs.weight, bias: attrs.act !== 0 ? inputs.bias : null,
+    }, { eps: attrs.eps, act: attrs.act, training: true });
+    return bnGrads(needs, dx, dw, db);
+  },
+});
+
+function bnGrads(needs: Readonly<Record<string, boolean>>, dx: Tensor, dw: Tensor, db: Tensor): Record<string, Tensor | null> {
+  if (!needs.x) dx.dispose();
+  if (!needs.weight) dw.dispose();
+  if (!needs.bias) db.dispose();
+  return { x: needs.x ? dx : null, weight: needs.weight ? dw : null, bias: needs.bias ? db : null };
 }
 
 export interface BatchNormParams {
@@ -197,10 +400,10 @@ export interface BatchNormParams {
  */
 export function foldBatchNorm(weight: Tensor, bias: Tensor | null, bn: BatchNormParams): { weight: Tensor; bias: Tensor } {
   const b = optionsOf('foldBatchNorm', bn);
-  const [w, bb] = foldBatchNormOp.run([
-    weight, tensorOrNull(bias), b.runningMean as Tensor, b.runningVar as Tensor,
-    tensorOrNull(b.weight), tensorOrNull(b.bias),
-  ], [num('foldBatchNorm', 'eps', b.eps, 1e-5)]);
+  const [w, bb] = foldBatchNormOp.run({
+    weight, bias: tensorOrNull(bias), mean: b.runningMean as Tensor, var: b.runningVar as Tensor,
+    gamma: tensorOrNull(b.weight), beta: tensorOrNull(b.bias),
+  }, { eps: num('foldBatchNorm', 'eps', b.eps, 1e-5) });
   return { weight: w, bias: bb };
 }
 
@@ -209,12 +412,12 @@ export function foldBatchNorm(weight: Tensor, bias: Tensor | null, bn: BatchNorm
 /** SecViT's 2-D RoPE (SPEC 3.3) on x [B, heads, L, d], L = height * width; angle [d/2]. */
 export function rope2d(x: Tensor, angle: Tensor, options: { height: number; width: number }): Tensor {
   const o = optionsOf('rope2d', options, true);
-  return rope2dOp.run1([x, angle], [num('rope2d', 'height', o.height), num('rope2d', 'width', o.width)]);
+  return rope2dOp.run1({ x, angle }, { height: num('rope2d', 'height', o.height), width: num('rope2d', 'width', o.width) });
 }
 
 /** Mean over H and W: [B, C, H, W] -> [B, C, 1, 1] (F.adaptive_avg_pool2d(x, 1)). */
 export function globalAvgPool2d(x: Tensor): Tensor {
-  return poolOp.run1([x]);
+  return poolOp.run1({ x });
 }
 
 /** x.reshape(shape): a view when x is contiguous, else a copy. */

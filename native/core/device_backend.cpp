@@ -2,13 +2,12 @@
 
 #include <string>
 
-#include "../cuda/cuda_backend.h"
 #include "error.h"
 
 namespace secvit {
 namespace {
 
-// Stands in for the CUDA backend when the addon was built without it.
+// Stands in for a backend this addon was built without (the CUDA backend without nvcc).
 class UnbuiltBackend final : public DeviceBackend {
  public:
   explicit UnbuiltBackend(Device device, std::string reason)
@@ -19,7 +18,7 @@ class UnbuiltBackend final : public DeviceBackend {
     return false;
   }
   std::string description() override { return ""; }
-  void* allocate(size_t) override { fail(); }
+  void* allocate(size_t, uint64_t*) override { fail(); }
   void release(void*, size_t) override {}
   void copy_to_device(void*, const void*, size_t) override { fail(); }
   void copy_to_host(void*, const void*, size_t) override { fail(); }
@@ -36,28 +35,27 @@ class UnbuiltBackend final : public DeviceBackend {
   std::string reason_;
 };
 
+DeviceBackend*& slot(Device device) {
+  static DeviceBackend* backends[3] = {nullptr, nullptr, nullptr};
+  return backends[int(device)];
+}
+
 }  // namespace
 
+bool register_device_backend(DeviceBackend* backend) {
+  slot(backend->device()) = backend;
+  return true;
+}
+
 DeviceBackend* device_backend(Device device) {
-  switch (device) {
-    case Device::Cuda: {
-#if defined(SECVIT_HAVE_CUDA)
-      return cuda_impl::backend();
-#else
-      static UnbuiltBackend unbuilt(Device::Cuda, SECVIT_CUDA_UNBUILT_REASON);
-      return &unbuilt;
-#endif
-    }
-    case Device::CudaEmu:
-      return cuda_emu_impl::backend();
-    case Device::Cpu:
-      break;
-  }
-  throw_runtime_error("device_backend: the cpu has no device backend");
+  if (DeviceBackend* b = slot(device)) return b;
+  // Never destroyed (dispatcher threads may ask at exit).
+  static UnbuiltBackend* unbuilt = new UnbuiltBackend(Device::Cuda, SECVIT_CUDA_UNBUILT_REASON);
+  if (device == Device::Cuda) return unbuilt;
+  throw_runtime_error("internal error: no ", device_name(device), " backend was registered");
 }
 
 void require_device(Device device, const char* what) {
-  if (device == Device::Cpu) return;
   std::string reason;
   if (!device_backend(device)->available(&reason))
     throw_runtime_error(what, ": device '", device_name(device), "' is not available: ", reason);

@@ -31,7 +31,7 @@
 namespace secvit {
 
 constexpr int kMaxOpInputs = 12;
-constexpr int kMaxOpOutputs = 4;
+constexpr int kMaxOpOutputs = 6;
 constexpr int kMaxOpAttrs = 16;
 constexpr size_t kMaxParamsBytes = 768;
 
@@ -87,10 +87,11 @@ class OpCall {
   int num_inputs() const { return n_in_; }
   const char* input_name(int i) const;
 
-  // Attributes, checked, with errors naming the op and the attribute.
-  int64_t attr_int(int i, int64_t lo, int64_t hi) const;
-  double attr_float(int i) const;  // finite
-  bool attr_bool(int i) const;     // 0 or 1
+  // Attributes by their schema name, checked, with errors naming the op and the attribute.
+  // (A name the op does not declare is an internal error.)
+  int64_t attr_int(const char* name, int64_t lo, int64_t hi) const;
+  double attr_float(const char* name) const;  // finite
+  bool attr_bool(const char* name) const;     // 0 or 1
 
   // Checks on inputs (TypeError / RangeError naming the op and the input).
   void require_float(int i) const;                // float32, float16 or bfloat16
@@ -102,6 +103,12 @@ class OpCall {
   // 1} puts a [B, C, H, W] tensor in memory as B, H, W, C: "channels last").
   void add_output(const Shape& shape, DType dtype);
   void add_output(const Shape& shape, DType dtype, const int* order);
+  // An output that is input i itself, updated in place (an optimizer step, an accumulation into
+  // a gradient): the kernel writes through the input's view, which must reach it as it is (its
+  // dtype the compute dtype, its layout one the kernel addresses: the dispatcher neither
+  // converts nor packs it, and throws if it would have to). Not poisoned before the kernel.
+  void alias_output(int i);
+  int output_alias(int o) const { return alias_[o]; }
   // Input i reaches the kernel packed in row-major order even if the kernel takes strided
   // inputs (for layouts a kernel cannot address).
   void require_contiguous(int i) { force_contiguous_ |= 1u << unsigned(i); }
@@ -128,7 +135,7 @@ class OpCall {
   }
 
   // Internal (the dispatcher's).
-  OpCall(const OpDef& def, Device device, const Tensor* const* inputs, int n_in,
+  OpCall(int id, const OpDef& def, Device device, const Tensor* const* inputs, int n_in,
          const double* attrs, int n_attrs);
   int num_outputs() const { return n_out_; }
   const Shape& out_shape(int i) const { return out_shape_[i]; }
@@ -138,6 +145,9 @@ class OpCall {
   size_t params_size() const { return params_size_; }
 
  private:
+  int attr_index(const char* name) const;
+
+  int id_;
   const OpDef& def_;
   Device device_;
   const Tensor* inputs_[kMaxOpInputs] = {};
@@ -148,6 +158,7 @@ class OpCall {
   Shape out_shape_[kMaxOpOutputs];
   Strides out_strides_[kMaxOpOutputs];
   DType out_dtype_[kMaxOpOutputs] = {};
+  int alias_[kMaxOpOutputs] = {-1, -1, -1, -1, -1, -1};
   DType compute_dtype_ = DType::Float32;
   const char* label_ = nullptr;
   unsigned force_contiguous_ = 0;
@@ -162,7 +173,10 @@ using SupportsFn = bool (*)(const OpCall& call, std::string* why);
 struct OpDef {
   const char* name;
   const char* inputs;  // comma-separated names; a trailing '?' marks an optional input
-  const char* attrs;   // comma-separated names
+  // Comma-separated names, each with an optional default ("clusters,returnOrder=0"): callers
+  // (lib/ops/run.ts) pass attributes by name and get the default for one they leave out; an
+  // attribute without a default must be given.
+  const char* attrs;
   PrepareFn prepare;
 };
 
@@ -180,7 +194,7 @@ bool register_kernel(const KernelDef& def);
 
 #define SV_REG_CAT2(a, b) a##b
 #define SV_REG_CAT(a, b) SV_REG_CAT2(a, b)
-// SECVIT_OP(name, "in0,in1?", "attr0,attr1", prepare_fn);
+// SECVIT_OP(name, "in0,in1?", "attr0,attr1=default", prepare_fn);
 #define SECVIT_OP(name, inputs, attrs, prepare)                                    \
   [[maybe_unused]] static const bool SV_REG_CAT(sv_registered_op_, __LINE__) = \
       ::secvit::register_op(::secvit::OpDef{#name, inputs, attrs, prepare})
@@ -197,6 +211,8 @@ const std::vector<std::string>& op_names();
 const OpDef& op_def(int id);
 const std::vector<std::string>& op_input_names(int id);  // without the optional marks
 const std::vector<std::string>& op_attr_names(int id);
+// Each attribute's default, NaN for one that must be given.
+const std::vector<double>& op_attr_defaults(int id);
 bool op_input_optional(int id, int i);
 
 struct OpOutputs {

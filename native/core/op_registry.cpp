@@ -1,5 +1,6 @@
 // The registry's tables and the dispatcher (see op.h).
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@ struct Registry {
   // [op][device] -> kernels of that op on that device
   std::vector<std::vector<std::vector<const KernelDef*>>> table;
   std::vector<std::vector<std::string>> input_names, attr_names;
+  std::vector<std::vector<double>> attr_defaults;
   std::vector<std::vector<bool>> input_optional;
 };
 
@@ -59,7 +61,15 @@ Registry& built() {
       }
       r.input_names.push_back(in);
       r.input_optional.push_back(opt);
-      r.attr_names.push_back(split_names(r.ops[i].attrs));
+      std::vector<std::string> attrs = split_names(r.ops[i].attrs);
+      std::vector<double> defaults;
+      for (std::string& a : attrs) {
+        const size_t eq = a.find('=');
+        defaults.push_back(eq == std::string::npos ? std::nan("") : std::strtod(a.c_str() + eq + 1, nullptr));
+        if (eq != std::string::npos) a.resize(eq);
+      }
+      r.attr_names.push_back(attrs);
+      r.attr_defaults.push_back(defaults);
     }
     r.table.assign(r.ops.size(), std::vector<std::vector<const KernelDef*>>(kNumDevices));
     for (const KernelDef& k : r.kernels) {
@@ -167,13 +177,14 @@ const std::vector<std::string>& op_names() { return built().names; }
 const OpDef& op_def(int id) { return built().ops[size_t(id)]; }
 const std::vector<std::string>& op_input_names(int id) { return built().input_names[size_t(id)]; }
 const std::vector<std::string>& op_attr_names(int id) { return built().attr_names[size_t(id)]; }
+const std::vector<double>& op_attr_defaults(int id) { return built().attr_defaults[size_t(id)]; }
 bool op_input_optional(int id, int i) { return built().input_optional[size_t(id)][size_t(i)]; }
 
 // ---- OpCall ----------------------------------------------------------------------------------
 
-OpCall::OpCall(const OpDef& def, Device device, const Tensor* const* inputs, int n_in,
+OpCall::OpCall(int id, const OpDef& def, Device device, const Tensor* const* inputs, int n_in,
                const double* attrs, int n_attrs)
-    : def_(def), device_(device), n_in_(n_in), n_attrs_(n_attrs) {
+    : id_(id), def_(def), device_(device), n_in_(n_in), n_attrs_(n_attrs) {
   for (int i = 0; i < n_in; ++i) inputs_[i] = inputs[i];
   for (int i = 0; i < n_attrs; ++i) attrs_[i] = attrs[i];
 }
@@ -181,40 +192,35 @@ OpCall::OpCall(const OpDef& def, Device device, const Tensor* const* inputs, int
 const char* OpCall::op() const { return def_.name; }
 
 const char* OpCall::input_name(int i) const {
-  const Registry& r = built();
-  const auto& names = r.input_names[size_t(op_id(def_.name))];
+  const auto& names = built().input_names[size_t(id_)];
   return i < int(names.size()) ? names[size_t(i)].c_str() : "?";
 }
 
-namespace {
-const char* attr_name(const OpDef& def, int i) {
-  const Registry& r = built();
-  const auto& names = r.attr_names[size_t(op_id(def.name))];
-  return i < int(names.size()) ? names[size_t(i)].c_str() : "?";
+int OpCall::attr_index(const char* name) const {
+  const auto& names = built().attr_names[size_t(id_)];
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return int(i);
+  throw_runtime_error("internal error: op ", op(), " has no attribute '", name, "'");
 }
-}  // namespace
 
-int64_t OpCall::attr_int(int i, int64_t lo, int64_t hi) const {
-  const double d = attrs_[i];
+int64_t OpCall::attr_int(const char* name, int64_t lo, int64_t hi) const {
+  const double d = attrs_[attr_index(name)];
   if (!std::isfinite(d) || std::floor(d) != d)
-    throw_range_error(op(), ": ", attr_name(def_, i), ": expected an integer, got ", d);
+    throw_range_error(op(), ": ", name, ": expected an integer, got ", d);
   if (d < double(lo) || d > double(hi))
-    throw_range_error(op(), ": ", attr_name(def_, i), ": expected an integer in [", lo, ", ", hi,
-                      "], got ", d);
+    throw_range_error(op(), ": ", name, ": expected an integer in [", lo, ", ", hi, "], got ", d);
   return int64_t(d);
 }
 
-double OpCall::attr_float(int i) const {
-  const double d = attrs_[i];
-  if (!std::isfinite(d))
-    throw_range_error(op(), ": ", attr_name(def_, i), ": expected a finite number, got ", d);
+double OpCall::attr_float(const char* name) const {
+  const double d = attrs_[attr_index(name)];
+  if (!std::isfinite(d)) throw_range_error(op(), ": ", name, ": expected a finite number, got ", d);
   return d;
 }
 
-bool OpCall::attr_bool(int i) const {
-  const double d = attrs_[i];
-  if (d != 0.0 && d != 1.0)
-    throw_range_error(op(), ": ", attr_name(def_, i), ": expected a boolean, got ", d);
+bool OpCall::attr_bool(const char* name) const {
+  const double d = attrs_[attr_index(name)];
+  if (d != 0.0 && d != 1.0) throw_range_error(op(), ": ", name, ": expected a boolean, got ", d);
   return d == 1.0;
 }
 
@@ -254,6 +260,12 @@ void OpCall::add_output(const Shape& shape, DType dtype) {
 void OpCall::add_output(const Shape& shape, DType dtype, const int* order) {
   add_output(shape, dtype);
   out_strides_[n_out_ - 1] = strides_for_order(shape, order);
+}
+
+void OpCall::alias_output(int i) {
+  add_output(in(i).shape, in(i).dtype);
+  out_strides_[n_out_ - 1] = in(i).strides;
+  alias_[n_out_ - 1] = i;
 }
 
 // ---- dispatch --------------------------------------------------------------------------------
@@ -302,7 +314,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
   const Device device = first->device();
   require_device(device, def.name);
 
-  OpCall call(def, device, inputs, n_in, attrs, n_attrs);
+  OpCall call(id, def, device, inputs, n_in, attrs, n_attrs);
   call.set_compute_dtype(first->dtype);
   def.prepare(call);
 
@@ -321,6 +333,21 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
     if (!k->supports(call, &why)) throw_range_error(def.name, ": ", why);
   }
 
+  // Inputs updated in place reach the kernel as they are.
+  unsigned aliased = 0;
+  for (int o = 0; o < call.num_outputs(); ++o) {
+    const int i = call.output_alias(o);
+    if (i < 0) continue;
+    aliased |= 1u << unsigned(i);
+    if (widen && inputs[i]->dtype == dtype)
+      throw_type_error(def.name, ": updates ", call.input_name(i), " in place, which needs a ", dtype_name(dtype),
+                       " kernel on ", device_name(device));
+    if ((!(k->strided_inputs & (1u << unsigned(i))) || (call.forced_contiguous() & (1u << unsigned(i)))) &&
+        !inputs[i]->is_contiguous())
+      throw_range_error(def.name, ": updates ", call.input_name(i), " in place, which must be contiguous, got strides ",
+                        shape_string(inputs[i]->strides), " for shape ", shape_string(inputs[i]->shape));
+  }
+
   // Inputs as the kernel takes them: float32 copies of 16-bit ones when widening (in their own
   // layout when that is a dense one), packed copies where the kernel needs row-major.
   Tensor staged[kMaxOpInputs];
@@ -329,7 +356,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
   for (int i = 0; i < n_in; ++i) {
     if (inputs[i] == nullptr) continue;
     const Tensor& t = *inputs[i];
-    const bool narrow_in = widen && t.dtype == dtype;
+    const bool narrow_in = widen && t.dtype == dtype && !(aliased & (1u << unsigned(i)));
     const unsigned bit = 1u << unsigned(i);
     const bool needs_layout =
         (!(k->strided_inputs & bit) || (call.forced_contiguous() & bit)) && !t.is_contiguous();
@@ -346,7 +373,7 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
   // output layouts (which may follow the inputs' strides) are worked out again from those.
   std::optional<OpCall> again;
   if (restaged) {
-    again.emplace(def, device, use, n_in, attrs, n_attrs);
+    again.emplace(id, def, device, use, n_in, attrs, n_attrs);
     again->set_compute_dtype(widen ? DType::Float32 : dtype);
     def.prepare(*again);
   }
@@ -357,6 +384,10 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
   result.n = call.num_outputs();
   Tensor kernel_out[kMaxOpOutputs];
   for (int o = 0; o < result.n; ++o) {
+    if (call.output_alias(o) >= 0) {
+      kernel_out[o] = result.out[o] = *use[call.output_alias(o)];
+      continue;
+    }
     const DType want = call.out_dtype(o);
     const bool temp = widen && want == dtype;
     kernel_out[o] = allocate_output(kcall.out_shape(o), kcall.out_strides(o),
@@ -381,8 +412,9 @@ OpOutputs run_op(int id, const Tensor* const* inputs, int n_in, const double* at
   for (int o = 0; o < result.n; ++o) {
     task->args_.out[o] = describe(kernel_out[o]);
     task->out_storage_[o] = kernel_out[o].storage.get();
-    task->out_offset_[o] = 0;
-    task->writes.push_back(kernel_out[o].storage.ptr());
+    task->out_offset_[o] = size_t(kernel_out[o].offset) * dtype_size(kernel_out[o].dtype);
+    if (call.output_alias(o) >= 0) task->updates.push_back(kernel_out[o].storage.ptr());
+    else task->writes.push_back(kernel_out[o].storage.ptr());
   }
   std::memcpy(task->params_, kcall.params_data(), kcall.params_size());
   Queue::of(device).submit(std::move(task));
@@ -404,6 +436,7 @@ Tensor copy_contiguous(const Tensor& t, DType dtype, const QueueClientPtr& clien
                        bool keep_layout) {
   static const int id = op_id("copy");
   const Tensor* in[1] = {&t};
+  // (dtype, keepLayout): the copy op's attributes in schema order.
   const double attrs[2] = {double(int(dtype)), keep_layout ? 1.0 : 0.0};
   return run_op(id, in, 1, attrs, 2, client).out[0];
 }

@@ -92,6 +92,7 @@ uint64_t Queue::submit(std::unique_ptr<Task> task) {
     seq = submitted_.load(std::memory_order_relaxed) + 1;
     task->seq = seq;
     for (const StoragePtr& s : task->writes) s->set_ready_seq(seq);
+    for (const StoragePtr& s : task->updates) s->set_ready_seq(seq);
     for (const StoragePtr& s : task->reads)
       if (!s->owned()) s->add_pending_use();
     if (task->client) task->client->last_seq[int(device_)].store(seq, std::memory_order_release);
@@ -186,8 +187,7 @@ TaskErrorPtr Queue::execute(Task& task) {
       if (poison_enabled()) {
         for (const StoragePtr& s : task.writes) {
           if (s->bytes() == 0) continue;
-          if (s->device() == Device::Cpu) std::memset(s->data(), 0xFF, s->bytes());
-          else device_backend(s->device())->fill(s->data(), 0xFF, s->bytes());
+          device_backend(s->device())->fill(s->data(), 0xFF, s->bytes());
         }
       }
       if (profile().on.load(std::memory_order_relaxed)) {
@@ -212,8 +212,10 @@ TaskErrorPtr Queue::execute(Task& task) {
       error = make_error(task.name, ErrorKind::Runtime, "unknown failure");
     }
   }
-  if (error)
+  if (error) {
     for (const StoragePtr& s : task.writes) s->set_error(error);
+    for (const StoragePtr& s : task.updates) s->set_error(error);
+  }
   for (const StoragePtr& s : task.reads)
     if (!s->owned()) s->end_pending_use();
   return error;

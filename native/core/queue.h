@@ -77,6 +77,8 @@ class Task {
   QueueClientPtr client;      // null for work not tied to a JS environment
   StorageList reads;
   StorageList writes;
+  // Written in place (their contents are read too): ordered like writes, never poisoned.
+  StorageList updates;
   uint64_t seq = 0;
 };
 

@@ -1,23 +1,18 @@
 #include "storage.h"
 
 #include "device_backend.h"
-#include "host_pool.h"
 #include "memory_stats.h"
 #include "queue.h"
 
 namespace secvit {
 
 std::shared_ptr<Storage> Storage::allocate(Device device, size_t bytes) {
-  if (device == Device::Cpu) {
-    const HostBlock b = host_pool::allocate(bytes);
-    std::shared_ptr<Storage> s(new Storage(device, b.data, bytes, /*owned=*/true));
-    s->write_ready_seq_ = b.release_seq;
-    memory_stats::host_acquired(bytes);
-    return s;
-  }
-  void* data = device_backend(device)->allocate(bytes);
+  uint64_t write_ready = 0;
+  void* data = device_backend(device)->allocate(bytes, &write_ready);
   std::shared_ptr<Storage> s(new Storage(device, data, bytes, /*owned=*/true));
-  memory_stats::device_acquired(bytes);
+  s->write_ready_seq_ = write_ready;
+  if (device == Device::Cpu) memory_stats::host_acquired(bytes);
+  else memory_stats::device_acquired(bytes);
   return s;
 }
 
@@ -34,13 +29,9 @@ void Storage::drop_owner() {
 void Storage::release_block() {
   if (block_released_) return;
   block_released_ = true;
-  if (device_ == Device::Cpu) {
-    memory_stats::host_released(bytes_);
-    if (owned_) host_pool::release(data_, bytes_, Queue::of(Device::Cpu).submitted());
-  } else {
-    memory_stats::device_released(bytes_);
-    device_backend(device_)->release(data_, bytes_);
-  }
+  if (device_ == Device::Cpu) memory_stats::host_released(bytes_);
+  else memory_stats::device_released(bytes_);
+  if (owned_) device_backend(device_)->release(data_, bytes_);
 }
 
 Storage::~Storage() {

@@ -11,12 +11,10 @@ namespace {
 
 // Host memory to `device` memory (a plain copy when `device` is the CPU), and back.
 void copy_from_host(Device device, void* dst, const void* src, size_t bytes) {
-  if (device == Device::Cpu) std::memcpy(dst, src, bytes);
-  else device_backend(device)->copy_to_device(dst, src, bytes);
+  device_backend(device)->copy_to_device(dst, src, bytes);
 }
 void copy_to_host(Device device, void* dst, const void* src, size_t bytes) {
-  if (device == Device::Cpu) std::memcpy(dst, src, bytes);
-  else device_backend(device)->copy_to_host(dst, src, bytes);
+  device_backend(device)->copy_to_host(dst, src, bytes);
 }
 
 // A host block may be written directly once the CPU queue has passed its release point.
@@ -78,10 +76,7 @@ Tensor zeros_tensor(const Shape& shape, DType dtype, Device device, const QueueC
     return t;
   }
   void* dst = t.raw();
-  submit_write("zeros", t, [dst, bytes, device] {
-    if (device == Device::Cpu) std::memset(dst, 0, bytes);
-    else device_backend(device)->fill(dst, 0, bytes);
-  }, client);
+  submit_write("zeros", t, [dst, bytes, device] { device_backend(device)->fill(dst, 0, bytes); }, client);
   return t;
 }
 

@@ -88,8 +88,73 @@ void copy_kernel(const KernelArgs& a) {
   });
 }
 
+// pad: the output's rows (its innermost dim in memory order) in parallel; a row is zeros where
+// its coordinate along the padded dim falls outside x (an outer padded dim), or zeros around a
+// strided copy of x's row (the padded dim innermost). Any dtype, moved as its bytes.
+void pad_kernel(const KernelArgs& a) {
+  const PadOpParams& p = a.p<PadOpParams>();
+  const TensorArg& x = a.in[0];
+  const TensorArg& y = a.out[0];
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  const size_t nd = y.shape.size();
+  const size_t esz = dtype_size(x.dtype);
+  const int* order = p.order;
+  const int64_t inner = y.shape[size_t(order[nd - 1])];
+  const int64_t sx_inner = x.strides[size_t(order[nd - 1])];
+  const bool pad_inner = order[nd - 1] == p.dim;
+  const int64_t xlen = x.shape[size_t(p.dim)];
+  const int64_t rows = n / inner;
+  auto move = [esz](void* dst, const void* src, int64_t count, int64_t src_stride) {
+    if (src_stride == 1) {
+      std::memcpy(dst, src, size_t(count) * esz);
+    } else if (esz == 4) {
+      for (int64_t j = 0; j < count; ++j) static_cast<uint32_t*>(dst)[j] = static_cast<const uint32_t*>(src)[j * src_stride];
+    } else {
+      for (int64_t j = 0; j < count; ++j) static_cast<uint16_t*>(dst)[j] = static_cast<const uint16_t*>(src)[j * src_stride];
+    }
+  };
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(inner, 1));
+  ThreadPool::instance().parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    int64_t idx[kMaxDims] = {};
+    int64_t rem = r0;
+    for (size_t k = nd - 1; k-- > 0;) {
+      idx[k] = rem % y.shape[size_t(order[k])];
+      rem /= y.shape[size_t(order[k])];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      unsigned char* dst = static_cast<unsigned char*>(y.data) + r * inner * int64_t(esz);
+      int64_t src = 0;
+      bool zero = false;
+      for (size_t k = 0; k + 1 < nd; ++k) {
+        const int d = order[k];
+        int64_t i = idx[k];
+        if (d == p.dim) {
+          i -= p.before;
+          if (i < 0 || i >= xlen) zero = true;
+        }
+        src += i * x.strides[size_t(d)];
+      }
+      if (zero) {
+        std::memset(dst, 0, size_t(inner) * esz);
+      } else if (!pad_inner) {
+        move(dst, static_cast<const unsigned char*>(x.data) + src * int64_t(esz), inner, sx_inner);
+      } else {
+        std::memset(dst, 0, size_t(p.before) * esz);
+        move(dst + p.before * int64_t(esz), static_cast<const unsigned char*>(x.data) + src * int64_t(esz), xlen, sx_inner);
+        std::memset(dst + (p.before + xlen) * int64_t(esz), 0, size_t(inner - p.before - xlen) * esz);
+      }
+      for (size_t k = nd - 1; k-- > 0;) {
+        if (++idx[k] < y.shape[size_t(order[k])]) break;
+        idx[k] = 0;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 SECVIT_KERNEL(copy, Device::Cpu, kF32 | kI32 | kF16 | kBF16, copy_kernel, nullptr, ~0u);
+SECVIT_KERNEL(pad, Device::Cpu, kF32 | kI32 | kF16 | kBF16, pad_kernel, nullptr, ~0u);
 
 }  // namespace secvit::cpu

@@ -40,6 +40,17 @@ void row(const EwOpParams& p, const float* a, int64_t sa, const float* b, int64_
         for (int64_t i = 0; i < n; ++i) y[i] = a[i * sa] + b[i * sb];
       }
       return;
+    case EwOp::GeluGrad:
+    case EwOp::SiluGrad: {
+      const Act act = p.op == EwOp::GeluGrad ? Act::Gelu : Act::Silu;
+      if (sa == 1 && sb == 1) {
+        if (avx2) act_grad_avx2(act, a, b, y, n);
+        else act_grad_scalar(act, a, b, y, n);
+      } else {
+        for (int64_t i = 0; i < n; ++i) act_grad_scalar(act, a + i * sa, b + i * sb, y + i, 1);
+      }
+      return;
+    }
     case EwOp::Mul:
       if (b == nullptr) {
         const float s = p.scalar;
@@ -103,5 +114,6 @@ SECVIT_KERNEL(gelu, Device::Cpu, kF32, elementwise_kernel, nullptr, ~0u);
 SECVIT_KERNEL(silu, Device::Cpu, kF32, elementwise_kernel, nullptr, ~0u);
 SECVIT_KERNEL(add, Device::Cpu, kF32, elementwise_kernel, nullptr, ~0u);
 SECVIT_KERNEL(mul, Device::Cpu, kF32, elementwise_kernel, nullptr, ~0u);
+SECVIT_KERNEL(activationBackward, Device::Cpu, kF32, elementwise_kernel, nullptr, ~0u);
 
 }  // namespace secvit::cpu

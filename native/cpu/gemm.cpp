@@ -198,6 +198,8 @@ void epilogue_row(const Ctx& cx, int64_t m, int64_t n0, int64_t len, float* v) {
     for (int64_t j = 0; j < len; ++j) v[j] *= g.col_scale[n0 + j];
   if (g.bias != nullptr)
     for (int64_t j = 0; j < len; ++j) v[j] += g.bias[n0 + j];
+  if (g.pre.data != nullptr)
+    std::memcpy(const_cast<float*>(g.pre.data) + g.pre.row_offset(m) + n0, v, size_t(len) * sizeof(float));
   if (g.act != Act::None) {
     if (cx.avx2) act_inplace_avx2(g.act, v, len);
     else act_inplace_scalar(g.act, v, len);
@@ -233,7 +235,7 @@ void epilogue_row(const Ctx& cx, int64_t m, int64_t n0, int64_t len, float* v) {
 
 bool has_epilogue(const GemmArgs& g) {
   return g.col_scale != nullptr || g.bias != nullptr || g.act != Act::None || g.rope.angle != nullptr || g.scale != nullptr ||
-         g.residual.data != nullptr;
+         g.residual.data != nullptr || g.pre.data != nullptr;
 }
 
 // One 6 x 16 tile of C at (m0, n0), mm x nn of it inside C: straight into C's rows when the
@@ -290,6 +292,24 @@ void act_inplace_scalar(Act act, float* x, int64_t n) {
   }
 }
 
+void act_grad_scalar(Act act, const float* dy, const float* x, float* out, int64_t n) {
+  if (act == Act::Gelu) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      const float cdf = 0.5f * (1.0f + std::erf(v * 0.70710678118654752f));
+      const float pdf = std::exp(-0.5f * v * v) * 0.39894228040143268f;
+      out[i] = dy[i] * (cdf + v * pdf);
+    }
+  } else if (act == Act::Silu) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = 1.0f / (1.0f + std::exp(-x[i]));
+      out[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+    }
+  } else if (out != dy) {
+    std::memcpy(out, dy, size_t(n) * sizeof(float));
+  }
+}
+
 void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first) {
   float acc[MR][NR] = {};
   for (int64_t kk = 0; kk < kc; ++kk) {
@@ -333,6 +353,7 @@ void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst) 
     for (int64_t j = 0; j < kGemmNR; ++j) dst[kk * kGemmNR + j] = b[j * ldb + kk];
 }
 void act_inplace_avx2(Act act, float* x, int64_t n) { act_inplace_scalar(act, x, n); }
+void act_grad_avx2(Act act, const float* dy, const float* x, float* out, int64_t n) { act_grad_scalar(act, dy, x, out, n); }
 #endif
 
 // ---- the driver --------------------------------------------------------------------------------
@@ -509,12 +530,13 @@ void gemm_f32(const GemmArgs& g) {
     float* apack = a_direct ? nullptr : t_apack.get(size_t(max_mc * kcmax));
     // Per row of the task's block: A at k = 0 (plain A), A at this K block's k0, C, the
     // residual, and RoPE's table rows for the token's y and x.
-    const float** arow = t_rows.get(size_t(6 * max_mc));
+    const float** arow = t_rows.get(size_t(7 * max_mc));
     const float** akrow = arow + max_mc;
     const float** crow = akrow + max_mc;
     const float** rrow = crow + max_mc;
     const float** ycs = rrow + max_mc;
     const float** xcs = ycs + max_mc;
+    float** prow = const_cast<float**>(xcs + max_mc);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t mb = t / nchunks, nc = t % nchunks;
       const int64_t m0 = block_rows(mb), mc = block_rows(mb + 1) - m0;
@@ -523,6 +545,7 @@ void gemm_f32(const GemmArgs& g) {
         if (a_direct) arow[r] = aprime_once ? aprime + (m0 + r) * g.k : g.a.data + g.a.row_offset(m0 + r);
         crow[r] = g.c.data + g.c.row_offset(m0 + r);
         rrow[r] = g.residual.data != nullptr ? g.residual.data + g.residual.row_offset(m0 + r) : nullptr;
+        prow[r] = g.pre.data != nullptr ? const_cast<float*>(g.pre.data) + g.pre.row_offset(m0 + r) : nullptr;
         if (rope) {
           const int64_t l = (m0 + r) % (rp.height * rp.width);
           const int64_t y = l / rp.width, x = l % rp.width;
@@ -557,7 +580,10 @@ void gemm_f32(const GemmArgs& g) {
             float* c[MR];
             for (int64_t r = 0; r < MR; ++r) {
               c[r] = const_cast<float*>(crow[ir + r]) + n0;
-              if (with_epi) te.res[r] = rrow[ir + r] != nullptr ? rrow[ir + r] + n0 : nullptr;
+              if (with_epi) {
+                te.res[r] = rrow[ir + r] != nullptr ? rrow[ir + r] + n0 : nullptr;
+                te.pre[r] = prow[ir + r] != nullptr ? prow[ir + r] + n0 : nullptr;
+              }
               if (rope_tile)
                 te.rope[r] = pair0 < rope_q4 ? ycs[ir + r] + pair0 * 2 : xcs[ir + r] + (pair0 - rope_q4) * 2;
             }

@@ -88,6 +88,9 @@ struct GemmArgs {
   GemmRope rope;
   const float* scale = nullptr;
   RowMap residual;                 // data null: none
+  // Also written: the pre-activation bias + col_scale * sum (contiguous rows), what a
+  // backward through the activation (and the layer scale) needs. data null: not written.
+  RowMap pre;
 };
 
 void gemm_f32(const GemmArgs& g);
@@ -111,6 +114,7 @@ struct TileEpilogue {
   // c0, s0, ..., c7, s7 (rope2d.h's table), or null (no rotation); then times rope_scale.
   const float* rope[6];
   float rope_scale;
+  float* pre[6];          // pre-activation rows (GemmArgs::pre), or null
 };
 
 // A[6 rows, kc] . Bp[kc x 16] (a packed panel) into the 6 rows `c[r]` (16 contiguous floats
@@ -128,5 +132,8 @@ void gemm_dot_3x4_avx2(const float* a, int64_t lda, const float* w, int64_t ldw,
 // GELU (exact erf) and SiLU of n floats in place.
 void act_inplace_scalar(Act act, float* x, int64_t n);
 void act_inplace_avx2(Act act, float* x, int64_t n);
+// Their derivatives: out[i] = dy[i] * act'(x[i]) (out may alias dy); Act::None copies dy.
+void act_grad_scalar(Act act, const float* dy, const float* x, float* out, int64_t n);
+void act_grad_avx2(Act act, const float* dy, const float* x, float* out, int64_t n);
 
 }  // namespace secvit::cpu

@@ -76,6 +76,10 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
       }
       lo = _mm256_add_ps(lo, bias0);
       hi = _mm256_add_ps(hi, bias1);
+      if (epi->pre[r] != nullptr) {
+        _mm256_storeu_ps(epi->pre[r], lo);
+        _mm256_storeu_ps(epi->pre[r] + 8, hi);
+      }
       if (epi->act == Act::Gelu) {
         lo = avx2::gelu(lo);
         hi = avx2::gelu(hi);
@@ -215,6 +219,18 @@ void act_inplace_avx2(Act act, float* x, int64_t n) {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, avx2::silu(_mm256_loadu_ps(x + i)));
   }
   if (i < n) act_inplace_scalar(act, x + i, n - i);
+}
+
+void act_grad_avx2(Act act, const float* dy, const float* x, float* out, int64_t n) {
+  int64_t i = 0;
+  if (act == Act::Gelu) {
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), avx2::gelu_grad(_mm256_loadu_ps(x + i))));
+  } else if (act == Act::Silu) {
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), avx2::silu_grad(_mm256_loadu_ps(x + i))));
+  }
+  if (i < n) act_grad_scalar(act, dy + i, x + i, out + i, n - i);
 }
 
 }  // namespace secvit::cpu

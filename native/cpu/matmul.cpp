@@ -49,23 +49,26 @@ void matmul_f32_serial(const MatmulParams& p) {
 namespace secvit::cpu {
 namespace {
 
-// Each problem on the packed GEMM (gemm.h), B as a [K, N] operand. A b shared by the batch
-// makes it one GEMM of batch * M rows (a and out are contiguous): B is packed once and the
-// threads share one task grid.
+// Each problem on the packed GEMM (gemm.h), both operands through their strides (A's columns
+// gathered while packing when they are not contiguous; B packed from any layout). A b shared
+// by the batch makes it one GEMM of batch * M rows when a's rows continue across the batch: B
+// is packed once and the threads share one task grid.
 void matmul_kernel(const KernelArgs& a) {
   const MatmulOpParams& p = a.p<MatmulOpParams>();
-  const int64_t problems = p.b_batched ? p.batch : 1;
-  const int64_t rows = p.b_batched ? p.m : p.batch * p.m;
+  const bool fold = !p.b_batched && (p.batch == 1 || p.a_bs == p.m * p.a_rs);
+  const int64_t problems = fold ? 1 : p.batch;
+  const int64_t rows = fold ? p.batch * p.m : p.m;
   for (int64_t bi = 0; bi < problems; ++bi) {
     GemmArgs g;
     g.m = rows;
     g.n = p.n;
     g.k = p.k;
-    g.a.data = a.in[0].ptr<float>() + bi * p.m * p.k;
-    g.a.row_stride = p.k;
-    g.b = a.in[1].ptr<float>() + (p.b_batched ? bi * p.k * p.n : 0);
-    g.b_n_stride = 1;
-    g.b_k_stride = p.n;
+    g.a.data = a.in[0].ptr<float>() + bi * p.a_bs;
+    g.a.row_stride = p.a_rs;
+    g.a.col_stride = p.a_cs;
+    g.b = a.in[1].ptr<float>() + (p.b_batched ? bi * p.b_bs : 0);
+    g.b_n_stride = p.b_ns;
+    g.b_k_stride = p.b_ks;
     g.c.data = a.out[0].ptr<float>() + bi * p.m * p.n;
     g.c.row_stride = p.n;
     gemm_f32(g);
@@ -74,6 +77,6 @@ void matmul_kernel(const KernelArgs& a) {
 
 }  // namespace
 
-SECVIT_KERNEL(matmul, Device::Cpu, kF32, matmul_kernel, nullptr, 0);
+SECVIT_KERNEL(matmul, Device::Cpu, kF32, matmul_kernel, nullptr, 0x3);
 
 }  // namespace secvit::cpu

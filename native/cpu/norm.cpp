@@ -11,10 +11,13 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/op.h"
 #include "core/thread_pool.h"
+#include "gemm.h"
 #include "norm.h"
 #include "ops/norm.h"
+#include "scratch.h"
 
 namespace secvit::cpu {
 namespace {
@@ -151,8 +154,249 @@ void fold_bn_kernel(const KernelArgs& a) {
   }
 }
 
+// ---- training and gradients -------------------------------------------------------------------
+// Positions (every dim but the normalised one) in memory order, in parallel chunks; each chunk
+// keeps its own double partial sums of the per-channel quantities, added at the end (no
+// atomics; the same result for any thread count with the same chunking). A position's vector
+// (strided by d_stride, contiguous in the channels-last layout the model uses) is gathered into
+// a row, worked on there, and written back.
+
+int64_t num_positions(const NormOpParams& p) {
+  int64_t n = 1;
+  for (int k = 0; k < p.nd; ++k) n *= p.shape[k];
+  return n;
+}
+
+// fn(x_off, y_off) for positions [p0, p1): offsets in x's layout and in a second layout (ys).
+template <typename F>
+void walk_positions(const NormOpParams& p, const int64_t* ys, int64_t p0, int64_t p1, F fn) {
+  int64_t idx[kMaxDims] = {};
+  int64_t rem = p0, xo = 0, yo = 0;
+  for (int k = p.nd - 1; k >= 0; --k) {
+    idx[k] = rem % p.shape[k];
+    rem /= p.shape[k];
+    xo += idx[k] * p.stride[k];
+    yo += idx[k] * ys[k];
+  }
+  for (int64_t i = p0; i < p1; ++i) {
+    fn(xo, yo);
+    for (int k = p.nd - 1; k >= 0; --k) {
+      xo += p.stride[k];
+      yo += ys[k];
+      if (++idx[k] < p.shape[k]) break;
+      xo -= p.shape[k] * p.stride[k];
+      yo -= p.shape[k] * ys[k];
+      idx[k] = 0;
+    }
+  }
+}
+
+inline void gather(const float* src, int64_t stride, int64_t n, float* dst) {
+  if (stride == 1) std::copy(src, src + n, dst);
+  else for (int64_t j = 0; j < n; ++j) dst[j] = src[j * stride];
+}
+inline void scatter(const float* src, int64_t n, float* dst, int64_t stride) {
+  if (stride == 1) std::copy(src, src + n, dst);
+  else for (int64_t j = 0; j < n; ++j) dst[j * stride] = src[j];
+}
+
+// Runs body(chunk, p0, p1) over position chunks in parallel with `width` doubles of partial sums
+// per chunk (zeroed); returns the partials, chunk after chunk.
+template <typename F>
+std::vector<double> chunked(int64_t positions, int64_t width, F body) {
+  ThreadPool& pool = ThreadPool::instance();
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(positions, int64_t(pool.threads()) * 4));
+  std::vector<double> partial(size_t(chunks * width), 0.0);
+  pool.parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) body(partial.data() + c * width, c * positions / chunks, (c + 1) * positions / chunks);
+  });
+  return partial;
+}
+
+double chunk_sum(const std::vector<double>& partial, int64_t width, int64_t j) {
+  double s = 0.0;
+  for (size_t c = 0; c * size_t(width) < partial.size(); ++c) s += partial[c * size_t(width) + size_t(j)];
+  return s;
+}
+
+void layer_norm_backward_kernel(const KernelArgs& a) {
+  const LayerNormBackwardParams& q = a.p<LayerNormBackwardParams>();
+  const NormOpParams& p = q.n;
+  const float* dy = a.in[0].ptr<float>();
+  const float* x = a.in[1].ptr<float>();
+  const float* w = a.in[2].ptr<float>();
+  float* dx = a.out[0].ptr<float>();
+  const int64_t D = p.d;
+  const int64_t P = num_positions(p);
+  const std::vector<double> partial = chunked(P, 2 * D, [&](double* acc, int64_t p0, int64_t p1) {
+    thread_local ScratchVec<float> t_buf;
+    float* xr = t_buf.get(size_t(3 * D));
+    float* gr = xr + D;
+    float* hr = gr + D;
+    walk_positions(p, q.dy_stride, p0, p1, [&](int64_t xo, int64_t yo) {
+      gather(x + xo, p.d_stride, D, xr);
+      gather(dy + yo, q.dy_d_stride, D, gr);
+      float mu, rs;
+      layer_norm_stats(xr, D, p.eps, &mu, &rs);
+      double c1 = 0.0, c2 = 0.0;
+      for (int64_t j = 0; j < D; ++j) {
+        const float xh = (xr[j] - mu) * rs;
+        const float g = gr[j] * (w != nullptr ? w[j] : 1.0f);
+        acc[j] += double(gr[j]) * double(xh);
+        acc[D + j] += double(gr[j]);
+        xr[j] = xh;
+        hr[j] = g;
+        c1 += g;
+        c2 += double(g) * double(xh);
+      }
+      const float m1 = float(c1 / double(D)), m2 = float(c2 / double(D));
+      for (int64_t j = 0; j < D; ++j) hr[j] = rs * (hr[j] - m1 - xr[j] * m2);
+      scatter(hr, D, dx + xo, p.d_stride);
+    });
+  });
+  if (q.need_weight)
+    for (int64_t j = 0; j < D; ++j) a.out[1].ptr<float>()[j] = float(chunk_sum(partial, 2 * D, j));
+  if (q.need_bias)
+    for (int64_t j = 0; j < D; ++j) a.out[2].ptr<float>()[j] = float(chunk_sum(partial, 2 * D, D + j));
+}
+
+void batch_norm_train_kernel(const KernelArgs& a) {
+  const BatchNormTrainParams& q = a.p<BatchNormTrainParams>();
+  const NormOpParams& p = q.n;
+  const float* x = a.in[0].ptr<float>();
+  const float* w = a.in[1].ptr<float>();
+  const float* b = a.in[2].ptr<float>();
+  float* y = a.out[0].ptr<float>();
+  float* mean = a.out[1].ptr<float>();
+  float* var = a.out[2].ptr<float>();
+  const int64_t C = p.d;
+  const int64_t P = num_positions(p);
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  // Two passes over x: the mean, then the centred sum of squares (no cancellation).
+  const std::vector<double> sums = chunked(P, C, [&](double* acc, int64_t p0, int64_t p1) {
+    walk_positions(p, p.stride, p0, p1, [&](int64_t xo, int64_t) {
+      for (int64_t c = 0; c < C; ++c) acc[c] += x[xo + c * p.d_stride];
+    });
+  });
+  std::vector<double> mu(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) mu[size_t(c)] = chunk_sum(sums, C, c) / double(P);
+  const std::vector<double> sq = chunked(P, C, [&](double* acc, int64_t p0, int64_t p1) {
+    walk_positions(p, p.stride, p0, p1, [&](int64_t xo, int64_t) {
+      for (int64_t c = 0; c < C; ++c) {
+        const double t = x[xo + c * p.d_stride] - mu[size_t(c)];
+        acc[c] += t * t;
+      }
+    });
+  });
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double v = chunk_sum(sq, C, c) / double(P);
+    mean[c] = float(mu[size_t(c)]);
+    var[c] = float(v);
+    const double istd = 1.0 / std::sqrt(v + double(p.eps));
+    scale[size_t(c)] = float(istd * (w != nullptr ? w[c] : 1.0f));
+    shift[size_t(c)] = float((b != nullptr ? b[c] : 0.0f) - mu[size_t(c)] * istd * (w != nullptr ? w[c] : 1.0f));
+    if (q.update) {
+      float* rm = a.out[3].ptr<float>();
+      float* rv = a.out[4].ptr<float>();
+      const double unbiased = P > 1 ? v * double(P) / double(P - 1) : v;
+      rm[c] = float((1.0 - q.momentum) * double(rm[c]) + q.momentum * mu[size_t(c)]);
+      rv[c] = float((1.0 - q.momentum) * double(rv[c]) + q.momentum * unbiased);
+    }
+  }
+  chunked(P, 0, [&](double*, int64_t p0, int64_t p1) {
+    thread_local ScratchVec<float> t_buf;
+    float* row = t_buf.get(static_cast<size_t>(C));
+    walk_positions(p, p.stride, p0, p1, [&](int64_t xo, int64_t) {
+      gather(x + xo, p.d_stride, C, row);
+      for (int64_t c = 0; c < C; ++c) row[c] = row[c] * scale[size_t(c)] + shift[size_t(c)];
+      if (q.act != 0) {
+        if (avx2) act_inplace_avx2(Act(q.act), row, C);
+        else act_inplace_scalar(Act(q.act), row, C);
+      }
+      scatter(row, C, y + xo, p.d_stride);
+    });
+  });
+}
+
+void batch_norm_backward_kernel(const KernelArgs& a) {
+  const BatchNormBackwardParams& q = a.p<BatchNormBackwardParams>();
+  const NormOpParams& p = q.n;
+  const float* dy = a.in[0].ptr<float>();
+  const float* x = a.in[1].ptr<float>();
+  const float* mean = a.in[2].ptr<float>();
+  const float* var = a.in[3].ptr<float>();
+  const float* w = a.in[4].ptr<float>();
+  const float* b = a.in[5].ptr<float>();
+  float* dx = a.out[0].ptr<float>();
+  const int64_t C = p.d;
+  const int64_t P = num_positions(p);
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  std::vector<float> istd(static_cast<size_t>(C)), wv(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    istd[size_t(c)] = float(1.0 / std::sqrt(double(var[c]) + double(p.eps)));
+    wv[size_t(c)] = w != nullptr ? w[c] : 1.0f;
+    bv[size_t(c)] = b != nullptr ? b[c] : 0.0f;
+  }
+  // Pass 1: g = dy act'(z) into dx (x's layout), and the sums of g and g x-hat per channel.
+  const std::vector<double> sums = chunked(P, 2 * C, [&](double* acc, int64_t p0, int64_t p1) {
+    thread_local ScratchVec<float> t_buf;
+    float* xh = t_buf.get(size_t(3 * C));
+    float* g = xh + C;
+    float* z = g + C;
+    walk_positions(p, q.dy_stride, p0, p1, [&](int64_t xo, int64_t yo) {
+      gather(x + xo, p.d_stride, C, xh);
+      gather(dy + yo, q.dy_d_stride, C, g);
+      for (int64_t c = 0; c < C; ++c) {
+        xh[c] = (xh[c] - mean[c]) * istd[size_t(c)];
+        z[c] = xh[c] * wv[size_t(c)] + bv[size_t(c)];
+      }
+      if (q.act != 0) {
+        if (avx2) act_grad_avx2(Act(q.act), g, z, g, C);
+        else act_grad_scalar(Act(q.act), g, z, g, C);
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        acc[c] += double(g[c]);
+        acc[C + c] += double(g[c]) * double(xh[c]);
+      }
+      scatter(g, C, dx + xo, p.d_stride);
+    });
+  });
+  std::vector<float> dbias(static_cast<size_t>(C)), dweight(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    dbias[size_t(c)] = float(chunk_sum(sums, 2 * C, c));
+    dweight[size_t(c)] = float(chunk_sum(sums, 2 * C, C + c));
+    a.out[1].ptr<float>()[c] = dweight[size_t(c)];
+    a.out[2].ptr<float>()[c] = dbias[size_t(c)];
+  }
+  // Pass 2: dx from g, in place.
+  const float inv_n = 1.0f / float(std::max<int64_t>(P, 1));
+  chunked(P, 0, [&](double*, int64_t p0, int64_t p1) {
+    thread_local ScratchVec<float> t_buf;
+    float* g = t_buf.get(size_t(2 * C));
+    float* xh = g + C;
+    walk_positions(p, p.stride, p0, p1, [&](int64_t xo, int64_t) {
+      gather(dx + xo, p.d_stride, C, g);
+      if (q.training) {
+        gather(x + xo, p.d_stride, C, xh);
+        for (int64_t c = 0; c < C; ++c) {
+          const float h = (xh[c] - mean[c]) * istd[size_t(c)];
+          g[c] = wv[size_t(c)] * istd[size_t(c)] * (g[c] - dbias[size_t(c)] * inv_n - h * dweight[size_t(c)] * inv_n);
+        }
+      } else {
+        for (int64_t c = 0; c < C; ++c) g[c] *= wv[size_t(c)] * istd[size_t(c)];
+      }
+      scatter(g, C, dx + xo, p.d_stride);
+    });
+  });
+}
+
 }  // namespace
 
+// dy through any strides, x in any dense layout (the rules pack the others).
+SECVIT_KERNEL(layerNormBackward, Device::Cpu, kF32, layer_norm_backward_kernel, nullptr, 0x3);
+SECVIT_KERNEL(batchNormTrain, Device::Cpu, kF32, batch_norm_train_kernel, nullptr, 0x1);
+SECVIT_KERNEL(batchNormBackward, Device::Cpu, kF32, batch_norm_backward_kernel, nullptr, 0x3);
 SECVIT_KERNEL(layerNorm, Device::Cpu, kF32, layer_norm_kernel, nullptr, 1u);
 SECVIT_KERNEL(batchNorm, Device::Cpu, kF32, batch_norm_kernel, nullptr, 1u);
 SECVIT_KERNEL(foldBatchNorm, Device::Cpu, kF32, fold_bn_kernel, nullptr, 0);

@@ -78,6 +78,22 @@ inline __m256 silu(__m256 x) {
   return _mm256_div_ps(x, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
 }
 
+// d gelu / dx = Phi(x) + x phi(x) = (1 + erf(x / sqrt 2)) / 2 + x e^(-x^2/2) / sqrt(2 pi).
+inline __m256 gelu_grad(__m256 x) {
+  const __m256 e = erf(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
+  const __m256 cdf = _mm256_mul_ps(_mm256_add_ps(e, _mm256_set1_ps(1.0f)), _mm256_set1_ps(0.5f));
+  const __m256 pdf = _mm256_mul_ps(exp(_mm256_mul_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(-0.5f))),
+                                   _mm256_set1_ps(0.39894228040143268f));
+  return _mm256_fmadd_ps(x, pdf, cdf);
+}
+
+// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x) = 1 / (1 + e^-x).
+inline __m256 silu_grad(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 s = _mm256_div_ps(one, _mm256_add_ps(exp(_mm256_sub_ps(_mm256_setzero_ps(), x)), one));
+  return _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
+}
+
 // Horizontal max and sum of the 8 lanes.
 inline float hmax(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

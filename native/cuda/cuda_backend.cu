@@ -143,7 +143,8 @@ class Backend final : public DeviceBackend {
     return description_;
   }
 
-  void* allocate(size_t bytes) override {
+  void* allocate(size_t bytes, uint64_t* write_ready_seq) override {
+    if (write_ready_seq != nullptr) *write_ready_seq = 0;  // device memory is written only by queued work
     require();
     return allocator_.allocate(bytes, Queue::running_seq(kDevice), [this] { quiesce(); });
   }
@@ -267,6 +268,8 @@ Backend* instance() {
   static Backend* backend = new Backend();
   return backend;
 }
+
+[[maybe_unused]] const bool registered = register_device_backend(instance());
 
 }  // namespace
 

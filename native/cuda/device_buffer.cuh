@@ -21,7 +21,7 @@ class DeviceBuffer {
  public:
   explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
     if (bytes_ > 0) {
-      ptr_ = backend()->allocate(bytes_);
+      ptr_ = backend()->allocate(bytes_, nullptr);
       if (poison_enabled()) backend()->fill(ptr_, 0xFF, bytes_);
     }
   }

@@ -33,6 +33,8 @@ __global__ void __launch_bounds__(256) elementwise_kernel(EwOpParams p, const vo
       case EwOp::Gelu: v = gemm_act(1, x); break;
       case EwOp::Silu: v = gemm_act(2, x); break;
       case EwOp::Add: v = x + (b != nullptr ? load_as_float(b, dtype, bo) : p.scalar); break;
+      case EwOp::GeluGrad: v = x * gemm_act_grad(1, load_as_float(b, dtype, bo)); break;
+      case EwOp::SiluGrad: v = x * gemm_act_grad(2, load_as_float(b, dtype, bo)); break;
       default: v = x * (b != nullptr ? load_as_float(b, dtype, bo) : p.scalar); break;
     }
     store_from_float(y, dtype, e, v);
@@ -55,6 +57,7 @@ SECVIT_KERNEL(gelu, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, elementwise_cuda, nullp
 SECVIT_KERNEL(silu, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, elementwise_cuda, nullptr, ~0u);
 SECVIT_KERNEL(add, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, elementwise_cuda, nullptr, ~0u);
 SECVIT_KERNEL(mul, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, elementwise_cuda, nullptr, ~0u);
+SECVIT_KERNEL(activationBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, elementwise_cuda, nullptr, ~0u);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

@@ -160,7 +160,8 @@ void matmul_cuda(const KernelArgs& a) {
   const MatmulOpParams& mp = a.p<MatmulOpParams>();
   const size_t es = dtype_size(a.in[0].dtype);
   std::string why;
-  const bool fold = !mp.b_batched && gemm_supports(mp.batch * mp.m, mp.n, mp.k, &why);
+  const bool fold = !mp.b_batched && (mp.batch == 1 || mp.a_bs == mp.m * mp.a_rs) &&
+                    gemm_supports(mp.batch * mp.m, mp.n, mp.k, &why);
   const int64_t problems = fold ? 1 : mp.batch;
   for (int64_t bi = 0; bi < problems; ++bi) {
     GemmParamsCuda p{};
@@ -168,12 +169,12 @@ void matmul_cuda(const KernelArgs& a) {
     p.n = int(mp.n);
     p.k = int(mp.k);
     p.dtype = int(a.in[0].dtype);
-    p.a = static_cast<const char*>(a.in[0].data) + size_t(bi * mp.m * mp.k) * es;
-    p.a_rs = mp.k;
-    p.a_cs = 1;
-    p.b = static_cast<const char*>(a.in[1].data) + size_t(mp.b_batched ? bi * mp.k * mp.n : 0) * es;
-    p.b_ns = 1;
-    p.b_ks = mp.n;
+    p.a = static_cast<const char*>(a.in[0].data) + size_t(bi * mp.a_bs) * es;
+    p.a_rs = mp.a_rs;
+    p.a_cs = mp.a_cs;
+    p.b = static_cast<const char*>(a.in[1].data) + size_t(mp.b_batched ? bi * mp.b_bs : 0) * es;
+    p.b_ns = mp.b_ns;
+    p.b_ks = mp.b_ks;
     p.c = static_cast<char*>(a.out[0].data) + size_t(bi * mp.m * mp.n) * es;
     p.ldc = mp.n;
     launch_gemm(p, 0.0f, nullptr, stream());
@@ -199,7 +200,7 @@ bool matmul_supports(const OpCall& c, std::string* why) {
 }
 }  // namespace
 
-SECVIT_KERNEL(matmul, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, matmul_cuda, matmul_supports, 0);
+SECVIT_KERNEL(matmul, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, matmul_cuda, matmul_supports, 0x3);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

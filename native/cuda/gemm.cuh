@@ -66,6 +66,7 @@ struct GemmParamsCuda {
   const void* rope_angle;
   int rope_heads, rope_d, rope_h, rope_w;
   float k_scale;
+  void* pre;  // also written (when set): the pre-activation bias + col_scale * sum, row stride ldc
 };
 
 __device__ __forceinline__ int64_t rowmap(int64_t m, int64_t gr, int64_t gs, int64_t rs) {
@@ -112,6 +113,16 @@ __device__ __forceinline__ float gemm_act(int act, float v) {
   return v;
 }
 
+// The activation's derivative at v (1 for none).
+__device__ __forceinline__ float gemm_act_grad(int act, float v) {
+  if (act == 1) return 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * expf(-0.5f * v * v) * 0.39894228040143268f;
+  if (act == 2) {
+    const float s = 1.0f / (1.0f + expf(-v));
+    return s * (1.0f + v * (1.0f - s));
+  }
+  return 1.0f;
+}
+
 // The epilogue of the adjacent columns (n, n+1) of row m (n even; n+1 may be past N).
 __device__ __forceinline__ void gemm_epilogue_pair(const GemmParamsCuda& p, int m, int n, float v0, float v1) {
   if (m >= p.m || n >= p.n) return;
@@ -123,6 +134,10 @@ __device__ __forceinline__ void gemm_epilogue_pair(const GemmParamsCuda& p, int 
   if (p.bias != nullptr) {
     v0 += load_as_float(p.bias, p.dtype, n);
     if (two) v1 += load_as_float(p.bias, p.dtype, n + 1);
+  }
+  if (p.pre != nullptr) {
+    store_from_float(p.pre, p.dtype, int64_t(m) * p.ldc + n, v0);
+    if (two) store_from_float(p.pre, p.dtype, int64_t(m) * p.ldc + n + 1, v1);
   }
   v0 = gemm_act(p.act, v0);
   v1 = gemm_act(p.act, v1);

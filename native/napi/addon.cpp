@@ -9,10 +9,8 @@
 #include "core/device_backend.h"
 #include "core/memory_stats.h"
 #include "core/thread_pool.h"
-#include "core/host_pool.h"
 #include "core/queue.h"
 #include "core/transfer.h"
-#include "cpu/scratch.h"
 #include "env_data.h"
 #include "js_errors.h"
 #include "op_binding.h"
@@ -116,28 +114,19 @@ Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
 Napi::Value DeviceInfo(Napi::Env env, Device device) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", device_name(device));
-  if (device == Device::Cpu) {
-    o.Set("available", true);
-    o.Set("description", std::string("CPU, ") + cpu_simd_name(cpu_simd()) + ", " +
-                             std::to_string(ThreadPool::instance().threads()) + " threads");
-    o.Set("threads", ThreadPool::instance().threads());
-    o.Set("simd", cpu_simd_name(cpu_simd()));
-    o.Set("reservedBytes", double(host_pool::reserved_bytes()));
-    o.Set("cachedBytes", double(host_pool::cached_bytes()));
-    o.Set("scratchBytes", double(cpu::scratch::bytes()));
-    return o;
-  }
   DeviceBackend* b = device_backend(device);
   std::string reason;
   const bool ok = b->available(&reason);
   o.Set("available", ok);
-  if (ok) {
-    o.Set("description", b->description());
-    o.Set("reservedBytes", double(b->reserved_bytes()));
-    o.Set("driverAllocations", double(b->driver_allocations()));
-  } else {
+  if (!ok) {
     o.Set("reason", reason);
+    return o;
   }
+  o.Set("description", b->description());
+  if (device == Device::Cpu) o.Set("simd", cpu_simd_name(cpu_simd()));
+  o.Set("reservedBytes", double(b->reserved_bytes()));
+  if (device != Device::Cpu) o.Set("driverAllocations", double(b->driver_allocations()));
+  for (const auto& [name, value] : b->details()) o.Set(name, value);
   return o;
 }
 
@@ -155,8 +144,7 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
 Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Device d = arg_device(info[0], "emptyCache: device");
-    if (d == Device::Cpu) host_pool::empty_cache();
-    else device_backend(d)->empty_cache();
+    device_backend(d)->empty_cache();
     return info.Env().Undefined();
   });
 }
@@ -168,7 +156,7 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
     require_device(d, "synchronize");
     Queue& q = Queue::of(d);
     q.wait(q.submitted());
-    if (d != Device::Cpu) device_backend(d)->synchronize();
+    device_backend(d)->synchronize();
     return info.Env().Undefined();
   });
 }

@@ -42,7 +42,7 @@ class EnvData {
   // without an object per tensor: slot i holds [ndim, dtype, device, offset, shape[8],
   // strides[8]] of the call's i-th result. One Float64Array per environment.
   static constexpr int kMetaSlot = 4 + 2 * 8;
-  static constexpr int kMetaSlots = 4;
+  static constexpr int kMetaSlots = 6;  // kMaxOpOutputs (op_binding.cpp checks)
   void WriteMeta(int slot, const Tensor& t);
   Napi::Reference<Napi::Float64Array> meta_array;
   const QueueClientPtr& client() const { return client_; }

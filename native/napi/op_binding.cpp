@@ -2,12 +2,15 @@
 // dispatches (core/op.h); the op's own rules live in native/ops/<op>.cpp.
 //
 //   opNames(): string[]                      the registry's ops; an op's id is its index
-//   opSchema(id): { inputs, attrs }          names ('?' marks an optional input)
+//   opSchema(id): { inputs, attrs, defaults } names ('?' marks an optional input); each
+//                                            attribute's default (null: it must be given)
 //   run(id, inputs, attrs, sync): handle | handle[]
 //       inputs: (TensorHandle | null)[] in the op's order (null: an absent optional input)
 //       attrs: number[] in the op's order; sync: wait for the result (and throw its error)
 //   view(handle, shape, strides, offset): a handle over the same storage
 #include "op_binding.h"
+
+#include <cmath>
 
 #include "core/device_backend.h"
 #include "core/op.h"
@@ -17,6 +20,8 @@
 
 namespace secvit::napi {
 namespace {
+
+static_assert(EnvData::kMetaSlots >= kMaxOpOutputs, "a meta slot for every output of an op");
 
 Napi::Value OpNames(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -36,11 +41,17 @@ Napi::Value OpSchema(const Napi::CallbackInfo& info) {
     Napi::Array inputs = Napi::Array::New(env, in.size());
     for (size_t i = 0; i < in.size(); ++i)
       inputs.Set(uint32_t(i), op_input_optional(id, int(i)) ? in[i] + "?" : in[i]);
+    const auto& def = op_attr_defaults(id);
     Napi::Array attrs = Napi::Array::New(env, at.size());
-    for (size_t i = 0; i < at.size(); ++i) attrs.Set(uint32_t(i), at[i]);
+    Napi::Array defaults = Napi::Array::New(env, at.size());
+    for (size_t i = 0; i < at.size(); ++i) {
+      attrs.Set(uint32_t(i), at[i]);
+      defaults.Set(uint32_t(i), std::isnan(def[i]) ? env.Null() : Napi::Number::New(env, def[i]));
+    }
     Napi::Object o = Napi::Object::New(env);
     o.Set("inputs", inputs);
     o.Set("attrs", attrs);
+    o.Set("defaults", defaults);
     return o;
   });
 }
@@ -77,7 +88,7 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     if (sync) {
       const Device d = out.out[0].device();
       for (int i = 0; i < out.n; ++i) Queue::of(d).wait_ready(*out.out[i].storage);
-      if (d != Device::Cpu) device_backend(d)->synchronize();
+      device_backend(d)->synchronize();
     }
     for (int i = 0; i < out.n; ++i) data->WriteMeta(i, out.out[i]);
     if (out.n == 1) return TensorHandle::New(env, std::move(out.out[0]));

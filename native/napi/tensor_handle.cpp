@@ -33,7 +33,8 @@ void TensorHandle::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod<&TensorHandle::ToSync>("toSync"),
        InstanceMethod<&TensorHandle::To>("to"),
        InstanceMethod<&TensorHandle::Info>("info"),
-       InstanceMethod<&TensorHandle::Wait>("wait")});
+       InstanceMethod<&TensorHandle::Wait>("wait"),
+       InstanceMethod<&TensorHandle::Ready>("ready")});
   EnvData::Of(env)->handle_class = Napi::Persistent(cls);
   exports.Set("TensorHandle", cls);
 }
@@ -123,6 +124,7 @@ Napi::Value TensorHandle::Info(const Napi::CallbackInfo& info) {
     o.Set("device", device_name(tensor_.device()));
     o.Set("bytes", double(tensor_.nbytes()));
     o.Set("borrowed", !tensor_.storage->owned());
+    o.Set("storage", double(reinterpret_cast<uintptr_t>(tensor_.storage.get())));
     return o;
   });
 }
@@ -133,7 +135,7 @@ Napi::Value TensorHandle::Wait(const Napi::CallbackInfo& info) {
     FromValue(info.This(), "wait", "tensor");
     const Device d = tensor_.device();
     Queue::of(d).wait_ready(*tensor_.storage);
-    if (d != Device::Cpu) device_backend(d)->synchronize();
+    device_backend(d)->synchronize();
     return info.Env().Undefined();
   });
 }
@@ -204,6 +206,26 @@ Napi::Value TensorHandle::To(const Napi::CallbackInfo& info) {
     });
     task->client = data->client();
     Queue::of(device).submit(std::move(task));
+    return promise;
+  });
+}
+
+// ready(): a Promise settled once the tensor has been computed (rejected with its error).
+Napi::Value TensorHandle::Ready(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    FromValue(info.This(), "ready", "tensor");
+    Napi::Env env = info.Env();
+    EnvData* data = EnvData::Of(env);
+    auto* job = new JsJob();
+    Napi::Promise promise = data->Track(env, job);
+    EnvData::PosterPtr poster = data->poster();
+    auto task = make_notify_task(tensor_, [job, poster](const TaskErrorPtr& e) {
+      job->error = e;
+      poster->Post(job);
+    });
+    task->name = "ready";
+    task->client = data->client();
+    Queue::of(tensor_.device()).submit(std::move(task));
     return promise;
   });
 }

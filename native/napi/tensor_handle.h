@@ -39,6 +39,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Wait(const Napi::CallbackInfo& info);
+  Napi::Value Ready(const Napi::CallbackInfo& info);
 
   Tensor tensor_;
   bool live_ = false;

@@ -48,10 +48,10 @@ AttentionOpParams check_qkv(OpCall& c) {
 
 void prepare_sec(OpCall& c) {
   AttentionOpParams p = check_qkv(c);
-  p.clusters = c.attr_int(0, -(int64_t(1) << 31), int64_t(1) << 31);
+  p.clusters = c.attr_int("clusters", -(int64_t(1) << 31), int64_t(1) << 31);
   if (p.clusters > p.l)
     throw_range_error(c.op(), ": clusters must be at most L (", p.l, "), got ", p.clusters);
-  p.return_order = c.attr_bool(1);
+  p.return_order = c.attr_bool("returnOrder");
   if (p.return_order) c.add_output(Shape{p.b, p.h, p.l}, DType::Int32);
   c.set_params(p);
 }
@@ -59,12 +59,12 @@ void prepare_sec(OpCall& c) {
 void prepare_window(OpCall& c) {
   AttentionOpParams p = check_qkv(c);
   const char* op = c.op();
-  p.height = c.attr_int(0, 1, kBig);
-  p.width = c.attr_int(1, 1, kBig);
-  p.win_h = c.attr_int(2, 1, kBig);
-  p.win_w = c.attr_int(3, 1, kBig);
-  p.shift_h = c.attr_int(4, 0, kBig);
-  p.shift_w = c.attr_int(5, 0, kBig);
+  p.height = c.attr_int("height", 1, kBig);
+  p.width = c.attr_int("width", 1, kBig);
+  p.win_h = c.attr_int("windowH", 1, kBig);
+  p.win_w = c.attr_int("windowW", 1, kBig);
+  p.shift_h = c.attr_int("shiftH", 0, kBig);
+  p.shift_w = c.attr_int("shiftW", 0, kBig);
   if (p.height * p.width != p.l)
     throw_range_error(op, ": height x width (", p.height, " x ", p.width, " = ", p.height * p.width,
                       ") must equal L (", p.l, ")");
@@ -81,9 +81,9 @@ void prepare_global(OpCall& c) { c.set_params(check_qkv(c)); }
 
 }  // namespace
 
-SECVIT_OP(secAttention, "q,k,v", "clusters,returnOrder", prepare_sec);
-SECVIT_OP(secAttentionUnfused, "q,k,v", "clusters,returnOrder", prepare_sec);
-SECVIT_OP(windowAttention, "q,k,v", "height,width,window[0],window[1],shift[0],shift[1]", prepare_window);
+SECVIT_OP(secAttention, "q,k,v", "clusters,returnOrder=0", prepare_sec);
+SECVIT_OP(secAttentionUnfused, "q,k,v", "clusters,returnOrder=0", prepare_sec);
+SECVIT_OP(windowAttention, "q,k,v", "height,width,windowH,windowW,shiftH=0,shiftW=0", prepare_window);
 SECVIT_OP(globalAttention, "q,k,v", "", prepare_global);
 
 }  // namespace secvit

@@ -22,14 +22,14 @@ void prepare_conv2d(OpCall& c) {
   p.kh = w.shape[2];
   p.kw = w.shape[3];
   const int64_t big = int64_t(1) << 20;
-  p.stride_h = c.attr_int(0, 1, big);
-  p.stride_w = c.attr_int(1, 1, big);
-  p.pad_h = c.attr_int(2, 0, big);
-  p.pad_w = c.attr_int(3, 0, big);
-  p.dil_h = c.attr_int(4, 1, big);
-  p.dil_w = c.attr_int(5, 1, big);
-  p.groups = c.attr_int(6, 1, big);
-  p.act = int(c.attr_int(7, 0, 2));
+  p.stride_h = c.attr_int("strideH", 1, big);
+  p.stride_w = c.attr_int("strideW", 1, big);
+  p.pad_h = c.attr_int("padH", 0, big);
+  p.pad_w = c.attr_int("padW", 0, big);
+  p.dil_h = c.attr_int("dilationH", 1, big);
+  p.dil_w = c.attr_int("dilationW", 1, big);
+  p.groups = c.attr_int("groups", 1, big);
+  p.act = int(c.attr_int("act", 0, 2));
   if (p.c % p.groups != 0 || p.o % p.groups != 0)
     throw_range_error(op, ": groups (", p.groups, ") must divide the input channels (", p.c,
                       ") and the output channels (", p.o, ")");
@@ -84,7 +84,7 @@ void prepare_conv2d(OpCall& c) {
 }  // namespace
 
 SECVIT_OP(conv2d, "x,weight,bias?,residual?,scale?",
-          "stride[0],stride[1],padding[0],padding[1],dilation[0],dilation[1],groups,act",
+          "strideH=1,strideW=1,padH=0,padW=0,dilationH=1,dilationW=1,groups=1,act=0",
           prepare_conv2d);
 
 }  // namespace secvit

@@ -1,5 +1,8 @@
-// copy(x; dtype, keep_layout): a packed copy of any view of x, converted to `dtype` (rules:
-// native/ops/copy.cpp; kernels: native/cpu/copy.cpp, native/cuda/copy.cu).
+// Data movement (rules: native/ops/copy.cpp; kernels: native/cpu/copy.cpp, native/cuda/copy.cu):
+//   copy(x; dtype, keepLayout): a packed copy of any view of x, converted to `dtype`.
+//   pad(x; dim, before, after): x with `before` zeros in front of and `after` zeros behind it
+//     along `dim` (F.pad on one dim); packed in x's memory order when x is dense, else
+//     row-major. The gradient of narrow(); its own gradient is narrow().
 #pragma once
 
 #include "../core/shape.h"
@@ -8,6 +11,12 @@ namespace secvit {
 
 struct CopyOpParams {
   int order[kMaxDims];  // the output's dims in memory order, outermost first
+};
+
+struct PadOpParams {
+  int order[kMaxDims];  // the output's dims in memory order, outermost first
+  int dim;
+  int64_t before;
 };
 
 }  // namespace secvit

@@ -67,9 +67,21 @@ void prepare_binary(OpCall& c, EwOp op) {
       out[i] = da == 1 ? db : da;
     }
   } else {
-    p.scalar = float(c.attr_float(0));
+    p.scalar = float(c.attr_float("scalar"));
   }
   finish(c, p, out, 1);
+  c.set_params(p);
+}
+
+void prepare_activation_backward(OpCall& c) {
+  c.require_float(0);
+  c.require_same_dtype(0, 1);
+  if (c.in(0).shape != c.in(1).shape)
+    throw_range_error(c.op(), ": dy and x must have one shape, got ", shape_string(c.in(0).shape), " and ",
+                      shape_string(c.in(1).shape));
+  EwOpParams p{};
+  p.op = c.attr_int("act", 1, 2) == 1 ? EwOp::GeluGrad : EwOp::SiluGrad;
+  finish(c, p, c.in(0).shape, 1);
   c.set_params(p);
 }
 
@@ -82,7 +94,8 @@ void prepare_mul(OpCall& c) { prepare_binary(c, EwOp::Mul); }
 
 SECVIT_OP(gelu, "x", "", prepare_gelu);
 SECVIT_OP(silu, "x", "", prepare_silu);
-SECVIT_OP(add, "a,b?", "scalar", prepare_add);
-SECVIT_OP(mul, "a,b?", "scalar", prepare_mul);
+SECVIT_OP(add, "a,b?", "scalar=0", prepare_add);
+SECVIT_OP(mul, "a,b?", "scalar=1", prepare_mul);
+SECVIT_OP(activationBackward, "dy,x", "act", prepare_activation_backward);
 
 }  // namespace secvit

@@ -24,7 +24,14 @@ void prepare_matmul(OpCall& c) {
   if (rb == 3 && b.shape[0] != batch)
     throw_range_error(op, ": batch sizes differ: a has ", batch, ", b has ", b.shape[0]);
   c.add_output(ra == 3 ? Shape{batch, m, n} : Shape{m, n}, a.dtype);
-  c.set_params(MatmulOpParams{batch, m, k, n, rb == 3});
+  MatmulOpParams p{batch, m, k, n, rb == 3, 0, 0, 0, 0, 0, 0};
+  p.a_bs = ra == 3 ? a.strides[0] : 0;
+  p.a_rs = a.strides[ra - 2];
+  p.a_cs = a.strides[ra - 1];
+  p.b_bs = rb == 3 ? b.strides[0] : 0;
+  p.b_ks = b.strides[rb - 2];
+  p.b_ns = b.strides[rb - 1];
+  c.set_params(p);
 }
 
 }  // namespace

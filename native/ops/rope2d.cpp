@@ -16,8 +16,8 @@ void prepare_rope2d(OpCall& c) {
   p.h = x.shape[1];
   p.l = x.shape[2];
   p.d = x.shape[3];
-  p.height = c.attr_int(0, 1, int64_t(1) << 30);
-  p.width = c.attr_int(1, 1, int64_t(1) << 30);
+  p.height = c.attr_int("height", 1, int64_t(1) << 30);
+  p.width = c.attr_int("width", 1, int64_t(1) << 30);
   if (p.height * p.width != p.l)
     throw_range_error(op, ": height x width (", p.height, " x ", p.width, " = ", p.height * p.width,
                       ") must equal L (", p.l, ")");
