@@ -12,7 +12,7 @@
 //
 // Every op is queued on its inputs' device and returns at once; 16-bit inputs run where a
 // device has 16-bit kernels and are widened and narrowed around float32 kernels elsewhere.
-import { registerGradient } from '../autograd/graph.js';
+import { isGradEnabled, registerGradient } from '../autograd/graph.js';
 import { sumTo, type MemoryFormat, type Tensor } from '../tensor.js';
 import { num, optionsOf, pair, tensorOrNull } from './options.js';
 import { defineOp } from './run.js';
@@ -35,6 +35,11 @@ const sumOp = defineOp('sum');
 const layerNormBackwardOp = defineOp('layerNormBackward');
 const batchNormTrainOp = defineOp('batchNormTrain');
 const batchNormBackwardOp = defineOp('batchNormBackward');
+const im2colOp = defineOp('im2col');
+const col2imOp = defineOp('col2im');
+const depthwiseBackwardOp = defineOp('depthwiseConv2dBackward');
+const transposeWeightOp = defineOp('conv2dTransposeWeight');
+const padOp = defineOp('pad');
 
 export type Activation = 'none' | 'gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, silu: 2 };
@@ -83,12 +88,161 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   return conv2dOp.run1({ x, weight, bias: tensorOrNull(bias) }, convAttrs('conv2d', opts, 0));
 }
 
-/** conv2d with a per-channel scale, the activation and the residual add fused into the same pass. */
+/**
+ * conv2d with a per-channel scale, the activation and the residual add fused into the same pass.
+ * While gradients are recorded a convolution with an activation runs as the convolution, the
+ * activation and the add (the activation's gradient needs its input, which the fused pass does
+ * not keep).
+ */
 export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: FusedConv2dOptions = {}): Tensor {
   const opts = optionsOf('fusedConv2d', options);
-  return conv2dOp.run1({ x, weight, bias: tensorOrNull(bias), residual: tensorOrNull(opts.residual), scale: tensorOrNull(opts.scale) },
-    convAttrs('fusedConv2d', opts, activation('fusedConv2d', opts.activation)));
+  const act = activation('fusedConv2d', opts.activation);
+  const residual = tensorOrNull(opts.residual);
+  const attrs = convAttrs('fusedConv2d', opts, act);
+  const inputs = { x, weight, bias: tensorOrNull(bias), scale: tensorOrNull(opts.scale) };
+  if (act !== 0 && isGradEnabled() && [x, weight, bias, opts.scale, residual].some((t) => (t as Tensor | null)?.requiresGrad)) {
+    const z = conv2dOp.run1(inputs, { ...attrs, act: 0 });
+    const h = (act === 1 ? geluOp : siluOp).run1({ x: z });
+    z.dispose();
+    if (residual === null) return h;
+    const y = addOp.run1({ a: h, b: residual });
+    h.dispose();
+    return y;
+  }
+  return conv2dOp.run1({ ...inputs, residual }, attrs);
 }
+
+/** Pieces of `size` along `dim`, side by side (a piece alone is returned as it is); the pieces are consumed. */
+function stack(parts: Tensor[], dim: number, size: number): Tensor {
+  if (parts.length === 1) return parts[0];
+  const total = size * parts.length;
+  let acc: Tensor | null = null;
+  parts.forEach((pt, i) => {
+    const padded = padOp.run1({ x: pt }, { dim, before: i * size, after: total - (i + 1) * size });
+    pt.dispose();
+    if (acc === null) {
+      acc = padded;
+    } else {
+      const next = addOp.run1({ a: acc, b: padded });
+      acc.dispose();
+      padded.dispose();
+      acc = next;
+    }
+  });
+  return acc!;
+}
+
+// Batches of images whose im2col rows stay under this many floats (32 MiB) per step.
+const IM2COL_CHUNK = 1 << 23;
+
+// The gradient of conv2d: y = residual + scale * conv(x, W) + bias (the activation is recorded
+// separately, see fusedConv2d). dbias, dscale: sums over the pixels; dconv = scale * dy; then by
+// kind: depthwise: one op for both gradients; 1x1: two GEMMs over pixel rows; dense stride 1
+// (groups 1): dx is the convolution of dconv with the transposed, reversed weight (the forward
+// kernels, Winograd included), dW = dconv_rows^T im2col(x); otherwise dx = col2im(dconv_rows W)
+// per group. im2col rows are made a batch of images at a time (IM2COL_CHUNK).
+registerGradient('conv2d', {
+  save: (attrs, needs) => ({ inputs: [...(needs.weight || needs.scale ? ['x'] : []), 'weight', 'scale'] }),
+  backward: ([dy], { inputs, needs, attrs, shapes }) => {
+    if (attrs.act !== 0) throw new Error('backward: conv2d with a fused activation has no gradient of its own; fusedConv2d records the activation separately');
+    const g = dy!;
+    const [b, c, h, w] = shapes.x!;
+    const [o, cg, kh, kw] = shapes.weight!;
+    const [, , oh, ow] = g.shape;
+    const groups = attrs.groups;
+    const geo = {
+      strideH: attrs.strideH, strideW: attrs.strideW, padH: attrs.padH, padW: attrs.padW,
+      dilationH: attrs.dilationH, dilationW: attrs.dilationW,
+    };
+    const made: Tensor[] = [];
+    const own = <T extends Tensor>(t: T): T => (made.push(t), t);
+    const channelSum = (t: Tensor) => sumOp.run1({ x: t }, { dims: 0b1101 });
+    const dbias = needs.bias ? channelSum(g) : null;
+    let dscale: Tensor | null = null;
+    let gs = g;
+    if (inputs.scale) {
+      if (needs.scale) {
+        const raw = own(conv2dOp.run1({ x: inputs.x!, weight: inputs.weight! }, { ...geo, groups }));
+        dscale = channelSum(own(mulOp.run1({ a: g, b: raw })));
+      }
+      gs = own(mulOp.run1({ a: g, b: own(inputs.scale.reshape([1, o, 1, 1])) }));
+    }
+    const depthwise = groups === c && o === c && cg === 1;
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    if (depthwise) {
+      const [ddx, ddw] = depthwiseBackwardOp.run({ dy: gs, x: inputs.x ?? gs, weight: inputs.weight! },
+        { ...geo, needInput: needs.x, needWeight: needs.weight });
+      if (needs.x) dx = ddx;
+      else made.push(ddx);
+      if (needs.weight) dw = ddw;
+      else made.push(ddw);
+    } else {
+      const m = b * oh * ow;
+      const rows = own(gs.permute([0, 2, 3, 1]).reshape([m, o]));  // dconv as pixel rows [M, O]
+      const pointwise = kh === 1 && kw === 1 && groups === 1 && attrs.strideH === 1 && attrs.strideW === 1 && attrs.padH === 0 && attrs.padW === 0;
+      if (pointwise) {
+        const w2 = own(inputs.weight!.reshape([o, c]));
+        if (needs.x) dx = own(own(matmulOp.run1({ a: rows, b: w2 })).reshape([b, h, w, c])).permute([0, 3, 1, 2]);
+        if (needs.weight) {
+          const xr = own(inputs.x!.permute([0, 2, 3, 1]).reshape([m, c]));
+          dw = own(matmulOp.run1({ a: own(rows.transpose(0, 1)), b: xr })).reshape([o, c, 1, 1]);
+        }
+      } else {
+        const og = o / groups;
+        const kk = kh * kw * cg;
+        if (needs.x) {
+          if (groups === 1 && attrs.strideH === 1 && attrs.strideW === 1 &&
+            attrs.dilationH * (kh - 1) >= attrs.padH && attrs.dilationW * (kw - 1) >= attrs.padW) {
+            dx = conv2dOp.run1({ x: gs, weight: own(transposeWeightOp.run1({ weight: inputs.weight! })) }, {
+              padH: attrs.dilationH * (kh - 1) - attrs.padH, padW: attrs.dilationW * (kw - 1) - attrs.padW,
+              dilationH: attrs.dilationH, dilationW: attrs.dilationW,
+            });
+          } else {
+            const parts: Tensor[] = [];
+            for (let gi = 0; gi < groups; gi++) {
+              const rg = groups === 1 ? rows : own(rows.narrow(1, gi * og, og));
+              // W as [og, kk] in (ky, kx, c) order: the weight [og, cg, kh, kw] permuted.
+              const wg = own(own(own(inputs.weight!.narrow(0, gi * og, og)).permute([0, 2, 3, 1])).reshape([og, kk]));
+              const cols = own(matmulOp.run1({ a: rg, b: wg }));
+              parts.push(col2imOp.run1({ cols }, { ...geo, batch: b, channels: cg, height: h, width: w, kh, kw }));
+            }
+            dx = stack(parts, 1, cg);
+          }
+        }
+        if (needs.weight) {
+          const per = Math.max(1, Math.floor(IM2COL_CHUNK / Math.max(1, oh * ow * kk)));
+          const parts: Tensor[] = [];
+          for (let gi = 0; gi < groups; gi++) {
+            let acc: Tensor | null = null;
+            for (let b0 = 0; b0 < b; b0 += per) {
+              const nb = Math.min(per, b - b0);
+              let xs = own(inputs.x!.narrow(0, b0, nb));
+              if (groups > 1) xs = own(xs.narrow(1, gi * cg, cg));
+              const cols = own(im2colOp.run1({ x: xs }, { ...geo, kh, kw }));
+              let rg = own(rows.narrow(0, b0 * oh * ow, nb * oh * ow));
+              if (groups > 1) rg = own(rg.narrow(1, gi * og, og));
+              const pw = matmulOp.run1({ a: own(rg.transpose(0, 1)), b: cols });  // [og, kk]
+              if (acc === null) {
+                acc = pw;
+              } else {
+                const sum2 = addOp.run1({ a: acc, b: pw });
+                acc.dispose();
+                pw.dispose();
+                acc = sum2;
+              }
+            }
+            // [og, kk] in (ky, kx, c) order -> [og, cg, kh, kw].
+            parts.push(own(own(own(acc!).reshape([og, kh, kw, cg])).permute([0, 3, 1, 2])).contiguous());
+          }
+          dw = stack(parts, 0, og);
+        }
+      }
+    }
+    for (const t of made) t.dispose();
+    return { x: dx, weight: dw, bias: dbias, scale: dscale, residual: needs.residual ? g : null };
+  },
+});
 
 // ---- linear ----------------------------------------------------------------------------------
 
@@ -419,6 +573,29 @@ export function rope2d(x: Tensor, angle: Tensor, options: { height: number; widt
 export function globalAvgPool2d(x: Tensor): Tensor {
   return poolOp.run1({ x });
 }
+
+// A rotation's transpose is the rotation by minus the angle; the angle table has no gradient.
+registerGradient('rope2d', {
+  nonDifferentiable: ['angle'],
+  save: { inputs: ['angle'] },
+  backward: ([dy], { inputs, attrs }) => {
+    const neg = mulOp.run1({ a: inputs.angle! }, { scalar: -1 });
+    const dx = rope2dOp.run1({ x: dy!, angle: neg }, { height: attrs.height, width: attrs.width });
+    neg.dispose();
+    return { x: dx };
+  },
+});
+
+// Every pixel of a channel gets dy / (H W).
+registerGradient('globalAvgPool2d', {
+  backward: ([dy], { shapes }) => {
+    const [, , h, w] = shapes.x!;
+    const e = dy!.expand(shapes.x!);
+    const dx = mulOp.run1({ a: e }, { scalar: 1 / (h * w) });
+    e.dispose();
+    return { x: dx };
+  },
+});
 
 /** x.reshape(shape): a view when x is contiguous, else a copy. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {

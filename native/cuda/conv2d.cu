@@ -12,6 +12,7 @@
 #include "../core/op.h"
 #include "../ops/conv2d.h"
 #include "cuda_backend.h"
+#include "reduce.cuh"
 
 namespace secvit {
 namespace SV_CUDA_NS {
@@ -133,8 +134,161 @@ bool conv2d_supports(const OpCall& c, std::string* why) {
   return gemm_supports(p.b * p.oh * p.ow, p.o / p.groups, p.c / p.groups * p.kh * p.kw, why);
 }
 
+// ---- gradient ops (native/ops/conv2d.h) ---------------------------------------------------------
+// One thread per output element (grid-stride) for im2col, col2im (a gather: each input element
+// sums the taps that read it), the depthwise input gradient (the same gather, weighted) and the
+// weight transpose; the depthwise weight gradient takes one block per (channel, tap), its
+// threads summing over the pixels, a block tree at the end.
+
+__device__ __forceinline__ int source_index(int64_t i, int64_t pad, int64_t k, int64_t dil, int64_t stride, int64_t out) {
+  const int64_t num = i + pad - k * dil;
+  if (num < 0 || num % stride != 0) return -1;
+  const int64_t o = num / stride;
+  return o < out ? int(o) : -1;
+}
+
+__global__ void __launch_bounds__(256) im2col_kernel(Conv2dOpParams p, const void* x, void* cols, int64_t total, int dtype) {
+  const int64_t kk = p.kh * p.kw * p.c, hw = p.oh * p.ow;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t m = e / kk, k = e % kk;
+    const int64_t c = k % p.c, tap = k / p.c, ky = tap / p.kw, kx = tap % p.kw;
+    const int64_t b = m / hw, oy = (m % hw) / p.ow, ox = m % p.ow;
+    const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h, ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
+    const bool in = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
+    store_from_float(cols, dtype, e, in ? load_as_float(x, dtype, b * p.xs[0] + c * p.xs[1] + iy * p.xs[2] + ix * p.xs[3]) : 0.0f);
+  }
+}
+
+__global__ void __launch_bounds__(256) col2im_kernel(Conv2dOpParams p, const void* cols, void* dx, int64_t total, int dtype) {
+  const int64_t kk = p.kh * p.kw * p.c;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % p.c, ix = (e / p.c) % p.w, iy = (e / (p.c * p.w)) % p.h, b = e / (p.c * p.w * p.h);
+    float acc = 0.0f;
+    for (int64_t ky = 0; ky < p.kh; ++ky) {
+      const int oy = source_index(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
+      if (oy < 0) continue;
+      for (int64_t kx = 0; kx < p.kw; ++kx) {
+        const int ox = source_index(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
+        if (ox < 0) continue;
+        acc += load_as_float(cols, dtype, ((b * p.oh + oy) * p.ow + ox) * kk + (ky * p.kw + kx) * p.c + c);
+      }
+    }
+    store_from_float(dx, dtype, e, acc);  // dx channels-last: e is (b, iy, ix, c)
+  }
+}
+
+__global__ void __launch_bounds__(256) depthwise_dx_kernel(ConvBackwardParams q, const void* dy, const void* w, void* dx,
+                                                           int64_t total, int dtype) {
+  const Conv2dOpParams& p = q.g;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % p.c, ix = (e / p.c) % p.w, iy = (e / (p.c * p.w)) % p.h, b = e / (p.c * p.w * p.h);
+    float acc = 0.0f;
+    for (int64_t ky = 0; ky < p.kh; ++ky) {
+      const int oy = source_index(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
+      if (oy < 0) continue;
+      for (int64_t kx = 0; kx < p.kw; ++kx) {
+        const int ox = source_index(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
+        if (ox < 0) continue;
+        acc += load_as_float(dy, dtype, b * q.ds[0] + c * q.ds[1] + oy * q.ds[2] + ox * q.ds[3]) *
+               load_as_float(w, dtype, (c * p.kh + ky) * p.kw + kx);
+      }
+    }
+    store_from_float(dx, dtype, e, acc);
+  }
+}
+
+__global__ void __launch_bounds__(256) depthwise_dw_kernel(ConvBackwardParams q, const void* dy, const void* x, void* dw,
+                                                           int dtype) {
+  SV_SHARED(float[8], part);
+  const Conv2dOpParams& p = q.g;
+  const int64_t taps = p.kh * p.kw;
+  const int64_t c = blockIdx.x / taps, tap = blockIdx.x % taps, ky = tap / p.kw, kx = tap % p.kw;
+  const int64_t pixels = p.b * p.oh * p.ow;
+  float acc = 0.0f;
+  for (int64_t i = threadIdx.x; i < pixels; i += blockDim.x) {
+    const int64_t b = i / (p.oh * p.ow), oy = (i / p.ow) % p.oh, ox = i % p.ow;
+    const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h, ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
+    if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) continue;
+    acc += load_as_float(dy, dtype, b * q.ds[0] + c * q.ds[1] + oy * q.ds[2] + ox * q.ds[3]) *
+           load_as_float(x, dtype, b * p.xs[0] + c * p.xs[1] + iy * p.xs[2] + ix * p.xs[3]);
+  }
+  acc = warp_sum(acc);
+  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.0f;
+    for (int i = 0; i < 8; ++i) s += part[i];
+    store_from_float(dw, dtype, c * taps + tap, s);
+  }
+}
+
+__global__ void __launch_bounds__(256) transpose_weight_kernel(const void* w, void* t, int64_t o, int64_t c, int64_t kh,
+                                                               int64_t kw, int dtype) {
+  const int64_t total = o * c * kh * kw;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t x = e % kw, y = (e / kw) % kh, i = (e / (kw * kh)) % o, j = e / (kw * kh * o);
+    store_from_float(t, dtype, e, load_as_float(w, dtype, ((i * c + j) * kh + (kh - 1 - y)) * kw + (kw - 1 - x)));
+  }
+}
+
+void im2col_cuda(const KernelArgs& a) {
+  const int64_t total = a.out[0].numel();
+  if (total == 0) return;
+  SV_LAUNCH(im2col_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), a.p<Conv2dOpParams>(), a.in[0].data,
+            a.out[0].data, total, int(a.in[0].dtype));
+  SV_CUDA_CHECK_LAUNCH("im2col_kernel");
+}
+
+void col2im_cuda(const KernelArgs& a) {
+  const int64_t total = a.out[0].numel();
+  if (total == 0) return;
+  SV_LAUNCH(col2im_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), a.p<Conv2dOpParams>(), a.in[0].data,
+            a.out[0].data, total, int(a.in[0].dtype));
+  SV_CUDA_CHECK_LAUNCH("col2im_kernel");
+}
+
+void depthwise_backward_cuda(const KernelArgs& a) {
+  const ConvBackwardParams& q = a.p<ConvBackwardParams>();
+  const int dtype = int(a.in[1].dtype);
+  const int64_t total = a.out[0].numel();
+  if (q.need_input && total > 0) {
+    SV_LAUNCH(depthwise_dx_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), q, a.in[0].data, a.in[2].data,
+              a.out[0].data, total, dtype);
+    SV_CUDA_CHECK_LAUNCH("depthwise_dx_kernel");
+  }
+  const int64_t blocks = q.g.c * q.g.kh * q.g.kw;
+  if (q.need_weight && blocks > 0) {
+    SV_LAUNCH(depthwise_dw_kernel, dim3(unsigned(blocks)), dim3(256), 0, stream(), q, a.in[0].data, a.in[1].data,
+              a.out[1].data, dtype);
+    SV_CUDA_CHECK_LAUNCH("depthwise_dw_kernel");
+  }
+}
+
+void transpose_weight_cuda(const KernelArgs& a) {
+  const Shape& s = a.in[0].shape;
+  const int64_t total = a.in[0].numel();
+  if (total == 0) return;
+  SV_LAUNCH(transpose_weight_kernel, dim3(grid_for(total, 256)), dim3(256), 0, stream(), a.in[0].data, a.out[0].data, s[0],
+            s[1], s[2], s[3], int(a.in[0].dtype));
+  SV_CUDA_CHECK_LAUNCH("transpose_weight_kernel");
+}
+
+bool depthwise_backward_supports(const OpCall& c, std::string* why) {
+  const ConvBackwardParams& q = c.params<ConvBackwardParams>();
+  if (q.g.c * q.g.kh * q.g.kw >= (int64_t(1) << 31)) {
+    *why = "too many (channel, tap) pairs for one launch";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
+SECVIT_KERNEL(im2col, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, im2col_cuda, nullptr, 1u);
+SECVIT_KERNEL(col2im, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, col2im_cuda, nullptr, 0);
+SECVIT_KERNEL(depthwiseConv2dBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, depthwise_backward_cuda,
+              depthwise_backward_supports, 0x3);
+SECVIT_KERNEL(conv2dTransposeWeight, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, transpose_weight_cuda, nullptr, 0);
 SECVIT_KERNEL(conv2d, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, conv2d_cuda, conv2d_supports,
               (1u << kConvX) | (1u << kConvResidual));
 

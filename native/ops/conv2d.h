@@ -30,6 +30,25 @@ struct Conv2dOpParams {
   int64_t rs[4];
 };
 
+// The gradients of conv2d are built from these (lib/ops/layers.ts composes them with matmul):
+//   im2col(x; kh, kw, stride..., pad..., dilation...): the rows of the convolution's implicit
+//     GEMM, [B * OH * OW, kh * kw * C] in (ky, kx, c) order, zeros outside the image. x any
+//     strides. (dW = dy_rows^T im2col(x).)
+//   col2im(cols; batch, channels, height, width, kh, kw, ...): its transpose, the input-sized
+//     sum of every column's contributions, [B, C, H, W] channels-last, as a gather (each input
+//     pixel collects the taps that read it; no atomics). (dx = col2im(dy_rows W).)
+//   depthwiseConv2dBackward(dy, x, weight; kh, kw, ..., needInput, needWeight): both gradients
+//     of a depthwise convolution (C = O = groups): dx [B, C, H, W] channels-last (a gather over
+//     the taps), dweight [C, 1, kh, kw] (per-task sums over pixels, added at the end); an output
+//     not needed is empty.
+//   conv2dTransposeWeight(w): w [O, C, kh, kw] as the weight of the convolution that maps dy to
+//     dx for a stride-1 dense convolution: [C, O, kh, kw], the taps reversed.
+struct ConvBackwardParams {
+  Conv2dOpParams g;       // geometry (b, c, h, w, o, oh, ow, kh, kw, strides, pads, dilations)
+  int64_t ds[4];          // strides of dy (b, o, y, x)
+  bool need_input, need_weight;
+};
+
 inline bool conv2d_is_depthwise(const Conv2dOpParams& p) {
   return p.groups == p.c && p.o == p.c;
 }

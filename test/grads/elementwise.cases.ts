@@ -3,10 +3,10 @@
 // cast), against test/reference/grad.ts. fp32: the kernels' sums are in double (CPU) or fp32
 // trees (CUDA): ~1e-7, bound 1e-5 (GELU/SiLU derivatives: erf/exp polynomials, ~2e-7). 16-bit:
 // the input and output rounding (bf16 8e-3 of relative step, fp16 1e-3).
-import { add, gelu, mean, mul, pad, silu, sum, type Tensor } from '../../lib/index.js';
+import { add, gelu, globalAvgPool2d, mean, mul, pad, rope2d, silu, sum, type Tensor } from '../../lib/index.js';
 import type { GradCase } from '../helpers/grad-cases.js';
 import { actGradRef, broadcastGradRef, narrowGradRef, narrowRef, permuteRef, sumGradRef, sumRef } from '../reference/grad.js';
-import { act, broadcastRef, numel } from '../reference/layers.js';
+import { act, avgPoolRef, broadcastRef, numel, rope2dRef, ropeAngles } from '../reference/layers.js';
 
 const HALF = { float32: 1e-5, bfloat16: 1.5e-2, float16: 3e-3 };
 const cl = (t: Tensor) => t.contiguous('channelsLast');
@@ -162,3 +162,37 @@ export const cases: GradCase[] = [
   },
 ];
 void numel;
+
+// rope2d's gradient: the rotation transposed (each pair turned back by its angle); pooling's:
+// dy spread evenly over the pixels.
+cases.push(
+  {
+    name: 'rope2d on [2, 3, 12, 8] (grid 3 x 4), a strided view', inputs: {
+      x: { shape: [2, 12, 3, 8], view: (t) => t.permute([0, 2, 1, 3]) },
+      angle: { shape: [4], values: () => ropeAngles(8), grad: false },
+    },
+    run: (t) => rope2d(t.x, t.angle, { height: 3, width: 4 }),
+    forward: (v) => rope2dRef(permute0213(v.x, 2, 12, 3, 8), [2, 3, 12, 8], v.angle, 4),
+    backward: (v, dy) => {
+      // Rotation by minus the angles, back to the x layout [2, 12, 3, 8].
+      const neg = v.angle.map((a) => -a);
+      return { x: permute0213(rope2dRef(dy, [2, 3, 12, 8], neg, 4), 2, 3, 12, 8) };
+    },
+    tol: HALF,
+  },
+  {
+    name: 'globalAvgPool2d of a channels-last [2, 5, 3, 4]', inputs: { x: { shape: [2, 5, 3, 4], view: cl } },
+    run: (t) => globalAvgPool2d(t.x),
+    forward: (v) => avgPoolRef(v.x, [2, 5, 3, 4]),
+    backward: (_v, dy) => ({ x: Float64Array.from({ length: 120 }, (_, e) => dy[Math.floor(e / 12)] / 12) }),
+    tol: HALF,
+  },
+);
+
+/** [a, b, c, d] row-major -> [a, c, b, d]. */
+function permute0213(x: ArrayLike<number>, a: number, b: number, c: number, d: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) for (let k = 0; k < c; k++) for (let l = 0; l < d; l++)
+    y[((i * c + k) * b + j) * d + l] = x[((i * b + j) * c + k) * d + l];
+  return y;
+}

@@ -336,3 +336,68 @@ export function matmulGradRef(a: Arr, b: Arr, batch: number, m: number, k: numbe
   }
   return { a: ga, b: gb };
 }
+
+export interface Conv2dGradOptions {
+  stride?: [number, number];
+  padding?: [number, number];
+  dilation?: [number, number];
+  groups?: number;
+  bias?: Arr | null;
+  scale?: Arr | null;
+  activation?: 'none' | 'gelu' | 'silu';
+  residual?: Arr | null;
+}
+
+/**
+ * Gradients of <conv2dRef(x, w, o), dy> (NCHW): per output element, pre = scale * s + bias with
+ * s = sum over taps x w; g = dy act'(pre); dbias += g, dscale += g s, and g * scale flows to every
+ * (x, w) pair of the sum.
+ */
+export function conv2dGradRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly number[], o: Conv2dGradOptions, dy: Arr): Record<string, Float64Array> {
+  const [b, c, h, wd] = xs;
+  const [oc, cg, kh, kw] = ws;
+  const [sh, sw] = o.stride ?? [1, 1];
+  const [ph, pw] = o.padding ?? [0, 0];
+  const [dh, dw] = o.dilation ?? [1, 1];
+  const groups = o.groups ?? 1;
+  const og = oc / groups;
+  const oh = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((wd + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+  const gx = new Float64Array(x.length);
+  const gw = new Float64Array(w.length);
+  const gb = new Float64Array(oc);
+  const gs = new Float64Array(oc);
+  for (let bi = 0; bi < b; bi++)
+    for (let o2 = 0; o2 < oc; o2++) {
+      const grp = Math.floor(o2 / og);
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          const taps: [number, number][] = [];
+          let s = 0;
+          for (let ci = 0; ci < cg; ci++)
+            for (let ky = 0; ky < kh; ky++) {
+              const iy = oy * sh - ph + ky * dh;
+              if (iy < 0 || iy >= h) continue;
+              for (let kx = 0; kx < kw; kx++) {
+                const ix = ox * sw - pw + kx * dw;
+                if (ix < 0 || ix >= wd) continue;
+                const xi = ((bi * c + grp * cg + ci) * h + iy) * wd + ix;
+                const wi = ((o2 * cg + ci) * kh + ky) * kw + kx;
+                s += x[xi] * w[wi];
+                taps.push([xi, wi]);
+              }
+            }
+          const idx = ((bi * oc + o2) * oh + oy) * ow + ox;
+          const pre = (o.scale ? o.scale[o2] * s : s) + (o.bias ? o.bias[o2] : 0);
+          const g = dy[idx] * actGradRef(o.activation ?? 'none', pre);
+          gb[o2] += g;
+          gs[o2] += g * s;
+          const gc = g * (o.scale ? o.scale[o2] : 1);
+          for (const [xi, wi] of taps) {
+            gx[xi] += gc * w[wi];
+            gw[wi] += gc * x[xi];
+          }
+        }
+    }
+  return { x: gx, weight: gw, bias: gb, scale: gs, residual: Float64Array.from(dy) };
+}
