@@ -2,6 +2,7 @@
 //
 // Convention: no d^-0.5 scale is applied inside these ops. Like the authors' model, pass keys
 // that are already scaled (k * d^-0.5) when you want scaled dot-product attention.
+import { registerGradient, type GradContext } from '../autograd/graph.js';
 import type { Tensor } from '../tensor.js';
 import { num, optionsOf } from './options.js';
 import { defineOp, type Op } from './run.js';
@@ -10,6 +11,49 @@ const secOp = defineOp('secAttention');
 const secUnfusedOp = defineOp('secAttentionUnfused');
 const windowOp = defineOp('windowAttention');
 const globalOp = defineOp('globalAttention');
+const secBackwardOp = defineOp('secAttentionBackward');
+const windowBackwardOp = defineOp('windowAttentionBackward');
+const globalBackwardOp = defineOp('globalAttentionBackward');
+
+// Gradients (FlashAttention-2 style, native/ops/attention.h): a recorded forward also returns
+// each query's log-sum-exp (and SEC's order), kept with q, k, v and the output; the backward op
+// recomputes the probabilities group by group. SEC's order is a constant, as in the authors'
+// model (the argsort has no gradient).
+function attentionGrads([dout]: readonly (Tensor | null)[], ctx: GradContext, run: (dout: Tensor) => Tensor[]): Record<string, Tensor | null> {
+  if (dout === null) return { q: null, k: null, v: null };
+  const [dq, dk, dv] = run(dout);
+  const pick = (name: string, t: Tensor) => {
+    if (ctx.needs[name]) return t;
+    t.dispose();
+    return null;
+  };
+  return { q: pick('q', dq), k: pick('k', dk), v: pick('v', dv) };
+}
+
+registerGradient('secAttention', {
+  record: (attrs) => ({ attrs: { returnOrder: true, saveLse: true }, visible: attrs.returnOrder ? 2 : 1 }),
+  save: { inputs: ['q', 'k', 'v'], outputs: [0, 1, 2] },
+  backward: (dy, ctx) => attentionGrads(dy, ctx, (dout) => secBackwardOp.run({
+    ...ctx.inputs, out: ctx.outputs[0], dout, lse: ctx.outputs[2], order: ctx.outputs[1],
+  }, { clusters: ctx.attrs.clusters })),
+});
+registerGradient('windowAttention', {
+  record: () => ({ attrs: { saveLse: true }, visible: 1 }),
+  save: { inputs: ['q', 'k', 'v'], outputs: [0, 1] },
+  backward: (dy, ctx) => attentionGrads(dy, ctx, (dout) => windowBackwardOp.run({
+    ...ctx.inputs, out: ctx.outputs[0], dout, lse: ctx.outputs[1],
+  }, {
+    height: ctx.attrs.height, width: ctx.attrs.width, windowH: ctx.attrs.windowH, windowW: ctx.attrs.windowW,
+    shiftH: ctx.attrs.shiftH, shiftW: ctx.attrs.shiftW,
+  })),
+});
+registerGradient('globalAttention', {
+  record: () => ({ attrs: { saveLse: true }, visible: 1 }),
+  save: { inputs: ['q', 'k', 'v'], outputs: [0, 1] },
+  backward: (dy, ctx) => attentionGrads(dy, ctx, (dout) => globalBackwardOp.run({
+    ...ctx.inputs, out: ctx.outputs[0], dout, lse: ctx.outputs[1],
+  })),
+});
 
 export interface SecAttentionOptions {
   /**

@@ -20,7 +20,7 @@ HeadTensors head(const AttentionParams& p, int64_t bh) {
   const int64_t b = bh / p.h, h = bh % p.h;
   return HeadTensors{p.q + b * p.qs[0] + h * p.qs[1], p.k + b * p.ks[0] + h * p.ks[1],
                      p.v + b * p.vs[0] + h * p.vs[1], p.out + b * p.os[0] + h * p.os[1],
-                     p.d, p.qs[2], p.ks[2], p.vs[2], p.os[2]};
+                     p.d, p.qs[2], p.ks[2], p.vs[2], p.os[2], p.lse != nullptr ? p.lse + bh * p.l : nullptr};
 }
 
 // A head whose q, k, v together exceed this is copied into sorted order before its clusters
@@ -220,7 +220,7 @@ void sec_attention_f32(const AttentionParams& p, int64_t clusters, int32_t* orde
             copy_row(src.q + i * src.ldq, sq + r * d, d);
             copy_row(src.v + i * src.ldv, sv + r * d, d);
           }
-          use = HeadTensors{sq, src.k, sv, src.out, d, d, src.ldk, d, src.ldo};
+          use = HeadTensors{sq, src.k, sv, src.out, d, d, src.ldk, d, src.ldo, src.lse};
         }
         for (int64_t c = 0; c < clusters; ++c) {
           TokenGroup g = sec_cluster(order, l, clusters, bh, c);
@@ -250,26 +250,27 @@ void global_attention_f32(const AttentionParams& p) {
   attend_groups(p, 1, p.l, [&](int64_t, int64_t) { return TokenGroup{identity, p.l, nullptr, 0, 0}; });
 }
 
-void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
-  if (p.b * p.h * p.l == 0) return;
+WindowGroups window_groups(const WindowParams& w) {
+  WindowGroups r;
   const int64_t hp = (w.height + w.win_h - 1) / w.win_h * w.win_h;
   const int64_t wp = (w.width + w.win_w - 1) / w.win_w * w.win_w;
   const int64_t nwy = hp / w.win_h, nwx = wp / w.win_w;
-  const int64_t windows = nwy * nwx;
-  const int64_t wsize = w.win_h * w.win_w;
+  const int64_t windows = r.windows = nwy * nwx;
+  const int64_t wsize = r.wsize = w.win_h * w.win_w;
   const bool shifted = w.shift_h > 0 || w.shift_w > 0;
   // Swin's regions of the padded, rolled grid: [0, P-win), [P-win, P-shift), [P-shift, P).
   auto region = [](int64_t x, int64_t pdim, int64_t win, int64_t shift) -> int32_t {
     if (shift == 0) return 0;
     return x < pdim - win ? 0 : (x < pdim - shift ? 1 : 2);
   };
-  // Members (original token indices) and labels of every window, shared by all heads.
-  thread_local std::vector<int32_t> member_buf, label_buf;
-  thread_local std::vector<int64_t> count_buf, mixed_buf;
-  int32_t* members = call_scratch(member_buf, windows * wsize);
-  int32_t* labels = call_scratch(label_buf, windows * wsize);
-  int64_t* count = call_scratch(count_buf, windows);
-  int64_t* label_mixed = call_scratch(mixed_buf, windows);
+  r.members.resize(size_t(windows * wsize));
+  r.labels.resize(size_t(windows * wsize));
+  r.count.resize(size_t(windows));
+  r.mixed.resize(size_t(windows));
+  int32_t* members = r.members.data();
+  int32_t* labels = r.labels.data();
+  int64_t* count = r.count.data();
+  char* label_mixed = r.mixed.data();
   for (int64_t wy = 0; wy < nwy; ++wy) {
     for (int64_t wx = 0; wx < nwx; ++wx) {
       const int64_t win = wy * nwx + wx;
@@ -291,10 +292,14 @@ void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
       label_mixed[win] = shifted && mixed;
     }
   }
-  attend_groups(p, windows, wsize, [&](int64_t, int64_t win) {
-    return TokenGroup{members + win * wsize, count[win],
-                      label_mixed[win] ? labels + win * wsize : nullptr, 0, 0};
-  });
+  return r;
+}
+
+void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
+  if (p.b * p.h * p.l == 0) return;
+  // Members (original token indices) and labels of every window, shared by all heads.
+  const WindowGroups g = window_groups(w);
+  attend_groups(p, g.windows, g.wsize, [&](int64_t, int64_t win) { return g.group(win); });
 }
 
 void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32_t* order) {
@@ -375,6 +380,7 @@ AttentionParams params_of(const KernelArgs& a) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
   AttentionParams r{a.in[0].ptr<float>(), a.in[1].ptr<float>(), a.in[2].ptr<float>(),
                     a.out[0].ptr<float>(), p.b, p.h, p.l, p.d, {}, {}, {}, {}};
+  if (p.save_lse) r.lse = a.out[a.n_out - 1].ptr<float>();
   // (image, head, token) strides; the rules give every tensor a contiguous head dim.
   for (int i = 0; i < 3; ++i) {
     r.qs[i] = a.in[0].strides[size_t(i)];

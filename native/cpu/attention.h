@@ -16,6 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
+
+#include "group_attention.h"
 
 namespace secvit::cpu {
 
@@ -26,6 +29,7 @@ struct AttentionParams {
   float* out;
   int64_t b, h, l, d;
   int64_t qs[3], ks[3], vs[3], os[3];  // element strides of (image, head, token)
+  float* lse = nullptr;                // [B, H, L] log-sum-exps, contiguous (or not written)
 };
 
 // order may be null when the caller does not want it (a scratch buffer is used).
@@ -48,6 +52,21 @@ struct WindowParams {
 // only to tokens of the same region (Swin's mask, as exact exclusion). Outputs land at the
 // tokens' original positions.
 void window_attention_f32(const AttentionParams& p, const WindowParams& w);
+
+// The windows of a grid (shared by the forward and backward kernels): each window's members
+// (original token indices, padding left out) and, for windows that mix Swin's regions, their
+// region labels.
+struct WindowGroups {
+  std::vector<int32_t> members, labels;
+  std::vector<int64_t> count;
+  std::vector<char> mixed;
+  int64_t windows = 0, wsize = 0;
+  TokenGroup group(int64_t win) const {
+    return TokenGroup{members.data() + win * wsize, count[size_t(win)],
+                      mixed[size_t(win)] ? labels.data() + win * wsize : nullptr, 0, 0};
+  }
+};
+WindowGroups window_groups(const WindowParams& w);
 
 void global_attention_f32(const AttentionParams& p);
 

@@ -49,6 +49,15 @@ void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, f
   }
 }
 
+void attention_backward_probs_scalar(float* s, float* dp, int64_t nq, int64_t nk, const float* lse, const float* dvec) {
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t j = 0; j < nk; ++j) {
+      const float p = std::exp(s[i * nk + j] - lse[i]);
+      s[i * nk + j] = p;
+      dp[i * nk + j] = p * (dp[i * nk + j] - dvec[i]);
+    }
+}
+
 void key_sum_scalar(const float* k, int64_t l, int64_t d, int64_t ld, double* g) {
   std::fill(g, g + d, 0.0);
   for (int64_t i = 0; i < l; ++i)
@@ -80,6 +89,9 @@ void cosine_scores_avx2(const float* k, int64_t l, int64_t d, int64_t ld, const 
 }
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha) {
   softmax_tile_scalar(s, nq, nk, m, l, alpha);
+}
+void attention_backward_probs_avx2(float* s, float* dp, int64_t nq, int64_t nk, const float* lse, const float* dvec) {
+  attention_backward_probs_scalar(s, dp, nq, nk, lse, dvec);
 }
 #endif
 
@@ -151,9 +163,11 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
   }
 
   for (int64_t i = 0; i < nq; ++i) {
-    float* dst = t.out + int64_t(g.members[g.q_begin + i]) * t.ldo;
+    const int64_t tok = g.members[g.q_begin + i];
+    float* dst = t.out + tok * t.ldo;
     const float inv = 1.0f / l[i];
     for (int64_t c = 0; c < d; ++c) dst[c] = o[i * d + c] * inv;
+    if (t.lse != nullptr) t.lse[tok] = m[i] + std::log(l[i]);
   }
 }
 

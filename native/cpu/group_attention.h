@@ -9,6 +9,8 @@
 // this call, all members are keys. Optional per-member `labels` mask out keys whose label
 // differs from the query's (Swin's shifted-window regions).
 //
+// With t.lse, each query's log-sum-exp m_i + log l_i lands at lse[members[i]] (the backward
+// recomputes the probabilities from it).
 // Algorithm (flash-attention style, so a group of any size fits in cache): gather the queries
 // once; for each tile of up to kKeyTile keys gather K^T and V, S = Q K^T (register-tiled
 // matmul), online softmax (running max m, sum l, rescale of the accumulator by
@@ -32,6 +34,7 @@ struct HeadTensors {
   float* out;
   int64_t d;
   int64_t ldq, ldk, ldv, ldo;  // row strides, in floats
+  float* lse = nullptr;        // [L] per token: the log-sum-exp of its softmax (or not written)
 };
 
 struct TokenGroup {
@@ -62,6 +65,11 @@ inline void copy_row(const float* src, float* dst, int64_t d) {
 // by exp(S - m_new), updates m and l, and returns in alpha the factor for the accumulator rows.
 void softmax_tile_scalar(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
 void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, float* alpha);
+
+// The backward's elementwise step on a tile (attention_backward.cpp): S <- P = exp(S - lse_i),
+// dP <- dS = P (dP - D_i), row i of [nq x nk].
+void attention_backward_probs_scalar(float* s, float* dp, int64_t nq, int64_t nk, const float* lse, const float* dvec);
+void attention_backward_probs_avx2(float* s, float* dp, int64_t nq, int64_t nk, const float* lse, const float* dvec);
 
 // Column sums of one head's keys [l, d] (rows ld apart), in double: g[c] = sum_i k[i, c] (any
 // summation order; the rounding of a double sum of floats is far below what the scores' order

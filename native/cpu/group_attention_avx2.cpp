@@ -99,4 +99,23 @@ void softmax_tile_avx2(float* s, int64_t nq, int64_t nk, float* m, float* l, flo
   }
 }
 
+void attention_backward_probs_avx2(float* s, float* dp, int64_t nq, int64_t nk, const float* lse, const float* dvec) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* srow = s + i * nk;
+    float* drow = dp + i * nk;
+    const __m256 l = _mm256_set1_ps(lse[i]), dv = _mm256_set1_ps(dvec[i]);
+    int64_t j = 0;
+    for (; j + 8 <= nk; j += 8) {
+      const __m256 p = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(srow + j), l));
+      _mm256_storeu_ps(srow + j, p);
+      _mm256_storeu_ps(drow + j, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(drow + j), dv)));
+    }
+    for (; j < nk; ++j) {
+      const float p = std::exp(srow[j] - lse[i]);
+      srow[j] = p;
+      drow[j] = p * (drow[j] - dvec[i]);
+    }
+  }
+}
+
 }  // namespace secvit::cpu

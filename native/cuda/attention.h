@@ -18,6 +18,7 @@ struct CudaAttentionArgs {
   void* out;      // same shape and dtype as q
   int64_t bh, l, d;
   CudaAttnType type;
+  float* lse = nullptr;  // [BH, L]: each query's log-sum-exp, when set
 };
 
 struct CudaWindowArgs {

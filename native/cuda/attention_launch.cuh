@@ -8,7 +8,9 @@
 #include "../ops/attention.h"
 #include "attention.h"
 #include "cuda_backend.h"
+#include "device_buffer.cuh"
 #include "group_attention.cuh"
+#include "group_attention_backward.cuh"
 #include "group_attention_mma.cuh"
 
 namespace secvit {
@@ -21,16 +23,27 @@ void launch_attention(const CudaAttentionArgs& a, const Map& map, int groups, in
   if (a.type == CudaAttnType::F32) {
     const GroupTensors t{static_cast<const float*>(a.q), static_cast<const float*>(a.k),
                          static_cast<const float*>(a.v), static_cast<float*>(a.out), int(a.l),
-                         int(a.d)};
+                         int(a.d), a.lse};
     launch_group_attention(t, map, groups, max_group, int(a.bh), stream(), what);
   } else {
     const GroupTensors16 t{static_cast<const unsigned short*>(a.q),
                            static_cast<const unsigned short*>(a.k),
                            static_cast<const unsigned short*>(a.v),
-                           static_cast<unsigned short*>(a.out), int(a.l), int(a.d)};
+                           static_cast<unsigned short*>(a.out), int(a.l), int(a.d), a.lse};
     launch_group_attention_mma(a.type == CudaAttnType::BF16, t, map, groups, max_group, int(a.bh),
                                stream(), what);
   }
+}
+
+// The attention ops' backward kernels (inputs q, k, v, out, dout, lse[, order] packed [B, H, L,
+// D]; outputs dq, dk, dv), for the groups of `map`.
+template <class Map>
+void launch_attention_backward(const KernelArgs& a, const Map& map, int groups, int max_group, const char* what) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  DeviceBuffer delta(size_t(p.b * p.h * p.l) * sizeof(float));
+  const GroupGrads t{a.in[0].data, a.in[1].data, a.in[2].data, a.in[4].data, a.in[5].ptr<float>(), delta.as<float>(),
+                     a.out[0].data, a.out[1].data, a.out[2].data, int(p.l), int(p.d), int(a.in[0].dtype)};
+  launch_group_attention_backward(t, a.in[3].data, delta.as<float>(), map, groups, max_group, int(p.b * p.h), stream(), what);
 }
 
 // Entry points shared between the attention files.
@@ -45,7 +58,8 @@ inline CudaAttentionArgs attention_args(const KernelArgs& a) {
                            p.l, p.d,
                            t == DType::Float32 ? CudaAttnType::F32
                                                : (t == DType::BFloat16 ? CudaAttnType::BF16
-                                                                       : CudaAttnType::F16)};
+                                                                       : CudaAttnType::F16),
+                           p.save_lse ? a.out[a.n_out - 1].ptr<float>() : nullptr};
 }
 
 // The CUDA grids put heads on gridDim.z (gridDim.y in the sort) and query tiles on gridDim.y,

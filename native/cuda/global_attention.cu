@@ -22,9 +22,15 @@ void global_attention(const CudaAttentionArgs& a) {
 
 namespace {
 void global_kernel(const KernelArgs& a) { global_attention(attention_args(a)); }
+void global_backward_kernel(const KernelArgs& a) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  if (p.b * p.h * p.l == 0) return;
+  launch_attention_backward(a, GlobalMap{int(p.l)}, 1, int(p.l), "global attention backward kernel");
+}
 }  // namespace
 
 SECVIT_KERNEL(globalAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, global_kernel, attention_supports, 0);
+SECVIT_KERNEL(globalAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, global_backward_kernel, attention_supports, 0);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

@@ -32,6 +32,7 @@ struct GroupTensors {
   const float* v;
   float* out;
   int l, d;
+  float* lse;  // [BH, L] log-sum-exps (m + log lsum), or null
 };
 
 template <int DMAX>
@@ -115,6 +116,7 @@ __global__ void __launch_bounds__(kGroupThreads)
     }
   }
   if (qtok < 0) return;
+  if (t.lse != nullptr && gl == 0) t.lse[int64_t(bh) * t.l + qtok] = m + logf(lsum);
   const float inv = 1.0f / lsum;
   for (int c = 0; c < T::DPL; ++c) {
     const int ch = gl * T::DPL + c;

@@ -34,6 +34,7 @@ struct GroupTensors16 {
   const unsigned short* v;
   unsigned short* out;
   int l, d;
+  float* lse;  // [BH, L] log-sum-exps (m + log lsum), or null
 };
 
 template <int DMAX>
@@ -187,6 +188,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   for (int r = 0; r < 2; ++r) {
     const int tk = qtok[warp * 16 + g + 8 * r];
     if (tk < 0) continue;
+    if (t.lse != nullptr && tq == 0) t.lse[int64_t(bh) * t.l + tk] = m[r] + logf(lsum[r]);
     const float inv = 1.0f / lsum[r];
     unsigned short* dst = t.out + head + int64_t(tk) * t.d;
     for (int b = 0; b < DB; ++b) {

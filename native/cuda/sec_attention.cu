@@ -126,6 +126,13 @@ int32_t* order_out(const KernelArgs& a) {
 void sec_kernel(const KernelArgs& a) {
   sec_attention(attention_args(a), a.p<AttentionOpParams>().clusters, order_out(a));
 }
+void sec_backward_kernel(const KernelArgs& a) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  if (p.b * p.h * p.l == 0) return;
+  const int64_t clusters = p.clusters < 1 ? 1 : p.clusters;
+  const SecMap map{a.in[6].ptr<int32_t>(), int(p.l), int(clusters)};
+  launch_attention_backward(a, map, int(clusters), int((p.l + clusters - 1) / clusters), "SEC attention backward kernel");
+}
 void sec_unfused_kernel(const KernelArgs& a) {
   sec_attention_unfused(attention_args(a), a.p<AttentionOpParams>().clusters, order_out(a));
 }
@@ -134,6 +141,7 @@ void sec_unfused_kernel(const KernelArgs& a) {
 SECVIT_KERNEL(secAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, sec_kernel, attention_supports, 0);
 SECVIT_KERNEL(secAttentionUnfused, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, sec_unfused_kernel,
               attention_supports, 0);
+SECVIT_KERNEL(secAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, sec_backward_kernel, attention_supports, 0);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

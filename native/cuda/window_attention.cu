@@ -30,15 +30,19 @@ struct WindowMap {
 
 }  // namespace
 
-void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w) {
-  if (a.bh * a.l == 0) return;
+WindowMap window_map(const CudaWindowArgs& w, int* windows) {
   const int hp = int((w.height + w.win_h - 1) / w.win_h * w.win_h);
   const int wp = int((w.width + w.win_w - 1) / w.win_w * w.win_w);
   const int nwx = wp / int(w.win_w);
-  const WindowMap map{int(w.height), int(w.width), hp, wp, int(w.win_h), int(w.win_w),
-                      int(w.shift_h), int(w.shift_w), nwx};
-  launch_attention(a, map, (hp / int(w.win_h)) * nwx, int(w.win_h * w.win_w),
-                   "window attention kernel");
+  *windows = (hp / int(w.win_h)) * nwx;
+  return WindowMap{int(w.height), int(w.width), hp, wp, int(w.win_h), int(w.win_w), int(w.shift_h), int(w.shift_w), nwx};
+}
+
+void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w) {
+  if (a.bh * a.l == 0) return;
+  int windows = 0;
+  const WindowMap map = window_map(w, &windows);
+  launch_attention(a, map, windows, int(w.win_h * w.win_w), "window attention kernel");
 }
 
 namespace {
@@ -47,9 +51,17 @@ void window_kernel(const KernelArgs& a) {
   window_attention(attention_args(a),
                    CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w});
 }
+void window_backward_kernel(const KernelArgs& a) {
+  const AttentionOpParams& p = a.p<AttentionOpParams>();
+  if (p.b * p.h * p.l == 0) return;
+  int windows = 0;
+  const WindowMap map = window_map(CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w}, &windows);
+  launch_attention_backward(a, map, windows, int(p.win_h * p.win_w), "window attention backward kernel");
+}
 }  // namespace
 
 SECVIT_KERNEL(windowAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_kernel, attention_supports, 0);
+SECVIT_KERNEL(windowAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_backward_kernel, attention_supports, 0);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

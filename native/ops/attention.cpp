@@ -3,6 +3,8 @@
 // on tensor cores) are the kernels' `supports`.
 #include "ops/attention.h"
 
+#include <string>
+
 #include "core/op.h"
 
 namespace secvit {
@@ -46,18 +48,27 @@ AttentionOpParams check_qkv(OpCall& c) {
   return p;
 }
 
-void prepare_sec(OpCall& c) {
-  AttentionOpParams p = check_qkv(c);
+void add_lse(OpCall& c, AttentionOpParams& p) {
+  p.save_lse = c.attr_bool("saveLse");
+  if (p.save_lse) c.add_output(Shape{p.b, p.h, p.l}, DType::Float32);
+}
+
+void sec_clusters(OpCall& c, AttentionOpParams& p) {
   p.clusters = c.attr_int("clusters", -(int64_t(1) << 31), int64_t(1) << 31);
   if (p.clusters > p.l)
     throw_range_error(c.op(), ": clusters must be at most L (", p.l, "), got ", p.clusters);
+}
+
+void prepare_sec(OpCall& c) {
+  AttentionOpParams p = check_qkv(c);
+  sec_clusters(c, p);
   p.return_order = c.attr_bool("returnOrder");
   if (p.return_order) c.add_output(Shape{p.b, p.h, p.l}, DType::Int32);
+  if (std::string(c.op()) == "secAttention") add_lse(c, p);
   c.set_params(p);
 }
 
-void prepare_window(OpCall& c) {
-  AttentionOpParams p = check_qkv(c);
+void window_geometry(OpCall& c, AttentionOpParams& p) {
   const char* op = c.op();
   p.height = c.attr_int("height", 1, kBig);
   p.width = c.attr_int("width", 1, kBig);
@@ -74,16 +85,76 @@ void prepare_window(OpCall& c) {
   if (p.shift_h >= p.win_h || p.shift_w >= p.win_w)
     throw_range_error(op, ": shift [", p.shift_h, ", ", p.shift_w,
                       "] must be smaller than the window [", p.win_h, ", ", p.win_w, "]");
+}
+
+void prepare_window(OpCall& c) {
+  AttentionOpParams p = check_qkv(c);
+  window_geometry(c, p);
+  add_lse(c, p);
   c.set_params(p);
 }
 
-void prepare_global(OpCall& c) { c.set_params(check_qkv(c)); }
+void prepare_global(OpCall& c) {
+  AttentionOpParams p = check_qkv(c);
+  add_lse(c, p);
+  c.set_params(p);
+}
+
+// Backward: q, k, v, out, dout as the forward's q and out (one dtype, [B, H, L, D], head dim
+// contiguous, any other strides), lse float32 [B, H, L] contiguous, SEC's order int32 [B, H, L].
+AttentionOpParams check_backward(OpCall& c) {
+  const char* op = c.op();
+  AttentionOpParams p = check_qkv(c);  // q, k, v; adds dq (the CPU's token-major layout)
+  const Shape& s = c.in(0).shape;
+  for (int i : {3, 4}) {
+    c.require_same_dtype(0, i);
+    if (c.in(i).shape != s)
+      throw_range_error(op, ": ", c.input_name(i), " must be ", shape_string(s), ", got ", shape_string(c.in(i).shape));
+    if (s[3] > 1 && c.in(i).strides[3] != 1) c.require_contiguous(i);
+  }
+  c.require_dtype(5, DType::Float32);
+  if (c.in(5).shape != Shape{p.b, p.h, p.l})
+    throw_range_error(op, ": lse must be [", p.b, ", ", p.h, ", ", p.l, "], got ", shape_string(c.in(5).shape));
+  c.require_contiguous(5);
+  // dk, dv in dq's layout.
+  for (int i = 0; i < 2; ++i) {
+    if (c.device() == Device::Cpu) {
+      static const int kTokenMajor[4] = {0, 2, 1, 3};
+      c.add_output(s, c.in(0).dtype, kTokenMajor);
+    } else {
+      c.add_output(s, c.in(0).dtype);
+    }
+  }
+  return p;
+}
+
+void prepare_sec_backward(OpCall& c) {
+  AttentionOpParams p = check_backward(c);
+  sec_clusters(c, p);
+  c.require_dtype(6, DType::Int32);
+  if (c.in(6).shape != Shape{p.b, p.h, p.l})
+    throw_range_error(c.op(), ": order must be [", p.b, ", ", p.h, ", ", p.l, "], got ", shape_string(c.in(6).shape));
+  c.require_contiguous(6);
+  c.set_params(p);
+}
+
+void prepare_window_backward(OpCall& c) {
+  AttentionOpParams p = check_backward(c);
+  window_geometry(c, p);
+  c.set_params(p);
+}
+
+void prepare_global_backward(OpCall& c) { c.set_params(check_backward(c)); }
 
 }  // namespace
 
-SECVIT_OP(secAttention, "q,k,v", "clusters,returnOrder=0", prepare_sec);
+SECVIT_OP(secAttention, "q,k,v", "clusters,returnOrder=0,saveLse=0", prepare_sec);
 SECVIT_OP(secAttentionUnfused, "q,k,v", "clusters,returnOrder=0", prepare_sec);
-SECVIT_OP(windowAttention, "q,k,v", "height,width,windowH,windowW,shiftH=0,shiftW=0", prepare_window);
-SECVIT_OP(globalAttention, "q,k,v", "", prepare_global);
+SECVIT_OP(windowAttention, "q,k,v", "height,width,windowH,windowW,shiftH=0,shiftW=0,saveLse=0", prepare_window);
+SECVIT_OP(globalAttention, "q,k,v", "saveLse=0", prepare_global);
+SECVIT_OP(secAttentionBackward, "q,k,v,out,dout,lse,order", "clusters", prepare_sec_backward);
+SECVIT_OP(windowAttentionBackward, "q,k,v,out,dout,lse", "height,width,windowH,windowW,shiftH=0,shiftW=0",
+          prepare_window_backward);
+SECVIT_OP(globalAttentionBackward, "q,k,v,out,dout,lse", "", prepare_global_backward);
 
 }  // namespace secvit

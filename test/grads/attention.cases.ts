@@ -1,0 +1,80 @@
+// Gradients of SEC, window (shifted, padded) and global attention against attentionGradRef
+// (test/reference/attention.ts: the softmax Jacobian per query, from the definition), with SEC's
+// order a constant. Cases: clusters that do not divide L, one cluster, groups over a key tile
+// (several tiles per group on the CPU), q/k/v as views of one qkv projection (the model's
+// layout), odd head dims. fp32: sums over <= 300 keys, ~1e-6, bound 5e-5; 16-bit: inputs
+// rounded and the outputs (bf16 3e-2, fp16 5e-3).
+import { globalAttention, secAttention, windowAttention, type Tensor } from '../../lib/index.js';
+import type { F64, GradCase } from '../helpers/grad-cases.js';
+import { attentionGradRef, globalAttentionRef, secAttentionRef, secKeysOf, windowAttentionRef, windowKeysOf, type AttnShape } from '../reference/attention.js';
+
+const TOL = { float32: 5e-5, bfloat16: 3e-2, float16: 5e-3 };
+const qkv = (s: AttnShape) => ({ q: { shape: [s.b, s.h, s.l, s.d] }, k: { shape: [s.b, s.h, s.l, s.d] }, v: { shape: [s.b, s.h, s.l, s.d] }, } as GradCase['inputs']);
+const grads = (g: { q: Float64Array; k: Float64Array; v: Float64Array }) => ({ q: g.q, k: g.k, v: g.v });
+
+function sec(name: string, s: AttnShape, clusters: number): GradCase {
+  return {
+    name: `secAttention ${name} (B=${s.b} H=${s.h} L=${s.l} D=${s.d} C=${clusters})`,
+    inputs: qkv(s),
+    run: (t) => secAttention(t.q, t.k, t.v, { clusters }),
+    forward: (v) => secAttentionRef(v.q, v.k, v.v, s, clusters).out,
+    backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, s, secKeysOf(v.k, s, clusters))),
+    tol: TOL,
+  };
+}
+
+// The model's layout: one [B, L, 3H, D] projection viewed as q, k, v [B, H, L, D] (strided);
+// the gradient flows back into the one tensor.
+function fromProjection(s: AttnShape, clusters: number): GradCase {
+  const split = (x: F64) => {
+    const out = { q: new Float64Array(s.b * s.h * s.l * s.d), k: new Float64Array(s.b * s.h * s.l * s.d), v: new Float64Array(s.b * s.h * s.l * s.d) };
+    for (let b = 0; b < s.b; b++) for (let t = 0; t < s.l; t++) for (let m = 0; m < 3; m++) for (let h = 0; h < s.h; h++) for (let c = 0; c < s.d; c++)
+      [out.q, out.k, out.v][m][((b * s.h + h) * s.l + t) * s.d + c] = x.x[(((b * s.l + t) * 3 + m) * s.h + h) * s.d + c];
+    return out;
+  };
+  return {
+    name: `secAttention on views of one qkv projection (B=${s.b} H=${s.h} L=${s.l} D=${s.d} C=${clusters})`,
+    inputs: { x: { shape: [s.b, s.l, 3 * s.h, s.d] } },
+    run: (t) => {
+      const p = t.x.permute([0, 2, 1, 3]);
+      return secAttention(p.narrow(1, 0, s.h), p.narrow(1, s.h, s.h), p.narrow(1, 2 * s.h, s.h), { clusters });
+    },
+    forward: (v) => {
+      const x = split(v);
+      return secAttentionRef(x.q, x.k, x.v, s, clusters).out;
+    },
+    backward: (v, dy) => {
+      const x = split(v);
+      const g = attentionGradRef(x.q, x.k, x.v, dy, s, secKeysOf(x.k, s, clusters));
+      const gx = new Float64Array(v.x.length);
+      for (let b = 0; b < s.b; b++) for (let t = 0; t < s.l; t++) for (let m = 0; m < 3; m++) for (let h = 0; h < s.h; h++) for (let c = 0; c < s.d; c++)
+        gx[(((b * s.l + t) * 3 + m) * s.h + h) * s.d + c] = [g.q, g.k, g.v][m][((b * s.h + h) * s.l + t) * s.d + c];
+      return { x: gx };
+    },
+    tol: TOL,
+  };
+}
+
+export const cases: GradCase[] = [
+  sec('clusters not dividing L', { b: 2, h: 2, l: 37, d: 8 }, 4),
+  sec('one cluster (global)', { b: 1, h: 3, l: 21, d: 16 }, 1),
+  sec('groups of 150 (two key tiles on the CPU), odd D', { b: 1, h: 1, l: 300, d: 12 }, 2),
+  fromProjection({ b: 2, h: 2, l: 30, d: 8 }, 3),
+  {
+    name: 'windowAttention 3x3 windows, shifted by (1, 1), on a padded 7 x 5 grid',
+    inputs: qkv({ b: 1, h: 2, l: 35, d: 8 }),
+    run: (t) => windowAttention(t.q, t.k, t.v, { height: 7, width: 5, window: [3, 3], shift: [1, 1] }),
+    forward: (v) => windowAttentionRef(v.q, v.k, v.v, { b: 1, h: 2, l: 35, d: 8 }, 7, 5, 3, 3, 1, 1),
+    backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, { b: 1, h: 2, l: 35, d: 8 }, windowKeysOf({ b: 1, h: 2, l: 35, d: 8 }, 7, 5, 3, 3, 1, 1))),
+    tol: TOL,
+  },
+  {
+    name: 'globalAttention (B=2 H=1 L=40 D=20)',
+    inputs: qkv({ b: 2, h: 1, l: 40, d: 20 }),
+    run: (t) => globalAttention(t.q, t.k, t.v),
+    forward: (v) => globalAttentionRef(v.q, v.k, v.v, { b: 2, h: 1, l: 40, d: 20 }),
+    backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, { b: 2, h: 1, l: 40, d: 20 }, () => Array.from({ length: 40 }, (_, i) => i))),
+    tol: TOL,
+  },
+];
+void (null as unknown as Tensor);
