@@ -21,6 +21,8 @@ export * from './ops/matmul.js';
 export * from './ops/attention.js';
 export * from './ops/layers.js';
 export * from './ops/reduce.js';
+export * from './ops/loss.js';
+export * from './ops/dropout.js';
 export { listOps } from './ops/run.js';
 export { profileOps, type OpProfileRow } from './profile.js';
 export { decodeHalf, encodeHalf } from './half.js';
@@ -37,6 +39,7 @@ export {
 export {
   readCheckpoint, loadStateDict, type Checkpoint, type LoadOptions, type LoadProgress, type LoadStateDictOptions, type ReadCheckpointOptions,
 } from './models/load.js';
+export * from './optim/index.js';
 export { Module, type Slot, type SlotKind, type Counter, type Init } from './nn/module.js';
 export { Rng } from './nn/random.js';
 export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type SafetensorsFile, type TensorBytes } from './io/safetensors.js';

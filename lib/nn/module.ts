@@ -82,6 +82,46 @@ export class Module {
     for (const [n, c] of this.#children) yield* c.namedCounters(`${prefix}${n}.`);
   }
 
+  #training = false;
+
+  /** Train mode (batch norm on batch statistics, drop path) or eval mode (the default). */
+  get training(): boolean {
+    return this.#training;
+  }
+
+  /** Sets train mode on this module and every child (PyTorch's train()); returns this. */
+  train(mode = true): this {
+    if (typeof mode !== 'boolean') throw new TypeError(`train: mode must be a boolean, got ${typeof mode}`);
+    this.#training = mode;
+    for (const c of this.#children.values()) c.train(mode);
+    return this;
+  }
+
+  /** train(false). */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Whether this module's parameters (and its children's) require grad: false freezes them
+   * (linear probing, fine-tuning a head). Returns this.
+   */
+  requiresGrad(flag = true): this {
+    if (typeof flag !== 'boolean') throw new TypeError(`requiresGrad: expected a boolean, got ${typeof flag}`);
+    for (const [, s] of this.namedSlots()) if (s.kind === 'parameter' && s.tensor) s.tensor.requiresGrad = flag;
+    return this;
+  }
+
+  /** Parameter names an optimizer built from this model exempts from weight decay (timm's no_weight_decay). */
+  noWeightDecay(): Set<string> {
+    return new Set();
+  }
+
+  /** The learnable parameters (requiring grad or not), in namedParameters order. */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+
   /** [name, tensor] of every learnable parameter (PyTorch's named_parameters). */
   namedParameters(): [string, Tensor][] {
     return this.#tensors('parameter');

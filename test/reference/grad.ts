@@ -401,3 +401,45 @@ export function conv2dGradRef(x: Arr, xs: readonly number[], w: Arr, ws: readonl
     }
   return { x: gx, weight: gw, bias: gb, scale: gs, residual: Float64Array.from(dy) };
 }
+
+/** F.cross_entropy's rows in double: loss_r = lse_r sum(q) - sum q z, q = (1 - e) t + e / C. */
+export function crossEntropyRef(z: Arr, b: number, c: number, target: Arr, classTarget: boolean, e: number, ignore = -100): { rows: Float64Array; counted: boolean[] } {
+  const rows = new Float64Array(b);
+  const counted: boolean[] = [];
+  for (let r = 0; r < b; r++) {
+    const ok = !classTarget || target[r] !== ignore;
+    counted.push(ok);
+    if (!ok) continue;
+    let mx = -Infinity;
+    for (let j = 0; j < c; j++) mx = Math.max(mx, z[r * c + j]);
+    let s = 0;
+    for (let j = 0; j < c; j++) s += Math.exp(z[r * c + j] - mx);
+    const lse = mx + Math.log(s);
+    for (let j = 0; j < c; j++) {
+      const t = classTarget ? (target[r] === j ? 1 : 0) : target[r * c + j];
+      rows[r] += ((1 - e) * t + e / c) * (lse - z[r * c + j]);
+    }
+  }
+  return { rows, counted };
+}
+
+/** d/dz of the rows weighted by g_r: g_r (softmax(z) sum(q) - q). */
+export function crossEntropyGradRef(z: Arr, b: number, c: number, target: Arr, classTarget: boolean, e: number, g: Arr, ignore = -100): Float64Array {
+  const out = new Float64Array(b * c);
+  for (let r = 0; r < b; r++) {
+    if (classTarget && target[r] === ignore) continue;
+    let mx = -Infinity;
+    for (let j = 0; j < c; j++) mx = Math.max(mx, z[r * c + j]);
+    let s = 0;
+    for (let j = 0; j < c; j++) s += Math.exp(z[r * c + j] - mx);
+    let total = 0;
+    const q: number[] = [];
+    for (let j = 0; j < c; j++) {
+      const t = classTarget ? (target[r] === j ? 1 : 0) : target[r * c + j];
+      q.push((1 - e) * t + e / c);
+      total += q[j];
+    }
+    for (let j = 0; j < c; j++) out[r * c + j] = g[r] * ((Math.exp(z[r * c + j] - mx) / s) * total - q[j]);
+  }
+  return out;
+}
