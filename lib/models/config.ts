@@ -17,6 +17,12 @@ export interface SecViTConfig {
   numClasses: number;
   /** Initial layer-scale value for random initialisation (the reference uses 1e-6). */
   layerScaleInit: number;
+  /**
+   * Stochastic depth in train mode: block j of all n blocks drops its residual branches per
+   * sample with probability dropPathRate * j / (n - 1) (the reference's linear rule). Published:
+   * 0.1 / 0.15 / 0.4 / 0.5 (T, S, B, L); otherwise 0.1, the reference constructor's default.
+   */
+  dropPathRate: number;
 }
 
 /** The authors' config keys, as found in a checkpoint's `config` metadata. */
@@ -30,6 +36,7 @@ export interface ReferenceConfig {
   projection?: number;
   num_classes?: number;
   layer_init_values?: number;
+  drop_path_rate?: number;
 }
 
 export type ConfigName =
@@ -42,19 +49,19 @@ export type ConfigInput = ConfigName | Partial<SecViTConfig> | ReferenceConfig |
 /** The published cluster counts per stage: 32, 8, 2, then global attention. */
 export const PUBLISHED_CLUSTERS: readonly number[] = [32, 8, 2, -1];
 
-function published(embedDims: number[], depths: number[], numHeads: number[], layerScales: boolean[]): SecViTConfig {
+function published(embedDims: number[], depths: number[], numHeads: number[], layerScales: boolean[], dropPathRate: number): SecViTConfig {
   return {
     embedDims, depths, numHeads, layerScales,
     numClusters: depths.map((d, i) => new Array<number>(d).fill(PUBLISHED_CLUSTERS[i])),
-    mlpRatios: [3, 3, 3, 3], projection: 1024, numClasses: 1000, layerScaleInit: 1e-6,
+    mlpRatios: [3, 3, 3, 3], projection: 1024, numClasses: 1000, layerScaleInit: 1e-6, dropPathRate,
   };
 }
 
 const PUBLISHED: Record<string, () => SecViTConfig> = {
-  'secvit-t': () => published([64, 128, 256, 512], [2, 2, 9, 2], [2, 4, 8, 16], [false, false, false, false]),
-  'secvit-s': () => published([64, 128, 256, 512], [3, 4, 18, 4], [2, 4, 8, 16], [false, false, false, false]),
-  'secvit-b': () => published([80, 160, 320, 512], [4, 8, 26, 8], [5, 5, 10, 16], [false, false, true, true]),
-  'secvit-l': () => published([112, 224, 448, 640], [4, 8, 26, 8], [7, 7, 14, 20], [false, false, true, true]),
+  'secvit-t': () => published([64, 128, 256, 512], [2, 2, 9, 2], [2, 4, 8, 16], [false, false, false, false], 0.1),
+  'secvit-s': () => published([64, 128, 256, 512], [3, 4, 18, 4], [2, 4, 8, 16], [false, false, false, false], 0.15),
+  'secvit-b': () => published([80, 160, 320, 512], [4, 8, 26, 8], [5, 5, 10, 16], [false, false, true, true], 0.4),
+  'secvit-l': () => published([112, 224, 448, 640], [4, 8, 26, 8], [7, 7, 14, 20], [false, false, true, true], 0.5),
 };
 const ALIASES: Record<string, string> = {
   KClusterFormerSimpleNew_T: 'secvit-t', KClusterFormerSimpleNew_S: 'secvit-s',
@@ -76,7 +83,7 @@ export function canonicalName(name: string): string | undefined {
 const KEYS: [keyof SecViTConfig, string][] = [
   ['embedDims', 'embed_dims'], ['depths', 'depths'], ['numHeads', 'num_heads'], ['numClusters', 'num_clusterss'],
   ['mlpRatios', 'mlp_ratios'], ['layerScales', 'layerscales'], ['projection', 'projection'],
-  ['numClasses', 'num_classes'], ['layerScaleInit', 'layer_init_values'],
+  ['numClasses', 'num_classes'], ['layerScaleInit', 'layer_init_values'], ['dropPathRate', 'drop_path_rate'],
 ];
 
 const W = 'SecViT config';
@@ -159,11 +166,13 @@ export function resolveConfig(input: ConfigInput | string): SecViTConfig {
     throw new TypeError(`${W}: layerScales must be 4 booleans, got ${JSON.stringify(ls)}`);
   const init = get('layerScaleInit', 'layer_init_values') ?? 1e-6;
   if (typeof init !== 'number' || !Number.isFinite(init)) throw new TypeError(`${W}: layerScaleInit must be a finite number`);
+  const dpr = get('dropPathRate', 'drop_path_rate') ?? 0.1;
+  if (typeof dpr !== 'number' || !(dpr >= 0 && dpr < 1)) throw new RangeError(`${W}: dropPathRate must be a number in [0, 1), got ${JSON.stringify(dpr)}`);
   const config: SecViTConfig = {
     embedDims, depths, numHeads, numClusters, mlpRatios: mlp as number[], layerScales: ls as boolean[],
     projection: posInt(get('projection', 'projection') ?? 1024, 'projection'),
     numClasses: posInt(get('numClasses', 'num_classes') ?? 1000, 'numClasses'),
-    layerScaleInit: init,
+    layerScaleInit: init, dropPathRate: dpr,
   };
   for (let i = 0; i < 4; i++)
     if (hiddenDim(config, i) < 1) throw new RangeError(`${W}: stage ${i}'s FFN width int(${embedDims[i]} * ${config.mlpRatios[i]}) is 0`);

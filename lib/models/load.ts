@@ -2,6 +2,7 @@
 // Loading is a walk over the model's slot names; every problem with the names or shapes is
 // collected and reported in one error (strict by default, as torch's load_state_dict).
 import { writeFileSync } from 'node:fs';
+import { noGrad } from '../autograd/graph.js';
 import { basename } from 'node:path';
 import { castSync, tensor, Tensor, type DType } from '../tensor.js';
 import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
@@ -217,6 +218,8 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
   let done = 0;
   try {
     report(0);
+    // Copies (or views) detached from any graph of the given tensors: the model's own leaves.
+    noGrad(() => {
     for (const [name] of slots) {
       const t = entries.get(name);
       if (t === undefined) continue;
@@ -229,6 +232,7 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
       done += bytesOf(t);
       report(done);
     }
+    });
   } catch (e) {
     for (const t of made.values()) t.dispose();
     throw e;
@@ -237,6 +241,8 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
   for (const [name, slot] of slots) {
     const t = made.get(name);
     if (t === undefined) continue;
+    // Parameters require grad (PyTorch's default), or keep the flag of the tensor they replace.
+    if (slot.kind === 'parameter') t.requiresGrad = slot.tensor ? slot.tensor.requiresGrad : true;
     slot.tensor?.dispose();
     slot.tensor = t;
   }

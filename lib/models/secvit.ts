@@ -14,11 +14,23 @@
 //   dwconv     h + dwconv3x3(h)                                    fusedConv2d(residual)
 //   fc2        x + g2 * (h W + b)                                  fusedLinear(scale, residual)
 //   stem, downsample, head proj: batch norm as a per-channel scale and bias in the conv epilogue.
+//
+// Training. `train()` switches batch norm to the batch's statistics (batchNormTrain, its
+// activation fused; running statistics updated in place as PyTorch does) and turns on drop path.
+// While gradients are recorded (any parameter requires grad, outside noGrad) the forward runs
+// the same fused ops, now recorded (lib/autograd); the tensors derived from parameters (batch
+// norm scales, layer-scale views) are then made for each forward instead of cached, so that
+// each forward's graph reaches the parameters. Parameters require grad from creation or loading
+// on (PyTorch's default): run inference under noGrad(), or freeze with model.requiresGrad(false).
+import { isGradEnabled, noGrad } from '../autograd/graph.js';
 import { keep, tidy } from '../engine.js';
 import { checkDevice, type Device, type DeviceChoice } from '../backends.js';
 import { tensor, Tensor, type DType, type OrtLikeTensor } from '../tensor.js';
 import { secAttention } from '../ops/attention.js';
-import { add, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul, type BatchNormParams } from '../ops/layers.js';
+import { dropPath } from '../ops/dropout.js';
+import {
+  add, batchNorm, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul, type Activation, type BatchNormParams,
+} from '../ops/layers.js';
 import { Module, numelOf, type Counter, type Slot } from '../nn/module.js';
 import { Rng } from '../nn/random.js';
 import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions, type LoadStateDictOptions } from './load.js';
@@ -29,11 +41,22 @@ const LN_EPS = 1e-6;
 const BN_EPS = 1e-5;
 const STD = 0.02;
 
-/** Tensors made once from the parameters (views, batch-norm scales and biases); dropped when they change. */
+/** How one forward runs: recording gradients (then nothing derived from parameters is cached) and train mode. */
+interface Run {
+  readonly live: boolean;
+  readonly training: boolean;
+}
+
+/**
+ * Tensors made once from the parameters (views, batch-norm scales and biases); dropped when they
+ * change. A forward that records gradients (`live`) makes them afresh, uncached: its graph must
+ * reach the parameters, and the enclosing scope disposes them.
+ */
 class Derived {
   #items: Tensor[] = [];
   #cache = new Map<string, unknown>();
-  get<T>(key: string, make: (own: <U extends Tensor>(t: U) => U) => T): T {
+  get<T>(key: string, make: (own: <U extends Tensor>(t: U) => U) => T, live = false): T {
+    if (live) return make((t) => t);
     if (this.#cache.has(key)) return this.#cache.get(key) as T;
     const own = <U extends Tensor>(t: U): U => {
       keep(t);
@@ -86,20 +109,41 @@ export class BatchNorm2d extends Module {
   /**
    * conv followed by this batch norm, as a per-output-channel scale and bias on the conv's sum
    * (fusedConv2d's `scale`): scale = weight / sqrt(running_var + eps), bias = this.bias +
-   * (conv.bias - running_mean) * scale. The model runs its batch norms this way, so that no
-   * folded copy of a conv weight sits next to the checkpoint's (8.6 MB for SecViT-T).
+   * (conv.bias - running_mean) * scale. The model runs its batch norms this way in eval mode, so
+   * that no folded copy of a conv weight sits next to the checkpoint's (8.6 MB for SecViT-T).
+   * `live` (a forward recording gradients): the same from differentiable ops, so that gradients
+   * reach weight, bias and conv.bias (the running statistics are constants).
    */
-  affine(conv: Conv2d): { scale: Tensor; bias: Tensor } {
+  affine(conv: Conv2d, live = false): { scale: Tensor; bias: Tensor } {
     const g = value(this.weight);
     const ones = tensor(new Float32Array(this.channels).fill(1), [this.channels, 1, 1, 1], { device: g.device, dtype: g.dtype });
     try {
-      const f = foldBatchNorm(ones, value(conv.bias), this.#params);
-      const scale = f.weight.reshape([this.channels]);
-      f.weight.dispose();
-      return { scale, bias: f.bias };
+      if (!live) {
+        const f = foldBatchNorm(ones, value(conv.bias), this.#params);
+        const scale = f.weight.reshape([this.channels]);
+        f.weight.dispose();
+        return { scale, bias: f.bias };
+      }
+      // 1 / sqrt(var + eps) and -mean / sqrt(var + eps): constants.
+      const c = noGrad(() => foldBatchNorm(ones, null, { runningMean: value(this.runningMean), runningVar: value(this.runningVar), eps: BN_EPS }));
+      return tidy(() => {
+        const scale = mul(g, c.weight.reshape([this.channels]));
+        const bias = add(add(value(this.bias), mul(value(conv.bias), scale)), mul(g, c.bias));
+        c.weight.dispose();
+        c.bias.dispose();
+        return { scale, bias };
+      });
     } finally {
       ones.dispose();
     }
+  }
+
+  /** Train mode: normalise x by its batch's statistics (updating the running ones), then `activation`. */
+  forwardTrain(x: Tensor, activation: Activation = 'none'): Tensor {
+    this.numBatchesTracked.value += 1n;
+    return batchNorm(x, value(this.runningMean), value(this.runningVar), value(this.weight), value(this.bias), {
+      training: true, momentum: 0.1, eps: BN_EPS, activation,
+    });
   }
 
   /** conv followed by this batch norm, as one conv's weight and bias (a new weight tensor). */
@@ -170,7 +214,6 @@ export class SecAttention extends Module {
   readonly lepe: Conv2d;
   readonly out_proj: Conv2d;
   readonly headDim: number;
-  readonly #derived = new Derived();
   constructor(readonly dim: number, readonly heads: number, readonly clusters: number, private readonly angle: Slot) {
     super();
     this.headDim = dim / heads;
@@ -179,21 +222,15 @@ export class SecAttention extends Module {
     this.out_proj = this.child('out_proj', new Conv2d(dim, dim, 1));
   }
 
-  get #rt(): { qkv: Tensor; out: Tensor } {
-    return this.#derived.get('rt', (own) => ({
-      qkv: own(value(this.qkv.weight).reshape([3 * this.dim, this.dim])),
-      out: own(value(this.out_proj.weight).reshape([this.dim, this.dim])),
-    }));
-  }
-
   /**
    * The attention on tokens t [B, H, W, E] (contiguous): out_proj(SEC(RoPE(q), RoPE(k) d^-0.5, v)
    * + LCE(v)), with the block's LN1 before qkv and `residual + scale * (...)` after out_proj
-   * fused when given. Returns tokens [B, H, W, E].
+   * fused when given. Returns tokens [B, H, W, E]. (The 1x1 convolutions' [O, C, 1, 1] weights
+   * are linear's weights as they are.)
    */
   forwardTokens(
     t: Tensor,
-    fused: { norm?: LayerNorm; residual?: Tensor; scale?: Tensor | null },
+    fused: { norm?: LayerNorm; residual?: Tensor | null; scale?: Tensor | null },
     ctx?: AttnContext,
   ): Tensor {
     const [b, h, w, e] = t.shape;
@@ -203,8 +240,7 @@ export class SecAttention extends Module {
     if (this.clusters > 1 && this.clusters > L)
       throw new RangeError(
         `SecViT.forward: stage ${ctx?.stage ?? '?'} block ${ctx?.block ?? '?'} has ${this.clusters} clusters but its ${h}x${w} grid has only ${L} tokens; use a larger input`);
-    const rt = this.#rt;
-    const qkv = fusedLinear(t, rt.qkv, value(this.qkv.bias), {
+    const qkv = fusedLinear(t, value(this.qkv.weight), value(this.qkv.bias), {
       norm: fused.norm?.options,
       rope: { angle: value(this.angle), heads, height: h, width: w, kScale: d ** -0.5 },
     });
@@ -225,7 +261,7 @@ export class SecAttention extends Module {
       o = secAttention(q, k, v, { clusters: this.clusters });
     }
     const tokens = o.permute([0, 2, 1, 3]).reshape([b, h, w, e]);
-    return fusedLinear(tokens, rt.out, value(this.out_proj.bias), {
+    return fusedLinear(tokens, value(this.out_proj.weight), value(this.out_proj.bias), {
       add: lepe.permute([0, 2, 3, 1]), scale: fused.scale ?? null, residual: fused.residual ?? null,
     });
   }
@@ -244,17 +280,12 @@ export class SecAttention extends Module {
       return this.forwardTokens(t.contiguous('channelsLast').permute([0, 2, 3, 1]), {}).permute([0, 3, 1, 2]);
     });
   }
-
-  releaseDerived(): void {
-    this.#derived.release();
-  }
 }
 
 export class FFN extends Module {
   readonly fc1: Conv2d;
   readonly fc2: Conv2d;
   readonly dwconv: Conv2d;
-  readonly #derived = new Derived();
   constructor(readonly dim: number, readonly hidden: number) {
     super();
     this.fc1 = this.child('fc1', new Conv2d(dim, hidden, 1));
@@ -262,28 +293,16 @@ export class FFN extends Module {
     this.dwconv = this.child('dwconv', new Conv2d(hidden, hidden, 3, hidden));
   }
 
-  get #rt(): { fc1: Tensor; fc2: Tensor } {
-    return this.#derived.get('rt', (own) => ({
-      fc1: own(value(this.fc1.weight).reshape([this.hidden, this.dim])),
-      fc2: own(value(this.fc2.weight).reshape([this.dim, this.hidden])),
-    }));
-  }
-
   /** residual + scale * fc2(h + dwconv(h)), h = GELU(fc1(LN2(t))); tokens in and out. */
-  forwardTokens(t: Tensor, fused: { norm?: LayerNorm; residual?: Tensor; scale?: Tensor | null }): Tensor {
-    const rt = this.#rt;
-    const h = fusedLinear(t, rt.fc1, value(this.fc1.bias), { norm: fused.norm?.options, activation: 'gelu' });
+  forwardTokens(t: Tensor, fused: { norm?: LayerNorm; residual?: Tensor | null; scale?: Tensor | null }): Tensor {
+    const h = fusedLinear(t, value(this.fc1.weight), value(this.fc1.bias), { norm: fused.norm?.options, activation: 'gelu' });
     const hImg = h.permute([0, 3, 1, 2]);
     const h2 = fusedConv2d(hImg, value(this.dwconv.weight), value(this.dwconv.bias), {
       padding: 1, groups: this.hidden, residual: hImg,
     });
-    return fusedLinear(h2.permute([0, 2, 3, 1]), rt.fc2, value(this.fc2.bias), {
+    return fusedLinear(h2.permute([0, 2, 3, 1]), value(this.fc2.weight), value(this.fc2.bias), {
       scale: fused.scale ?? null, residual: fused.residual ?? null,
     });
-  }
-
-  releaseDerived(): void {
-    this.#derived.release();
   }
 }
 
@@ -296,7 +315,12 @@ export class Block extends Module {
   readonly ffn: FFN;
   readonly pos: Conv2d;
   readonly #derived = new Derived();
-  constructor(readonly dim: number, heads: number, clusters: number, hidden: number, layerScale: number | null, angle: Slot) {
+  /**
+   * @param dropPath this block's stochastic-depth rate (train mode: each residual branch dropped
+   *   per sample with this probability).
+   */
+  constructor(readonly dim: number, heads: number, clusters: number, hidden: number, layerScale: number | null, angle: Slot,
+    readonly dropPath = 0) {
     super();
     if (layerScale !== null) {
       this.gamma_1 = this.parameter('gamma_1', [1, dim, 1, 1], { kind: 'constant', value: layerScale });
@@ -309,29 +333,35 @@ export class Block extends Module {
     this.pos = this.child('pos', new Conv2d(dim, dim, 3, dim));
   }
 
-  get #gammas(): [Tensor | null, Tensor | null] {
+  #gammas(live: boolean): [Tensor | null, Tensor | null] {
     return this.#derived.get('gammas', (own) => [
       this.gamma_1 ? own(value(this.gamma_1).reshape([this.dim])) : null,
       this.gamma_2 ? own(value(this.gamma_2).reshape([this.dim])) : null,
-    ]);
+    ], live);
   }
 
-  /** x [B, E, H, W] channels-last -> the block's output, same shape and layout. */
-  forward(x: Tensor, ctx?: AttnContext): Tensor {
+  /**
+   * x [B, E, H, W] channels-last -> the block's output, same shape and layout. In train mode with
+   * drop path the residual adds run on their own (the branch is dropped per sample first).
+   */
+  forward(x: Tensor, ctx?: AttnContext, run: Run = { live: false, training: false }): Tensor {
     return tidy(() => {
-      const [g1, g2] = this.#gammas;
+      const [g1, g2] = this.#gammas(run.live);
+      const p = run.training ? this.dropPath : 0;
+      const branch = (residual: Tensor, f: (fused: { residual: Tensor | null }) => Tensor): Tensor => {
+        if (p === 0) return f({ residual });
+        return add(residual, dropPath(f({ residual: null }), p));
+      };
       const x1 = fusedConv2d(x, value(this.pos.weight), value(this.pos.bias), { padding: 1, groups: this.dim, residual: x });
       const t1 = x1.permute([0, 2, 3, 1]);
-      const t2 = this.attn.forwardTokens(t1, { norm: this.norm1.norm, residual: t1, scale: g1 }, ctx);
-      const t3 = this.ffn.forwardTokens(t2, { norm: this.norm2.norm, residual: t2, scale: g2 });
+      const t2 = branch(t1, ({ residual }) => this.attn.forwardTokens(t1, { norm: this.norm1.norm, residual, scale: g1 }, ctx));
+      const t3 = branch(t2, ({ residual }) => this.ffn.forwardTokens(t2, { norm: this.norm2.norm, residual, scale: g2 }));
       return t3.permute([0, 3, 1, 2]);
     });
   }
 
   releaseDerived(): void {
     this.#derived.release();
-    this.attn.releaseDerived();
-    this.ffn.releaseDerived();
   }
 }
 
@@ -361,12 +391,17 @@ export class Downsample extends Module {
     this.reduction = this.child('reduction', new Conv2d(inDim, outDim, 3));
     this.norm = this.child('norm', new BatchNorm2d(outDim));
   }
-  forward(x: Tensor): Tensor {
-    const f = this.#derived.get('bn', (own) => {
-      const r = this.norm.affine(this.reduction);
-      return { scale: own(r.scale), bias: own(r.bias) };
+  forward(x: Tensor, run: Run = { live: false, training: false }): Tensor {
+    const w = value(this.reduction.weight);
+    if (run.training)
+      return tidy(() => this.norm.forwardTrain(conv2d(x, w, value(this.reduction.bias), { stride: 2, padding: 1 })));
+    return tidy(() => {
+      const f = this.#derived.get('bn', (own) => {
+        const r = this.norm.affine(this.reduction, run.live);
+        return { scale: own(r.scale), bias: own(r.bias) };
+      }, run.live);
+      return fusedConv2d(x, w, f.bias, { stride: 2, padding: 1, scale: f.scale });
     });
-    return fusedConv2d(x, value(this.reduction.weight), f.bias, { stride: 2, padding: 1, scale: f.scale });
   }
   releaseDerived(): void {
     this.#derived.release();
@@ -383,8 +418,12 @@ export class Stage extends Module {
     const heads = config.numHeads[index];
     this.RoPE = this.child('RoPE', new RoPE(e / heads));
     const ls = config.layerScales[index] ? config.layerScaleInit : null;
-    this.blocks = this.child('blocks', new ModuleList(config.numClusters[index].map((c) =>
-      new Block(e, heads, c, hiddenDim(config, index), ls, this.RoPE.angle))));
+    // Stochastic depth: linearly from 0 to the rate over all blocks (torch.linspace).
+    const total = config.depths.reduce((a, b) => a + b, 0);
+    const first = config.depths.slice(0, index).reduce((a, b) => a + b, 0);
+    const rate = (j: number) => (total > 1 ? (config.dropPathRate * (first + j)) / (total - 1) : 0);
+    this.blocks = this.child('blocks', new ModuleList(config.numClusters[index].map((c, j) =>
+      new Block(e, heads, c, hiddenDim(config, index), ls, this.RoPE.angle, rate(j)))));
     if (index < 3) this.downsample = this.child('downsample', new Downsample(e, config.embedDims[index + 1]));
   }
 }
@@ -401,17 +440,30 @@ class ConvStem extends Module {
     ], [0, 1, 3, 4, 6, 7, 9, 10]));
   }
   /** pixels [B, 3, H, W] -> [B, E0, H/4, W/4] channels-last. */
-  forward(pixels: Tensor): Tensor {
-    const convs = this.#derived.get('bn', (own) => {
-      const out: { weight: Tensor; scale: Tensor; bias: Tensor }[] = [];
-      for (let i = 0; i < 8; i += 2) {
-        const conv = this.proj.items[i] as Conv2d;
-        const r = (this.proj.items[i + 1] as BatchNorm2d).affine(conv);
-        out.push({ weight: value(conv.weight), scale: own(r.scale), bias: own(r.bias) });
-      }
-      return out;
-    });
+  forward(pixels: Tensor, run: Run = { live: false, training: false }): Tensor {
+    if (run.training) {
+      // conv -> batch norm on the batch's statistics (GELU fused, but for the last).
+      return tidy(() => {
+        let x = pixels;
+        for (let i = 0; i < 8; i += 2) {
+          const conv = this.proj.items[i] as Conv2d;
+          const stride = i === 0 || i === 6 ? 2 : 1;
+          x = conv2d(x, value(conv.weight), value(conv.bias), { stride, padding: 1 });
+          x = (this.proj.items[i + 1] as BatchNorm2d).forwardTrain(x, i < 6 ? 'gelu' : 'none');
+        }
+        return x;
+      });
+    }
     return tidy(() => {
+      const convs = this.#derived.get('bn', (own) => {
+        const out: { weight: Tensor; scale: Tensor; bias: Tensor }[] = [];
+        for (let i = 0; i < 8; i += 2) {
+          const conv = this.proj.items[i] as Conv2d;
+          const r = (this.proj.items[i + 1] as BatchNorm2d).affine(conv, run.live);
+          out.push({ weight: value(conv.weight), scale: own(r.scale), bias: own(r.bias) });
+        }
+        return out;
+      }, run.live);
       let x = fusedConv2d(pixels, convs[0].weight, convs[0].bias, { stride: 2, padding: 1, scale: convs[0].scale, activation: 'gelu' });
       x = fusedConv2d(x, convs[1].weight, convs[1].bias, { padding: 1, scale: convs[1].scale, activation: 'gelu' });
       x = fusedConv2d(x, convs[2].weight, convs[2].bias, { padding: 1, scale: convs[2].scale, activation: 'gelu' });
@@ -481,7 +533,11 @@ export class SecViT extends Module {
   static create(config: ConfigInput | string, options: SecViTOptions = {}): SecViT {
     const { device, dtype, seed } = checkOptions('SecViT.create', options);
     const model = new SecViT(resolveConfig(config), device, dtype);
-    model.initialize(new Rng(seed), (slot, values) => model.makeTensor(tensor(values, slot.shape)));
+    model.initialize(new Rng(seed), (slot, values) => {
+      const t = model.makeTensor(tensor(values, slot.shape));
+      if (slot.kind === 'parameter') t.requiresGrad = true;
+      return t;
+    });
     return model;
   }
 
@@ -569,13 +625,15 @@ export class SecViT extends Module {
   /** Every stage's output [B, E_i, H_i, W_i] before its downsample (float32, NCHW shape). */
   features(pixels: Tensor): Tensor[] {
     const p = this.#check('SecViT.features', pixels);
-    return tidy(() => this.#run(this.#input(p), { features: true }).features.map((f) => this.#output(f)));
+    const run = this.#mode();
+    return tidy(() => this.#run(this.#input(p), { features: true }, run).features.map((f) => this.#output(f)));
   }
 
   /** timm's forward_features: the last stage's output [B, E_3, H/32, W/32] (before the head). */
   forwardFeatures(pixels: Tensor): Tensor {
     const p = this.#check('SecViT.forwardFeatures', pixels);
-    return tidy(() => this.#output(this.#run(this.#input(p), {}).last));
+    const run = this.#mode();
+    return tidy(() => this.#output(this.#run(this.#input(p), {}, run).last));
   }
 
   /**
@@ -588,13 +646,39 @@ export class SecViT extends Module {
     const e3 = this.config.embedDims[3];
     if (features.shape.length !== 4 || features.shape[1] !== e3)
       throw new RangeError(`SecViT.forwardHead: features must be [B, ${e3}, H, W], got [${features.shape.join(', ')}]`);
-    return tidy(() => this.#output(this.#head(this.#input(features).contiguous('channelsLast'), options.preLogits === true)));
+    const run = this.#mode();
+    return tidy(() => this.#output(this.#head(this.#input(features).contiguous('channelsLast'), options.preLogits === true, run)));
   }
 
-  /** Logits [B, numClasses] (float32). Queued on the model's device: returns at once; reading waits. */
+  /**
+   * Logits [B, numClasses] (float32). Queued on the model's device: returns at once; reading waits.
+   * In train mode batch norm uses the batch's statistics (and updates the running ones) and drop
+   * path is on; while gradients are recorded the forward is recorded for backward().
+   */
   forward(pixels: Tensor): Tensor {
     const p = this.#check('SecViT.forward', pixels);
-    return tidy(() => this.#output(this.#head(this.#run(this.#input(p), {}).last, false)));
+    const run = this.#mode();
+    return tidy(() => this.#output(this.#head(this.#run(this.#input(p), {}, run).last, false, run)));
+  }
+
+  /** How a forward called now runs. */
+  #mode(): Run {
+    let live = false;
+    if (isGradEnabled())
+      for (const [, s] of this.namedSlots())
+        if (s.kind === 'parameter' && s.tensor?.requiresGrad) {
+          live = true;
+          break;
+        }
+    return { live, training: this.training };
+  }
+
+  /**
+   * timm's no_weight_decay: the reference model lists none of its parameters (its
+   * 'absolute_pos_embed' does not exist in SecViT); biases and 1-D parameters are exempt anyway.
+   */
+  override noWeightDecay(): Set<string> {
+    return new Set();
   }
 
   /**
@@ -605,7 +689,8 @@ export class SecViT extends Module {
     const p = this.#check('SecViT.clusters', pixels);
     const record: ClusterRecord[] = [];
     try {
-      const logits = tidy(() => this.#output(this.#head(this.#run(this.#input(p), { record }).last, false)));
+      const run = this.#mode();
+      const logits = tidy(() => this.#output(this.#head(this.#run(this.#input(p), { record }, run).last, false, run)));
       return { logits, blocks: record };
     } catch (e) {
       for (const r of record) r.order.dispose();
@@ -613,34 +698,37 @@ export class SecViT extends Module {
     }
   }
 
-  #head(x: Tensor, preLogits: boolean): Tensor {
-    const rt = this.#derived.get('head', (own) => {
-      const f = this.norm.affine(this.proj);
-      return {
-        scale: own(f.scale), projBias: own(f.bias),
-        head: own(value(this.head.weight).reshape([this.config.numClasses, this.config.projection])),
-      };
-    });
+  #head(x: Tensor, preLogits: boolean, run: Run): Tensor {
     const [b] = x.shape;
-    // proj (1x1 conv) + BN + SiLU in one pass over the channels-last features.
-    const p = fusedConv2d(x, value(this.proj.weight), rt.projBias, { scale: rt.scale, activation: 'silu' });
+    let p: Tensor;
+    if (run.training) {
+      // proj, then batch norm on the batch's statistics with SiLU fused.
+      p = this.norm.forwardTrain(conv2d(x, value(this.proj.weight), value(this.proj.bias)), 'silu');
+    } else {
+      const rt = this.#derived.get('head', (own) => {
+        const f = this.norm.affine(this.proj, run.live);
+        return { scale: own(f.scale), projBias: own(f.bias) };
+      }, run.live);
+      // proj (1x1 conv) + BN + SiLU in one pass over the channels-last features.
+      p = fusedConv2d(x, value(this.proj.weight), rt.projBias, { scale: rt.scale, activation: 'silu' });
+    }
     const pooled = globalAvgPool2d(p).reshape([b, this.config.projection]);
-    return preLogits ? pooled : linear(pooled, rt.head, value(this.head.bias));
+    return preLogits ? pooled : linear(pooled, value(this.head.weight), value(this.head.bias));
   }
 
   /** The backbone: stem and stages. Intermediate activations are disposed as soon as they are queued. */
-  #run(x: Tensor, opts: { features?: boolean; record?: ClusterRecord[] }): { last: Tensor; features: Tensor[] } {
+  #run(x: Tensor, opts: { features?: boolean; record?: ClusterRecord[] }, run: Run): { last: Tensor; features: Tensor[] } {
     const features: Tensor[] = [];
-    let h = this.patch_embed.forward(x);
+    let h = this.patch_embed.forward(x, run);
     for (const stage of this.layers.items) {
       stage.blocks.items.forEach((block, j) => {
-        const y = block.forward(h, { stage: stage.index, block: j, record: opts.record });
+        const y = block.forward(h, { stage: stage.index, block: j, record: opts.record }, run);
         h.dispose();
         h = y;
       });
       if (opts.features) features.push(h);
       if (stage.downsample) {
-        const y = stage.downsample.forward(h);
+        const y = stage.downsample.forward(h, run);
         if (!opts.features) h.dispose();
         h = y;
       }

@@ -338,8 +338,12 @@ void batch_norm_backward_kernel(const KernelArgs& a) {
     wv[size_t(c)] = w != nullptr ? w[c] : 1.0f;
     bv[size_t(c)] = b != nullptr ? b[c] : 0.0f;
   }
-  // Pass 1: g = dy act'(z) into dx (x's layout), and the sums of g and g x-hat per channel.
-  const std::vector<double> sums = chunked(P, 2 * C, [&](double* acc, int64_t p0, int64_t p1) {
+  // Pass 1: g = dy act'(z) into dx (x's layout), and the sums of g, g x-hat and x-hat per
+  // channel. (x-hat sums to 0 in exact arithmetic; its computed mean is subtracted in pass 2, so
+  // that the rounding of the batch mean does not leave dx with a sum of its own: a conv bias
+  // before a training batch norm then gets a gradient at rounding level, as it should, not
+  // one of ~1e-7 that Adam would turn into steps of lr.)
+  const std::vector<double> sums = chunked(P, 3 * C, [&](double* acc, int64_t p0, int64_t p1) {
     thread_local ScratchVec<float> t_buf;
     float* xh = t_buf.get(size_t(3 * C));
     float* g = xh + C;
@@ -358,19 +362,22 @@ void batch_norm_backward_kernel(const KernelArgs& a) {
       for (int64_t c = 0; c < C; ++c) {
         acc[c] += double(g[c]);
         acc[C + c] += double(g[c]) * double(xh[c]);
+        acc[2 * C + c] += double(xh[c]);
       }
       scatter(g, C, dx + xo, p.d_stride);
     });
   });
-  std::vector<float> dbias(static_cast<size_t>(C)), dweight(static_cast<size_t>(C));
+  const double inv_n = 1.0 / double(std::max<int64_t>(P, 1));
+  std::vector<float> mean_g(static_cast<size_t>(C)), mean_gx(static_cast<size_t>(C)), mean_x(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
-    dbias[size_t(c)] = float(chunk_sum(sums, 2 * C, c));
-    dweight[size_t(c)] = float(chunk_sum(sums, 2 * C, C + c));
-    a.out[1].ptr<float>()[c] = dweight[size_t(c)];
-    a.out[2].ptr<float>()[c] = dbias[size_t(c)];
+    const double sg = chunk_sum(sums, 3 * C, c), sgx = chunk_sum(sums, 3 * C, C + c);
+    mean_g[size_t(c)] = float(sg * inv_n);
+    mean_gx[size_t(c)] = float(sgx * inv_n);
+    mean_x[size_t(c)] = float(chunk_sum(sums, 3 * C, 2 * C + c) * inv_n);
+    a.out[1].ptr<float>()[c] = float(sgx);
+    a.out[2].ptr<float>()[c] = float(sg);
   }
   // Pass 2: dx from g, in place.
-  const float inv_n = 1.0f / float(std::max<int64_t>(P, 1));
   chunked(P, 0, [&](double*, int64_t p0, int64_t p1) {
     thread_local ScratchVec<float> t_buf;
     float* g = t_buf.get(size_t(2 * C));
@@ -380,8 +387,8 @@ void batch_norm_backward_kernel(const KernelArgs& a) {
       if (q.training) {
         gather(x + xo, p.d_stride, C, xh);
         for (int64_t c = 0; c < C; ++c) {
-          const float h = (xh[c] - mean[c]) * istd[size_t(c)];
-          g[c] = wv[size_t(c)] * istd[size_t(c)] * (g[c] - dbias[size_t(c)] * inv_n - h * dweight[size_t(c)] * inv_n);
+          const float h = (xh[c] - mean[c]) * istd[size_t(c)] - mean_x[size_t(c)];
+          g[c] = wv[size_t(c)] * istd[size_t(c)] * ((g[c] - mean_g[size_t(c)]) - h * mean_gx[size_t(c)]);
         }
       } else {
         for (int64_t c = 0; c < C; ++c) g[c] *= wv[size_t(c)] * istd[size_t(c)];

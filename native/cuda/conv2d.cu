@@ -197,27 +197,34 @@ __global__ void __launch_bounds__(256) depthwise_dx_kernel(ConvBackwardParams q,
   }
 }
 
+// Block: 32 channels (tx, reads along the channels-last rows) x 8 pixel lanes (ty); grid: (channel
+// blocks, taps). Lane ty walks output rows ty, ty + 8, ...; the 8 lanes' sums meet in shared memory.
 __global__ void __launch_bounds__(256) depthwise_dw_kernel(ConvBackwardParams q, const void* dy, const void* x, void* dw,
                                                            int dtype) {
-  SV_SHARED(float[8], part);
+  SV_SHARED(float[8][33], part);
   const Conv2dOpParams& p = q.g;
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
   const int64_t taps = p.kh * p.kw;
-  const int64_t c = blockIdx.x / taps, tap = blockIdx.x % taps, ky = tap / p.kw, kx = tap % p.kw;
-  const int64_t pixels = p.b * p.oh * p.ow;
+  const int64_t c = int64_t(blockIdx.x) * 32 + tx, tap = blockIdx.y, ky = tap / p.kw, kx = tap % p.kw;
   float acc = 0.0f;
-  for (int64_t i = threadIdx.x; i < pixels; i += blockDim.x) {
-    const int64_t b = i / (p.oh * p.ow), oy = (i / p.ow) % p.oh, ox = i % p.ow;
-    const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h, ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
-    if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) continue;
-    acc += load_as_float(dy, dtype, b * q.ds[0] + c * q.ds[1] + oy * q.ds[2] + ox * q.ds[3]) *
-           load_as_float(x, dtype, b * p.xs[0] + c * p.xs[1] + iy * p.xs[2] + ix * p.xs[3]);
+  if (c < p.c) {
+    for (int64_t row = ty; row < p.b * p.oh; row += 8) {
+      const int64_t b = row / p.oh, oy = row % p.oh;
+      const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int64_t ox = 0; ox < p.ow; ++ox) {
+        const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
+        if (ix < 0 || ix >= p.w) continue;
+        acc += load_as_float(dy, dtype, b * q.ds[0] + c * q.ds[1] + oy * q.ds[2] + ox * q.ds[3]) *
+               load_as_float(x, dtype, b * p.xs[0] + c * p.xs[1] + iy * p.xs[2] + ix * p.xs[3]);
+      }
+    }
   }
-  acc = warp_sum(acc);
-  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = acc;
+  part[ty][tx] = acc;
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (ty == 0 && c < p.c) {
     float s = 0.0f;
-    for (int i = 0; i < 8; ++i) s += part[i];
+    for (int i = 0; i < 8; ++i) s += part[i][tx];
     store_from_float(dw, dtype, c * taps + tap, s);
   }
 }
@@ -256,10 +263,9 @@ void depthwise_backward_cuda(const KernelArgs& a) {
               a.out[0].data, total, dtype);
     SV_CUDA_CHECK_LAUNCH("depthwise_dx_kernel");
   }
-  const int64_t blocks = q.g.c * q.g.kh * q.g.kw;
-  if (q.need_weight && blocks > 0) {
-    SV_LAUNCH(depthwise_dw_kernel, dim3(unsigned(blocks)), dim3(256), 0, stream(), q, a.in[0].data, a.in[1].data,
-              a.out[1].data, dtype);
+  if (q.need_weight && q.g.c > 0) {
+    SV_LAUNCH(depthwise_dw_kernel, dim3(unsigned((q.g.c + 31) / 32), unsigned(q.g.kh * q.g.kw)), dim3(256), 0, stream(), q,
+              a.in[0].data, a.in[1].data, a.out[1].data, dtype);
     SV_CUDA_CHECK_LAUNCH("depthwise_dw_kernel");
   }
 }
@@ -275,8 +281,8 @@ void transpose_weight_cuda(const KernelArgs& a) {
 
 bool depthwise_backward_supports(const OpCall& c, std::string* why) {
   const ConvBackwardParams& q = c.params<ConvBackwardParams>();
-  if (q.g.c * q.g.kh * q.g.kw >= (int64_t(1) << 31)) {
-    *why = "too many (channel, tap) pairs for one launch";
+  if (q.g.kh * q.g.kw > 65535 || q.g.c >= (int64_t(1) << 36)) {
+    *why = "more than 65535 kernel taps, or too many channels, for one launch";
     return false;
   }
   return true;

@@ -270,28 +270,34 @@ __device__ __forceinline__ void bn_g(const BatchNormBackwardParams& q, const BnB
   *g = load_as_float(t.dy, t.dtype, yo) * gemm_act_grad(q.act, z);
 }
 
+// Also the mean of x-hat (0 in exact arithmetic; dx subtracts the computed one, as the CPU
+// kernel does, so that dx sums to rounding level over the batch).
 __global__ void __launch_bounds__(256) batch_norm_bwd_sums_kernel(BatchNormBackwardParams q, BnBwdArgs t, void* dweight,
-                                                                  void* dbias, int64_t positions) {
+                                                                  void* dbias, float* mean_x, int64_t positions) {
   SV_SHARED(float[8], part);
   const int64_t c = blockIdx.x;
-  float s1 = 0.0f, s2 = 0.0f;
+  float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
   for (int64_t pos = threadIdx.x; pos < positions; pos += blockDim.x) {
     float g, xh;
     int64_t xo;
     bn_g(q, t, pos, c, &g, &xh, &xo);
     s1 += g;
     s2 += g * xh;
+    s3 += xh;
   }
   const float sb = block_sum(s1, part);
   const float sw = block_sum(s2, part);
+  const float sx = block_sum(s3, part);
   if (threadIdx.x == 0) {
     store_from_float(dbias, t.dtype, c, sb);
     store_from_float(dweight, t.dtype, c, sw);
+    mean_x[c] = positions > 0 ? sx / float(positions) : 0.0f;
   }
 }
 
 __global__ void __launch_bounds__(256) batch_norm_bwd_dx_kernel(BatchNormBackwardParams q, BnBwdArgs t, const void* dweight,
-                                                                const void* dbias, void* dx, int64_t positions) {
+                                                                const void* dbias, const float* mean_x, void* dx,
+                                                                int64_t positions) {
   const int64_t total = positions * q.n.d;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pos = i / q.n.d, c = i % q.n.d;
@@ -303,7 +309,7 @@ __global__ void __launch_bounds__(256) batch_norm_bwd_dx_kernel(BatchNormBackwar
     float v;
     if (q.training) {
       const float inv_n = 1.0f / float(positions);
-      v = w * istd * (g - load_as_float(dbias, t.dtype, c) * inv_n - xh * load_as_float(dweight, t.dtype, c) * inv_n);
+      v = w * istd * ((g - load_as_float(dbias, t.dtype, c) * inv_n) - (xh - mean_x[c]) * load_as_float(dweight, t.dtype, c) * inv_n);
     } else {
       v = g * w * istd;
     }
@@ -317,11 +323,14 @@ void batch_norm_backward_cuda(const KernelArgs& a) {
   if (q.n.d == 0) return;
   BnBwdArgs t{a.in[0].data, a.in[1].data, a.in[2].data, a.in[3].data, a.in[4].data, a.in[5].data, int(a.in[1].dtype),
               int(a.in[2].dtype)};
-  SV_LAUNCH(batch_norm_bwd_sums_kernel, dim3(unsigned(q.n.d)), dim3(256), 0, stream(), q, t, a.out[1].data, a.out[2].data, n);
+  DeviceBuffer mean_x(size_t(q.n.d) * sizeof(float));
+  SV_LAUNCH(batch_norm_bwd_sums_kernel, dim3(unsigned(q.n.d)), dim3(256), 0, stream(), q, t, a.out[1].data, a.out[2].data,
+            mean_x.as<float>(), n);
   SV_CUDA_CHECK_LAUNCH("batch_norm_bwd_sums_kernel");
   if (n == 0) return;
   SV_LAUNCH(batch_norm_bwd_dx_kernel, dim3(grid_for(n * q.n.d, 256)), dim3(256), 0, stream(), q, t,
-            static_cast<const void*>(a.out[1].data), static_cast<const void*>(a.out[2].data), a.out[0].data, n);
+            static_cast<const void*>(a.out[1].data), static_cast<const void*>(a.out[2].data),
+            static_cast<const float*>(mean_x.as<float>()), a.out[0].data, n);
   SV_CUDA_CHECK_LAUNCH("batch_norm_bwd_dx_kernel");
 }
 
