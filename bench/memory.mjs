@@ -44,7 +44,8 @@ async function secvitRunner() {
   const start = proc();
   const shared = resolve(peers, 'secvit_t.weights.safetensors');
   const weights = args.weights ?? (existsSync(shared) ? shared : null);
-  const model = weights ? secvit.SecViT.load(weights) : secvit.SecViT.create('secvit-t', { seed: 0 });
+  // Inference: no graph recorded (parameters frozen).
+  const model = (weights ? secvit.SecViT.load(weights) : secvit.SecViT.create('secvit-t', { seed: 0 })).requiresGrad(false);
   const x = secvit.tensor(pixels, [batch, 3, 224, 224]);
   const cpu = () => secvit.backends().find((b) => b.name === 'cpu');
   let m0 = 0;

@@ -19,7 +19,7 @@ const KIND = {
 export async function modelRows(secvit, { full = false, batches = [1, 8] } = {}) {
   const rows = [];
   for (const name of full ? ['secvit-t', 'secvit-s'] : ['secvit-t']) {
-    const model = secvit.SecViT.create(name, { seed: 0 });
+    const model = secvit.SecViT.create(name, { seed: 0 }).requiresGrad(false);  // inference: nothing recorded
     const weights = secvit.memory().hostBytes;
     for (const batch of batches) {
       const x = secvit.tensor(seeded(batch * 3 * 224 * 224, 5, 4), [batch, 3, 224, 224]);

@@ -83,7 +83,7 @@ console.log(`secvit vs onnxruntime-node ${ort.env?.versions?.common ?? ''}, ${th
 // Whole model: SecViT-T with the same weights.
 {
   const sess = await session('secvit_t.onnx');
-  const model = secvit.SecViT.load(path.join(peers, 'secvit_t.weights.safetensors'));
+  const model = secvit.SecViT.load(path.join(peers, 'secvit_t.weights.safetensors')).requiresGrad(false);  // inference
   for (const batch of args.full ? [1, 8] : [1, 8]) {
     const x = seeded(batch * 3 * 224 * 224, 7 + batch, 4);
     const feeds = { pixels: new ort.Tensor('float32', x, [batch, 3, 224, 224]) };
@@ -108,7 +108,7 @@ console.log(`secvit vs onnxruntime-node ${ort.env?.versions?.common ?? ''}, ${th
 // The ONNX files hold their own random weights; secvit's module has SecViT-T's random ones (the
 // time does not depend on the values; agreement is checked on the whole model above).
 {
-  const model = secvit.SecViT.create('secvit-t', { seed: 1 });
+  const model = secvit.SecViT.create('secvit-t', { seed: 1 }).requiresGrad(false);
   const shapes = [[64, 56, 56], [128, 28, 28], [256, 14, 14]];
   for (const stage of [0, 1, 2]) {
     const sess = await session(`sec_attn_t_stage${stage}.onnx`);

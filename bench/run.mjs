@@ -186,7 +186,7 @@ async function attentionGroup(opts, threads, batch, st) {
 // shapes, with SecViT-T's random weights. bench:peers runs the same modules next to ORT.
 // flops: qkv 2 L E 3E + out_proj 2 L E^2 + LCE 2 L E 25 + attention 4 L 98 E (98-token clusters).
 async function moduleGroup(opts, threads, batch) {
-  const model = secvit.SecViT.create('secvit-t', { seed: 1 });
+  const model = secvit.SecViT.create('secvit-t', { seed: 1 }).requiresGrad(false);  // inference: nothing recorded
   const shapes = [[64, 56], [128, 28], [256, 14]];
   const made = [];
   const tasks = [];

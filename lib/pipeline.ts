@@ -6,6 +6,7 @@
 //
 // Weights are a path or bytes of a safetensors or .pth checkpoint (config from the file unless
 // given), or a SecViT the caller made (the pipeline then does not dispose it).
+import { noGrad } from './autograd/graph.js';
 import type { DeviceChoice } from './backends.js';
 import { SecViT } from './models/secvit.js';
 import { tidy } from './engine.js';
@@ -101,10 +102,11 @@ export async function pipeline(task: 'image-classification', weights: string | U
       const x = await preprocess(images, { ...pre, device: model.device });
       let logits: Tensor | undefined;
       try {
-        logits = tidy(() => {
+        // Inference: nothing recorded for backward.
+        logits = noGrad(() => tidy(() => {
           const y = model.forward(x);
           return y.dtype === 'float32' ? y : y.cast('float32');
-        });
+        }));
         const data = (await logits.data()) as Float32Array;
         const preds = topKPredictions(data, classes, k, labels);
         return Array.isArray(images) ? preds : preds[0];

@@ -1,7 +1,8 @@
 // The benchmark scripts themselves: they must run and report the ratios BENCHMARKS.md quotes.
 // Smallest configuration only (timings here mean nothing); the GPU script runs on cuda-emu,
 // the only way to exercise it without a GPU.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,15 +16,19 @@ interface BenchJson {
   layers?: Array<{ batch: number; rows: Array<{ name: string; kind: string; medianMs: number }> }>;
 }
 
-function bench(args: string[]): { out: string; json: BenchJson } {
+// Child processes run asynchronously: a test worker blocked on one for over a minute misses
+// vitest's RPC deadline even when the test passes.
+const run = async (args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20 })).stdout;
+
+async function bench(args: string[]): Promise<{ out: string; json: BenchJson }> {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'secvit-bench-')), 'out.json');
-  const out = execFileSync(process.execPath, ['bin/secvit.mjs', 'bench', ...args, '--json', file], { encoding: 'utf8' });
+  const out = await run(['bin/secvit.mjs', 'bench', ...args, '--json', file]);
   return { out, json: JSON.parse(readFileSync(file, 'utf8')) };
 }
 
 describe('benchmark scripts', () => {
-  it('CPU: whole-model rows with a breakdown by layer kind', () => {
-    const { out, json } = bench(['--groups', 'model', '--batches', '1', '--threads', '1']);
+  it('CPU: whole-model rows with a breakdown by layer kind', async () => {
+    const { out, json } = await bench(['--groups', 'model', '--batches', '1', '--threads', '1']);
     const rows = (json as unknown as { model: Array<{ rows: Array<{ model: string; batch: number; medianMs: number; imagesPerS: number; activationPeakMB: number; kindsMs: Record<string, number> }> }> }).model[0].rows;
     expect(rows.map((r) => [r.model, r.batch])).toEqual([['secvit-t', 1]]);
     const r = rows[0];
@@ -39,9 +44,9 @@ describe('benchmark scripts', () => {
   });
 
   it.skipIf(!sharedFile('peers/secvit_t.onnx') || process.env.SECVIT_ADDON_PATH?.includes('asan'))(
-    'peers: onnxruntime-node side by side, ratios, and the models agree', () => {
+    'peers: onnxruntime-node side by side, ratios, and the models agree', async () => {
       const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'secvit-peers-')), 'peers.json');
-      const out = execFileSync(process.execPath, ['bench/peers.mjs', '--rounds', '1', '--json', file], { encoding: 'utf8' });
+      const out = await run(['bench/peers.mjs', '--rounds', '1', '--json', file]);
       const json = JSON.parse(readFileSync(file, 'utf8')) as { rows: Array<{ name: string; batch: number; ratioOfMedians: number; relError?: number; ort: { median: number }; secvit: { median: number } }> };
       expect(json.rows.map((r) => `${r.name} b${r.batch}`)).toEqual([
         'SecViT-T forward b1', 'SecViT-T forward b8',
@@ -55,8 +60,8 @@ describe('benchmark scripts', () => {
       expect(out).toContain('ratio');
     });
 
-  it('CPU: SEC fused vs window, global and unfused, with ratios', () => {
-    const { json } = bench(['--groups', 'attention', '--stages', '2', '--batches', '1', '--threads', '1']);
+  it('CPU: SEC fused vs window, global and unfused, with ratios', async () => {
+    const { json } = await bench(['--groups', 'attention', '--stages', '2', '--batches', '1', '--threads', '1']);
     const group = json.results.find((g) => g.ratios)!;
     expect(group.rows.map((r) => r.name)).toEqual(['SEC fused (C=2)', 'window 7x14', 'window 7x7', 'SEC unfused (C=2)', 'global']);
     for (const r of group.rows) {
@@ -73,8 +78,8 @@ describe('benchmark scripts', () => {
     expect((module.rows[0] as { peakBytes?: number }).peakBytes).toBeGreaterThan(0);
   });
 
-  it('CPU: op-layer cost, GEMM side by side with OpenBLAS, and a row per layer kind', () => {
-    const { out, json } = bench(['--groups', 'dispatch,gemm,layers', '--threads', '1']);
+  it('CPU: op-layer cost, GEMM side by side with OpenBLAS, and a row per layer kind', async () => {
+    const { out, json } = await bench(['--groups', 'dispatch,gemm,layers', '--threads', '1']);
     expect(json.dispatch!.returnUs.median).toBeGreaterThan(0);
     expect(json.dispatch!.chainMs.median).toBeGreaterThan(0);
     expect(json.dispatch!.awaitedChainMs.median).toBeGreaterThan(0);
@@ -94,8 +99,8 @@ describe('benchmark scripts', () => {
     }
   });
 
-  it('GPU script: runs on cuda-emu, fp32 and bf16, with the copy bandwidth', () => {
-    const { out, json } = bench(['--gpu', '--device', 'cuda-emu', '--stages', '2', '--batches', '1']);
+  it('GPU script: runs on cuda-emu, fp32 and bf16, with the copy bandwidth', async () => {
+    const { out, json } = await bench(['--gpu', '--device', 'cuda-emu', '--stages', '2', '--batches', '1']);
     expect(out).toContain('of copy');
     expect(json.results).toHaveLength(2);
     for (const g of json.results) {
@@ -104,8 +109,8 @@ describe('benchmark scripts', () => {
     }
   });
 
-  it('GPU script: says plainly when no GPU is present', () => {
-    const out = execFileSync(process.execPath, ['bin/secvit.mjs', 'bench', '--gpu'], { encoding: 'utf8' });
+  it('GPU script: says plainly when no GPU is present', async () => {
+    const out = await run(['bin/secvit.mjs', 'bench', '--gpu']);
     if (!out.includes('secvit bench --gpu on cuda:')) expect(out).toMatch(/no GPU is present here, nothing was measured \(cuda: .+\)/);
   });
 });

@@ -1,4 +1,4 @@
-// The README's code blocks of the Tensors, Attention, Layers and profiler sections, run as
+// The README's code blocks of the Tensors, Attention, Layers, profiler and Training sections, run as
 // written: each block is taken from README.md, compiled by tsc (ts.transpileModule: the blocks
 // are TypeScript, e.g. `using`) and run in a child process that imports 'secvit' as a user does
 // (test/models/readme.test.ts runs the Models and the Images/pipeline examples the same way).
@@ -28,7 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), 'secvit-readme-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The sections whose block this file runs, and those test/models/readme.test.ts runs. */
-const RUN_HERE = ['Tensors', 'Attention', 'Layers', 'Speed and where the time goes'];
+const RUN_HERE = ['Tensors', 'Attention', 'Layers', 'Speed and where the time goes', 'Training'];
 const RUN_IN_MODELS_TEST = ['Models', 'Images and the one-call pipeline'];
 
 /** The ```ts and ```js blocks of README.md with the heading above each. */
@@ -415,6 +415,44 @@ describe('README code blocks, run as written', () => {
     expectClose(expectTensor(fc, fcWant.shape, 'fusedConv2d'), fcWant.y, 'fusedConv2d');
     // Convolutions return channels-last tensors.
     expect(fc.strides).toEqual([Hh * W * C, 1, W * C, C]);
+  });
+
+  it('Training: the loss falls, gradients reach every parameter, memory settles to the model, inference records nothing', () => {
+    const rng = new Rng(23);
+    // 8 images of two classes that differ in mean brightness: learnable in a few steps.
+    const labels = [0, 1, 0, 1, 1, 0, 1, 0];
+    const pixels = Float32Array.from({ length: 8 * 3 * 32 * 32 }, (_, j) => rng.normal() * 0.5 + (labels[Math.floor(j / 3072)] ? 0.8 : -0.8));
+    const run = runBlock('Training', {
+      pixels: `Float32Array.from(${JSON.stringify(Array.from(pixels))})`,
+      labels: `new Int32Array(${JSON.stringify(labels)})`,
+    }, `
+      __keep('losses', losses);
+      __keep('logits', { shape: logits.shape, requiresGrad: logits.requiresGrad, gradFn: logits.gradFn, data: Array.from(logits.dataSync()) });
+      __keep('grads', model.parameters().filter((p) => p.grad !== null).length);
+      __keep('params', model.parameters().length);
+      __keep('training', model.training);
+      __keep('memory', __secvit.memory().tensors);
+      __keep('slots', model.parameters().length + model.namedBuffers().length);
+      __keep('batchNorms', model.namedBuffers().filter(([n]) => n.endsWith('running_mean')).length);
+    `);
+    const losses = run.kept.losses as number[];
+    expect(losses).toHaveLength(30);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    // `labelSmoothing: 0.1`: the loss starts near ln 10 and falls.
+    expect(losses[0]).toBeGreaterThan(1.5);
+    expect(losses[29]).toBeLessThan(losses[0] * 0.5);
+    // zeroGrad() left no gradients; eval mode; `noGrad`: the logits carry no graph.
+    expect(run.kept.grads).toBe(0);
+    expect(run.kept.training).toBe(false);
+    expect(run.kept.logits).toMatchObject({ shape: [8, 10], requiresGrad: false, gradFn: null });
+    // What is left: the model's parameters and buffers, the images, the logits, and the eval
+    // forward's cached batch-norm scale and bias (two per batch norm); the optimizer's state went
+    // with dispose(), every step's graph with its backward.
+    expect(run.kept.memory).toBe(run.kept.slots + 2 + 2 * run.kept.batchNorms);
+    // The trained model tells the two classes apart.
+    const l = run.kept.logits.data as number[];
+    const pred = labels.map((_, i) => (l[i * 10 + 1] > l[i * 10] ? 1 : 0));
+    expect(pred).toEqual(labels);
   });
 
   it('profileOps (Speed and where the time goes): kernel time by op label, largest first, as a profile of the same forward here', async () => {

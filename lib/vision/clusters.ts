@@ -2,6 +2,7 @@
 // patch tinted by the cluster SEC put it in, one panel per (stage, block, head), a caption above
 // each. Cluster c of a block with C clusters over L tokens holds the tokens at sorted positions
 // [floor(cL/C), floor((c+1)L/C)) of that head's order (SPEC 1, step 4).
+import { noGrad } from '../autograd/graph.js';
 import { tensor } from '../tensor.js';
 import type { ClusterRecord, SecViT } from '../models/secvit.js';
 import { drawText, GLYPH_H, textWidth } from './font.js';
@@ -99,7 +100,7 @@ export async function clusterPicture(model: SecViT, image: ImageInput, options: 
   const x = tensor(toNormalizedArray(crop, o), [1, 3, o.size, o.size], { device: model.device });
   let blocks: ClusterRecord[] = [];
   try {
-    const r = model.clusters(x);
+    const r = noGrad(() => model.clusters(x));
     r.logits.dispose();
     blocks = r.blocks;
     const wanted: ClusterPanel[] = stages.map((stage) => ({ stage, block: options.block ?? 0, head: options.head ?? 0 }));

@@ -12,7 +12,6 @@
 #include "../core/op.h"
 #include "../ops/conv2d.h"
 #include "cuda_backend.h"
-#include "reduce.cuh"
 
 namespace secvit {
 namespace SV_CUDA_NS {

@@ -47,6 +47,13 @@ using sv_identity_t = T;
   type* name = reinterpret_cast<type*>(sv_dynamic_smem_)
 #endif
 
+// Keeps a loop rolled (register pressure); the host compiler has no such pragma.
+#if defined(SECVIT_CUDA_EMU)
+#define SV_NO_UNROLL
+#else
+#define SV_NO_UNROLL _Pragma("unroll 1")
+#endif
+
 #define SV_STRINGIFY2(x) #x
 #define SV_STRINGIFY(x) SV_STRINGIFY2(x)
 

@@ -95,6 +95,7 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dkdv_kernel(GroupGrads
       ds[j] = tq >= 0 ? t.delta[int64_t(bh) * t.l + tq] : 0.0f;
     }
     __syncthreads();
+    SV_NO_UNROLL
     for (int e = threadIdx.x; e < B::T * DMAX; e += kGroupThreads) {
       const int j = e / DMAX, ch = e % DMAX;
       const int tq = tok[j];
@@ -103,6 +104,7 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dkdv_kernel(GroupGrads
       gs[e] = ok ? load_as_float(t.dout, t.dtype, head + int64_t(tq) * t.d + ch) : 0.0f;
     }
     __syncthreads();
+SV_NO_UNROLL
     for (int j = 0; j < nq; ++j) {
       const float* qj = qs + j * DMAX + gl * B::DPL;
       const float* gj = gs + j * DMAX + gl * B::DPL;
@@ -165,6 +167,7 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dq_kernel(GroupGrads t
       lab[j] = j < nk ? map.label(group, k0 + j) : 0;
     }
     __syncthreads();
+    SV_NO_UNROLL
     for (int e = threadIdx.x; e < B::T * DMAX; e += kGroupThreads) {
       const int j = e / DMAX, ch = e % DMAX;
       const int tk = tok[j];
@@ -173,6 +176,7 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dq_kernel(GroupGrads t
       vs[e] = ok ? load_as_float(t.v, t.dtype, head + int64_t(tk) * t.d + ch) : 0.0f;
     }
     __syncthreads();
+SV_NO_UNROLL
     for (int j = 0; j < nk; ++j) {
       const float* kj = ks + j * DMAX + gl * B::DPL;
       const float* vj = vs + j * DMAX + gl * B::DPL;

@@ -10,6 +10,7 @@
 #include "../ops/linear.h"
 #include "cuda_backend.h"
 #include "device_buffer.cuh"
+#include "column_sums.cuh"
 #include "reduce.cuh"
 
 namespace secvit {

@@ -10,6 +10,7 @@
 #include "cuda_backend.h"
 #include "device_buffer.cuh"
 #include "dtype_io.cuh"
+#include "column_sums.cuh"
 #include "reduce.cuh"
 
 namespace secvit {

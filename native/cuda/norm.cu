@@ -11,6 +11,7 @@
 #include "device_buffer.cuh"
 #include "dtype_io.cuh"
 #include "gemm.cuh"
+#include "column_sums.cuh"
 #include "reduce.cuh"
 
 namespace secvit {

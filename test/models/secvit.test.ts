@@ -37,15 +37,18 @@ function expectOrdersClose(got: ArrayLike<number>, want: ArrayLike<number>, rowL
 
 describe.skipIf(!goldenIo || !goldenWeights)('golden: the authors\' model (tiny config, 2 x 224 x 224)', () => {
   const io = goldenIo ? readAll(goldenIo) : new Map();
-  // cuda-emu runs the same kernels one emulated thread at a time: the whole model at batch 2
-  // takes about 6 s there.
-  test.each(testDevices())('%s: logits and features.0..3 within 1e-4, the stage-0 block-0 attention and its order', (device) => {
+  // cuda-emu runs the same kernels one emulated thread at a time: one forward at batch 2 takes
+  // about 14 s there, so every result is awaited (off the event loop) before it is read: a
+  // worker blocked for over a minute misses vitest's RPC deadline even when the test passes.
+  test.each(testDevices())('%s: logits and features.0..3 within 1e-4, the stage-0 block-0 attention and its order', async (device) => {
     using model = SecViT.load(goldenWeights!, { device });
     expect(model.config.embedDims).toEqual([32, 64, 128, 256]);
     const inp = io.get('input')!;
     const x = tensor(f32(inp.data), inp.shape);
     const { logits, blocks } = model.clusters(x);
+    await logits.ready();
     const feats = model.features(x);
+    await feats[3].ready();
     // Relative errors seen: 2e-7 (logits) to 1e-6 (features.3) on cpu and cuda-emu.
     expect(relError(logits.dataSync(), io.get('logits')!.data)).toBeLessThan(1e-4);
     feats.forEach((f, i) => {
@@ -56,7 +59,7 @@ describe.skipIf(!goldenIo || !goldenWeights)('golden: the authors\' model (tiny 
     const ai = io.get('stage0.block0.attn.input')!;
     const ain = tensor(f32(ai.data), ai.shape);
     const a = model.layers.items[0].blocks.items[0].attn.forward(ain);
-    expect(relError(a.dataSync(), io.get('stage0.block0.attn.output')!.data)).toBeLessThan(1e-4);
+    expect(relError(await a.data(), io.get('stage0.block0.attn.output')!.data)).toBeLessThan(1e-4);
     const order = blocks[0];
     expect([order.stage, order.block, order.clusters, order.height, order.width]).toEqual([0, 0, 32, 56, 56]);
     expect(order.order.shape).toEqual([2, 2, 3136]);
