@@ -14,23 +14,29 @@ const { dispatchRows, printDispatch } = await import('./dispatch.mjs');
 const { GEMM_SHAPES, gemmVsOpenblas, printGemm } = await import('./gemm.mjs');
 const { layerRows, printLayers } = await import('./layers.mjs');
 const { modelRows, printModel } = await import('./model.mjs');
+const { TRAIN_MODELS, trainRows, printTrain } = await import('./train.mjs');
 
-const GROUPS = ['dispatch', 'gemm', 'layers', 'attention', 'model'];
+const GROUPS = ['dispatch', 'gemm', 'layers', 'attention', 'model', 'train'];
+/** What runs without --groups: everything but the training steps (minutes each; ask for them). */
+const DEFAULT_GROUPS = GROUPS.filter((g) => g !== 'train');
 
 /** A mistake in how bench was called: the CLI prints its message and exits 2. */
 export class UsageError extends Error {}
 
-export const HELP = `usage: secvit bench [--full] [--groups dispatch,gemm,layers,attention,model] [--threads N,M]
+export const HELP = `usage: secvit bench [--full] [--groups dispatch,gemm,layers,attention,model,train] [--threads N,M]
                     [--stages 0,1,2] [--batches 1,8] [--out FILE] [--gpu [--device cuda|cuda-emu]]
+                    [--train-models secvit-t,secvit-64] [--rounds N] [--torch | --no-torch]
 
 Microbenchmarks and whole-model timings on the CPU (--gpu: the CUDA tables). Quick by default
 (under a minute); --full runs every size. Each table shows medians in ms with [min-max] and the
 run count; lower is better; GFLOP/s higher is better; ratio columns say which side they divide
 (targets in BENCHMARKS.md). Every median is written as JSON to --out (default
-./secvit-bench.json, or ./secvit-bench-gpu.json with --gpu).`;
+./secvit-bench.json, or ./secvit-bench-gpu.json with --gpu). The train group (only when named)
+times whole training steps; with PyTorch present (/usr/bin/python3 with torch, or --torch) the
+same model in PyTorch (bench/torch_train.py) runs interleaved with it, step for step.`;
 
 function parseArgs(argv) {
-  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8], groups: null };
+  const opts = { full: false, json: null, threads: null, gpu: false, device: 'cuda', stages: [0, 1, 2], batches: [1, 8], groups: null, torch: 'auto', rounds: null, trainModels: null };
   for (let i = 0; i < argv.length; i++) {
     const next = () => {
       const v = argv[++i];
@@ -46,6 +52,14 @@ function parseArgs(argv) {
     else if (argv[i] === '--help' || argv[i] === '-h') opts.help = true;
     else if (argv[i] === '--verbose' || argv[i] === '--no-progress') continue;  // the CLI's common flags
     else if (argv[i] === '--threads') opts.threads = next().split(',').map(Number);
+    else if (argv[i] === '--torch') opts.torch = true;
+    else if (argv[i] === '--no-torch') opts.torch = false;
+    else if (argv[i] === '--rounds') opts.rounds = [Number(next())];
+    else if (argv[i] === '--train-models') {
+      opts.trainModels = next().split(',');
+      const unknown = opts.trainModels.filter((m) => !Object.keys(TRAIN_MODELS).includes(m));
+      if (unknown.length) throw new UsageError(`bench: --train-models expects some of ${Object.keys(TRAIN_MODELS).join(',')}, got '${unknown.join(',')}'`);
+    }
     else if (argv[i] === '--groups') {
       opts.groups = next().split(',');
       const unknown = opts.groups.filter((g) => !GROUPS.includes(g));
@@ -53,7 +67,7 @@ function parseArgs(argv) {
     }
     else throw new UsageError(`bench: unknown option '${argv[i]}' (see secvit bench --help)`);
   }
-  for (const [k, v] of [['stages', opts.stages], ['batches', opts.batches], ['threads', opts.threads ?? [1]]])
+  for (const [k, v] of [['stages', opts.stages], ['batches', opts.batches], ['threads', opts.threads ?? [1]], ['rounds', opts.rounds ?? [1]]])
     if (!v.every((n) => Number.isInteger(n) && n >= (k === 'stages' ? 0 : 1))) throw new UsageError(`bench: --${k} expects a comma-separated list of integers, got '${v.join(',')}'`);
   opts.json ??= path.resolve(opts.gpu ? 'secvit-bench-gpu.json' : 'secvit-bench.json');
   return opts;
@@ -295,8 +309,8 @@ export async function main(argv = process.argv.slice(2)) {
   };
   console.log(`secvit bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; threads ${threadCounts.join(', ')}${opts.full ? ', full' : ''}`);
   // Groups: dispatch (op layer), gemm (vs OpenBLAS), layers (a row per layer kind), attention,
-  // model (whole SecViT forwards with a breakdown by layer kind).
-  const groups = new Set(opts.groups ?? GROUPS);
+  // model (whole SecViT forwards with a breakdown by layer kind), train (whole training steps).
+  const groups = new Set(opts.groups ?? DEFAULT_GROUPS);
   const results = [];
   const extra = {};
   for (const t of threadCounts) {
@@ -330,6 +344,14 @@ export async function main(argv = process.argv.slice(2)) {
       const rows = await modelRows(secvit, { full: opts.full, batches: opts.batches });
       printModel(rows, t);
       (extra.model ??= []).push({ threads: t, rows });
+    }
+    if (groups.has('train')) {
+      const rows = await trainRows(secvit, {
+        threads: t, torch: opts.torch, rounds: opts.rounds?.[0] ?? (opts.full ? 9 : 5),
+        models: opts.trainModels ?? Object.keys(TRAIN_MODELS),
+      });
+      printTrain(rows, t);
+      (extra.train ??= []).push({ threads: t, rows });
     }
     if (opts.full && groups.has('gemm')) results.push(...(await matmulGroup(opts, t)));
   }

@@ -1,7 +1,7 @@
 // The benchmark scripts themselves: they must run and report the ratios BENCHMARKS.md quotes.
 // Smallest configuration only (timings here mean nothing); the GPU script runs on cuda-emu,
 // the only way to exercise it without a GPU.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -98,6 +98,49 @@ describe('benchmark scripts', () => {
       expect((r as { peakBytes?: number }).peakBytes).toBeGreaterThan(0);
     }
   });
+
+  // The training steps, smallest model, one timed round. PyTorch's side runs where /usr/bin/python3
+  // has torch (a developer's machine; CI has no Python): the same parameter count, its timings
+  // and what its forward saves, and the ratio of the medians.
+  interface TrainRow {
+    model: string; batch: number; params: number; medianMs: number; imagesPerS: number; peakMB: number; savedMB: number;
+    phases: Record<string, Record<string, number>>; ratioOfMedians?: number; torch?: { params: number; medianMs: number; savedMB: number };
+  }
+  const hasTorch = (() => {
+    try {
+      execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  it.each([false, ...(hasTorch && !process.env.SECVIT_ADDON_PATH?.includes('asan') ? [true] : [])])(
+    'CPU: training steps (forward, loss, backward, AdamW) by phase and layer kind; PyTorch side by side: %s', async (torch) => {
+      const { out, json } = await bench(['--groups', 'train', '--train-models', 'secvit-64', '--rounds', '1', torch ? '--torch' : '--no-torch']);
+      const rows = (json as unknown as { train: Array<{ rows: TrainRow[] }> }).train[0].rows;
+      expect(rows.map((r) => [r.model, r.batch])).toEqual([['secvit-64', 64]]);
+      const r = rows[0];
+      expect(r.params).toBeGreaterThan(6.5e6);
+      expect(r.imagesPerS).toBeCloseTo((1000 * 64) / r.medianMs, 6);
+      // What the forward keeps for the backward is most of the step's peak (both above the
+      // parameters, gradients and optimizer state).
+      expect(r.savedMB).toBeGreaterThan(10);
+      expect(r.peakMB).toBeGreaterThanOrEqual(r.savedMB);
+      expect(Object.keys(r.phases)).toEqual(['forward', 'backward', 'optimizer']);
+      for (const kind of ['GEMM / 1x1 conv', 'dense conv', 'depthwise conv', 'attention', 'norms']) {
+        expect(r.phases.forward[kind], `forward ${kind}`).toBeGreaterThan(0);
+        expect(r.phases.backward[kind], `backward ${kind}`).toBeGreaterThan(0);
+      }
+      expect(r.phases.optimizer.optimizer).toBeGreaterThan(0);
+      expect(out).toContain('backward kernel time');
+      if (torch) {
+        expect(r.torch!.params).toBe(r.params);
+        expect(r.ratioOfMedians).toBeCloseTo(r.medianMs / r.torch!.medianMs, 9);
+        expect(r.torch!.savedMB).toBeGreaterThan(10);
+      } else {
+        expect(r.torch).toBeUndefined();
+      }
+    });
 
   it('GPU script: runs on cuda-emu, fp32 and bf16, with the copy bandwidth', async () => {
     const { out, json } = await bench(['--gpu', '--device', 'cuda-emu', '--stages', '2', '--batches', '1']);

@@ -1,9 +1,10 @@
 // The CPU matmul against a double-precision reference, on both SIMD paths and thread counts;
 // queued calls off the event loop; the thread pool under concurrent calls.
 import { afterAll, describe, expect, it } from 'vitest';
-import { backends, getNumThreads, matmul, matmulSync, memory, setNumThreads, tensor, type Device } from '../lib/index.js';
+import { backends, fusedLinear, getNumThreads, matmul, matmulSync, memory, setNumThreads, tensor, type Device } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { matmulRef } from './reference/matmul.js';
+import { linearRef } from './reference/layers.js';
 import { relError, Rng } from './helpers/random.js';
 import { SIMD_PATHS, testDevices } from './helpers/backends.js';
 
@@ -42,6 +43,53 @@ describe.each(SIMD_PATHS)('matmul on the %s path', (simd) => {
     check(3, 9, 21, 35, true, 14);
     check(4, 5, 16, 17, false, 15);
     check(1, 129, 257, 67, false, 16);
+  });
+});
+
+// Long K and a small C (weight gradients, K = every token of a batch) take the K-split path:
+// tasks over ranges of K with partial C's summed at the end. A transposed A (a dY^T view) is
+// packed k-major; another strided A through the prologue; the epilogue after the sum. K from
+// 2053 to 6151 (not multiples of the 256-wide K blocks or of the task ranges): fp32 error grows
+// like sqrt(K) * 6e-8 ~ 5e-6, so 2e-5; a lost or doubled K range gives ~1e-1 or more.
+const LONG_K_TOL = 2e-5;
+describe.each(SIMD_PATHS)('long-K matmul (the K-split path) on the %s path', (simd) => {
+  it.each([1, 2])('plain, transposed and strided A, and an epilogue, with %i thread(s)', (threads) => {
+    native.setCpuSimd(simd);
+    setNumThreads(threads);
+    const rng = new Rng(40 + threads);
+    for (const [m, k, n] of [[13, 4099, 37], [7, 2053, 5], [150, 6151, 40]]) {
+      const a = rng.normals(m * k);
+      const b = rng.normals(k * n);
+      const ref = matmulRef(a, b, 1, m, k, n, false);
+      // A plain; A as the transposed view of a [K, M] tensor; A as every other column of [M, 2K].
+      const at = new Float32Array(k * m);
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) at[j * m + i] = a[i * k + j];
+      const a2 = new Float32Array(m * 2 * k).fill(Number.NaN);
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) a2[i * 2 * k + 2 * j] = a[i * k + j];
+      using tb = tensor(b, [k, n]);
+      using plain = tensor(a, [m, k]);
+      using trans = tensor(at, [k, m]);
+      using wide = tensor(a2, [m, k, 2]);
+      using column = wide.narrow(2, 0, 1);
+      const views = { plain, transposed: trans.transpose(0, 1), strided: column.reshape([m, k]) };
+      for (const [name, ta] of Object.entries(views)) {
+        expect(ta.shape, name).toEqual([m, k]);
+        using out = matmulSync(ta, tb);
+        expect(relError(out.dataSync(), ref), `${name} ${m}x${k}x${n}`).toBeLessThan(LONG_K_TOL);
+      }
+      views.transposed.dispose();
+      views.strided.dispose();
+    }
+    // linear with M > 64 (not the small-M dot path): bias and GELU applied after the partials' sum.
+    const [m, k, n] = [70, 3001, 9];
+    const x = rng.normals(m * k);
+    const w = rng.normals(n * k);
+    const bias = rng.normals(n);
+    using tx = tensor(x, [m, k]);
+    using tw = tensor(w, [n, k]);
+    using tbias = tensor(bias, [n]);
+    using y = fusedLinear(tx, tw, tbias, { activation: 'gelu' });
+    expect(relError(y.dataSync(), linearRef(x, w, m, k, n, { bias, activation: 'gelu' }))).toBeLessThan(LONG_K_TOL);
   });
 });
 

@@ -432,6 +432,89 @@ const float* packed_b(const GemmArgs& g, bool avx2, int64_t kcmax, int64_t np) {
   return dst;
 }
 
+// Long K and a small C (weight gradients: C = dY^T X summed over every token of the batch, K =
+// tokens): tasks take contiguous ranges of K, each with its own partial C (padded to whole
+// tiles), packing its share of B one K block at a time (a block's panels stay in L2) instead of
+// all of B up front (37888 x 216 floats for the stem's weight gradient: 33 MB that every task
+// then streamed); the partials are then summed and the epilogue applied row by row. A transposed
+// operand (column stride != 1, rows contiguous: a dY^T view) is packed k-major, reading along
+// its rows. Cost: as the blocked path, plus S partial C's (S = tasks) written and summed.
+bool ksplit_wanted(const GemmArgs& g) {
+  return g.k >= 2048 && g.k >= 8 * std::max(g.m, g.n) && g.m * g.n <= (int64_t(1) << 16);
+}
+
+void ksplit_path(const Ctx& cx, int64_t threads) {
+  const GemmArgs& g = cx.g;
+  const int64_t mp = (g.m + MR - 1) / MR, np = (g.n + NR - 1) / NR;
+  const int64_t ldp = np * NR, rows = mp * MR;
+  // Two tasks per thread (uneven threads share out), at least 512 k's each, and partials of at
+  // most ~16 MB unless the threads need more.
+  const int64_t cap = std::max<int64_t>(threads, (int64_t(4) << 20) / (rows * ldp));
+  const int64_t tasks = std::max<int64_t>(1, std::min({2 * threads, g.k / 512, cap}));
+  const int64_t kcmax = 256;
+  thread_local ScratchVec<float> t_parts;
+  float* parts = t_parts.get(size_t(tasks * rows * ldp));
+  // A transposed, rows contiguous (element (m, k) at m + k * col_stride) and nothing to apply.
+  const bool a_kmajor = g.im2col == nullptr && g.a.col_stride != 1 && g.a.group_rows == 0 && g.a.row_stride == 1 &&
+                        g.add.data == nullptr && !g.layer_norm;
+  ThreadPool::instance().parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+    thread_local ScratchVec<float> t_b, t_a;
+    float* bp = t_b.get(size_t(np * kcmax * NR));
+    float* ap = t_a.get(size_t(rows * kcmax));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t kbeg = t * g.k / tasks, kend = (t + 1) * g.k / tasks;
+      float* part = parts + t * rows * ldp;
+      for (int64_t k0 = kbeg; k0 < kend; k0 += kcmax) {
+        const int64_t kc = std::min(kcmax, kend - k0);
+        for (int64_t p = 0; p < np; ++p) pack_b_panel(g, cx.avx2, p, k0, kc, bp + p * kc * NR);
+        if (a_kmajor) {
+          // 16 k's at a time: 16 source rows read along m, 16 contiguous floats written per m.
+          for (int64_t kk0 = 0; kk0 < kc; kk0 += 16) {
+            const int64_t kn = std::min<int64_t>(16, kc - kk0);
+            const float* src = g.a.data + (k0 + kk0) * g.a.col_stride;
+            for (int64_t m = 0; m < g.m; ++m) {
+              float* d = ap + m * kc + kk0;
+              for (int64_t kk = 0; kk < kn; ++kk) d[kk] = src[kk * g.a.col_stride + m];
+            }
+          }
+        } else {
+          pack_rows(cx, 0, g.m, k0, kc, ap);
+        }
+        const float* arows[MR];
+        float* crows[MR];
+        for (int64_t ir = 0; ir < g.m; ir += MR) {
+          for (int64_t r = 0; r < MR; ++r) {
+            arows[r] = ap + std::min(ir + r, g.m - 1) * kc;  // rows past M repeat the last one
+            crows[r] = part + (ir + r) * ldp;
+          }
+          for (int64_t p = 0; p < np; ++p) {
+            float* c[MR];
+            for (int64_t r = 0; r < MR; ++r) c[r] = crows[r] + p * NR;
+            if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp + p * kc * NR, c, k0 == kbeg, nullptr);
+            else gemm_micro_rows_scalar(kc, arows, bp + p * kc * NR, c, k0 == kbeg);
+          }
+        }
+      }
+    }
+  });
+  const bool epilogue = has_epilogue(g);
+  ThreadPool::instance().parallel_for(g.m, 8, [&](int64_t m0, int64_t m1) {
+    thread_local ScratchVec<float> t_row;
+    float* row = t_row.get(size_t(ldp));
+    for (int64_t m = m0; m < m1; ++m) {
+      std::memcpy(row, parts + m * ldp, size_t(g.n) * sizeof(float));
+      for (int64_t t = 1; t < tasks; ++t) {
+        const float* q = parts + (t * rows + m) * ldp;
+        for (int64_t j = 0; j < g.n; ++j) row[j] += q[j];
+      }
+      if (epilogue) epilogue_row(cx, m, 0, g.n, row);
+      float* c = const_cast<float*>(g.c.data) + g.c.row_offset(m);
+      if (g.c.col_stride == 1) std::memcpy(c, row, size_t(g.n) * sizeof(float));
+      else for (int64_t j = 0; j < g.n; ++j) c[j * g.c.col_stride] = row[j];
+    }
+  });
+}
+
 }  // namespace
 
 void gemm_f32(const GemmArgs& g) {
@@ -448,7 +531,7 @@ void gemm_f32(const GemmArgs& g) {
   // per task instead, it was formed again by every task that splits B's panels (M < N: 4x for
   // stage 2's qkv at 2 threads), and the statistics took a pass of their own.
   const bool prologue = g.im2col == nullptr && (g.layer_norm || g.add.data != nullptr || g.a.col_stride != 1);
-  const bool aprime_once = prologue && g.k > 0 && g.m > kGemmDotMaxM && g.m * g.k <= kAPrimeOnceMax;
+  const bool aprime_once = prologue && g.k > 0 && g.m > kGemmDotMaxM && g.m * g.k <= kAPrimeOnceMax && !ksplit_wanted(g);
   thread_local ScratchVec<float> t_aprime;
   float* aprime = aprime_once ? t_aprime.get(size_t(g.m * g.k)) : nullptr;
   float* stats = g.layer_norm ? t_stats.get(size_t(2 * g.m)) : nullptr;
@@ -482,6 +565,11 @@ void gemm_f32(const GemmArgs& g) {
   }
   if (g.m <= kGemmDotMaxM && g.im2col == nullptr && g.b_koff == nullptr && g.b_k_stride == 1) {
     dot_path(cx);
+    return;
+  }
+
+  if (ksplit_wanted(g)) {
+    ksplit_path(cx, pool.threads());
     return;
   }
 

@@ -73,11 +73,21 @@ void dropout_kernel(const KernelArgs& a) {
   const float* x = a.in[0].ptr<float>();
   float* y = a.out[0].ptr<float>();
   const float keep = 1.0f / (1.0f - p.p);
+  if (p.per > 0) {
+    // Drop path: one draw per sample, then a plain scaled copy of its span (0 * x keeps NaN).
+    chunks(p.n, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1;) {
+        const int64_t sample = i / p.per;
+        const int64_t end = std::min(i1, (sample + 1) * p.per);
+        const float f = philox_uniform(p.seed, p.offset + uint64_t(sample)) >= p.p ? keep : 0.0f;
+        for (; i < end; ++i) y[i] = x[i] * f;
+      }
+    });
+    return;
+  }
   chunks(p.n, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const uint64_t ctr = p.offset + uint64_t(p.per > 0 ? i / p.per : i);
-      y[i] = philox_uniform(p.seed, ctr) >= p.p ? x[i] * keep : 0.0f * x[i];
-    }
+    for (int64_t i = i0; i < i1; ++i)
+      y[i] = philox_uniform(p.seed, p.offset + uint64_t(i)) >= p.p ? x[i] * keep : 0.0f * x[i];
   });
 }
 

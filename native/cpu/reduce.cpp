@@ -1,9 +1,11 @@
 // CPU kernels of sum and sumSquares (native/ops/reduce.h), accumulated in double.
-// Two schedules: many outputs (at least 64 per thread): parallel over outputs, each summing its
-// reduced elements through their strides. Few outputs (a bias gradient: N sums over M rows):
-// parallel over chunks of the reduced elements, each thread adding every output's elements of
-// its chunk into a private row of partial sums; the partials are added at the end (no atomics,
-// the same result at any thread count for a fixed chunking).
+// Two schedules: many outputs (at least 64 per thread) that are not adjacent in memory: parallel
+// over outputs, each summing its reduced elements through their strides. Few outputs, or
+// outputs adjacent in memory (a bias gradient: N sums over M contiguous rows of N): parallel
+// over chunks of the reduced elements, each thread adding every output's elements of its chunk
+// into a private row of partial sums (a contiguous loop when the outputs are adjacent); the
+// partials are added at the end (no atomics, the same result at any thread count for a fixed
+// chunking).
 // Cost: one read per element; partials: threads x outputs doubles.
 #include <algorithm>
 #include <vector>
@@ -35,7 +37,12 @@ void sum_kernel(const KernelArgs& a) {
     std::fill(y, y + p.n_out, 0.0f);
     return;
   }
-  if (p.n_out >= 64 * pool.threads()) {
+  // Outputs adjacent in memory (a bias gradient over channels-last rows: x[..., o]): the
+  // chunked schedule below with a contiguous inner loop, whatever the output count.
+  const bool contiguous_out = p.nk >= 1 && p.kstride[p.nk - 1] == 1 &&
+                              (p.nk == 1 || p.kstride[p.nk - 2] == p.kshape[p.nk - 1]) && p.nk <= 2 &&
+                              p.n_out <= (int64_t(1) << 16);
+  if (!contiguous_out && p.n_out >= 64 * pool.threads()) {
     // The reduced elements as runs of the innermost reduced dim.
     const int64_t rin = p.nr > 0 ? p.rshape[p.nr - 1] : 1;
     const int64_t rin_stride = p.nr > 0 ? p.rstride[p.nr - 1] : 0;
@@ -79,6 +86,11 @@ void sum_kernel(const KernelArgs& a) {
         if (p.n_out == 1) {
           const double v = xr[out_off[0]];
           acc[0] += p.squares ? v * v : v;
+        } else if (contiguous_out) {
+          if (p.squares)
+            for (int64_t o = 0; o < p.n_out; ++o) acc[o] += double(xr[o]) * double(xr[o]);
+          else
+            for (int64_t o = 0; o < p.n_out; ++o) acc[o] += double(xr[o]);
         } else {
           for (int64_t o = 0; o < p.n_out; ++o) {
             const double v = xr[out_off[size_t(o)]];

@@ -75,6 +75,16 @@ export const cases: GradCase[] = [
     backward: (_v, dy) => ({ x: sumGradRef([3, 4, 5], dims as number[], dy) }),
     tol: { float32: 1e-6, bfloat16: 1.5e-2, float16: 3e-3 },
   })),
+  // Outputs adjacent in memory (bias gradients: CPU's chunked schedule with a contiguous loop),
+  // past the 64-per-thread count where outputs used to be summed one by one.
+  ...([[[37, 150], [0], undefined], [[9, 10, 15], [0], undefined], [[3, 131, 5, 7], [0, 2, 3], cl]] as const).map(([shape, dims, view]): GradCase => ({
+    name: `sum over [${dims.join(', ')}] of [${shape.join(', ')}]${view ? ' (a channels-last view)' : ''}`,
+    inputs: { x: { shape: [...shape], view } },
+    run: (t) => sum(t.x, [...dims]),
+    forward: (v) => sumRef(v.x, [...shape], [...dims]),
+    backward: (_v, dy) => ({ x: sumGradRef([...shape], [...dims], dy) }),
+    tol: { float32: 1e-6, bfloat16: 1.5e-2, float16: 3e-3 },
+  })),
   {
     name: 'mean over the last dim of a channels-last view', inputs: { x: { shape: [2, 3, 4, 5], view: cl } },
     run: (t) => mean(t.x, -1),
