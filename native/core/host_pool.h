@@ -7,8 +7,9 @@
 // Requests under 64 KiB: 64-byte aligned blocks in 64-byte size classes, a cached block reused
 // when it wastes at most a quarter of itself. From 64 KiB: page-aligned blocks carved from
 // segments, best fit, split and merged with free neighbours (host_pool.cpp says why). The cache
-// is trimmed to SECVIT_CPU_CACHE_MB (default 256 MiB) of idle memory, freeing only small blocks
-// and wholly free segments whose release the queue has passed.
+// is trimmed to SECVIT_CPU_CACHE_MB of idle memory (default: 256 MiB, or the most memory in use
+// at once when that is more, so that a training loop's working set stays cached), freeing only
+// small blocks and wholly free segments whose release the queue has passed.
 #pragma once
 
 #include <cstddef>

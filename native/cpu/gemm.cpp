@@ -321,6 +321,17 @@ void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, 
     for (int64_t j = 0; j < NR; ++j) c[r][j] = first ? acc[r][j] : c[r][j] + acc[r][j];
 }
 
+void gemm_micro_panel_scalar(int64_t kc, const float* a, const float* bp, float* const* c, bool first) {
+  float acc[MR][NR] = {};
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const float* b = bp + kk * NR;
+    for (int64_t r = 0; r < MR; ++r)
+      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[kk * MR + r] * b[j];
+  }
+  for (int64_t r = 0; r < MR; ++r)
+    for (int64_t j = 0; j < NR; ++j) c[r][j] = first ? acc[r][j] : c[r][j] + acc[r][j];
+}
+
 void gemm_dot_3x4_scalar(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, float* out) {
   for (int r = 0; r < 3; ++r)
     for (int j = 0; j < 4; ++j) {
@@ -347,6 +358,9 @@ void gemm_dot_3x4_avx2(const float* a, int64_t lda, const float* w, int64_t ldw,
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue*) {
   gemm_micro_rows_scalar(kc, a, bp, c, first);
+}
+void gemm_micro_panel_avx2(int64_t kc, const float* a, const float* bp, float* const* c, bool first) {
+  gemm_micro_panel_scalar(kc, a, bp, c, first);
 }
 void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst) {
   for (int64_t kk = 0; kk < kc; ++kk)
@@ -437,8 +451,8 @@ const float* packed_b(const GemmArgs& g, bool avx2, int64_t kcmax, int64_t np) {
 // tiles), packing its share of B one K block at a time (a block's panels stay in L2) instead of
 // all of B up front (37888 x 216 floats for the stem's weight gradient: 33 MB that every task
 // then streamed); the partials are then summed and the epilogue applied row by row. A transposed
-// operand (column stride != 1, rows contiguous: a dY^T view) is packed k-major, reading along
-// its rows. Cost: as the blocked path, plus S partial C's (S = tasks) written and summed.
+// operand (column stride != 1, rows contiguous: a dY^T view) is packed as k-major 6-row panels
+// (BLIS's layout), reading along its rows, for a micro-kernel that reads A from the panel. Cost: as the blocked path, plus S partial C's (S = tasks) written and summed.
 bool ksplit_wanted(const GemmArgs& g) {
   return g.k >= 2048 && g.k >= 8 * std::max(g.m, g.n) && g.m * g.n <= (int64_t(1) << 16);
 }
@@ -468,13 +482,15 @@ void ksplit_path(const Ctx& cx, int64_t threads) {
         const int64_t kc = std::min(kcmax, kend - k0);
         for (int64_t p = 0; p < np; ++p) pack_b_panel(g, cx.avx2, p, k0, kc, bp + p * kc * NR);
         if (a_kmajor) {
-          // 16 k's at a time: 16 source rows read along m, 16 contiguous floats written per m.
-          for (int64_t kk0 = 0; kk0 < kc; kk0 += 16) {
-            const int64_t kn = std::min<int64_t>(16, kc - kk0);
-            const float* src = g.a.data + (k0 + kk0) * g.a.col_stride;
-            for (int64_t m = 0; m < g.m; ++m) {
-              float* d = ap + m * kc + kk0;
-              for (int64_t kk = 0; kk < kn; ++kk) d[kk] = src[kk * g.a.col_stride + m];
+          // k-major 6-row panels (panel i at ap + i * kc * 6): per k, the source row's M values
+          // are read in order and land 6 at a time; rows past M are zeros.
+          for (int64_t kk = 0; kk < kc; ++kk) {
+            const float* src = g.a.data + (k0 + kk) * g.a.col_stride;
+            for (int64_t i = 0; i < mp; ++i) {
+              float* d = ap + (i * kc + kk) * MR;
+              const int64_t m0 = i * MR, mm = std::min(MR, g.m - m0);
+              for (int64_t r = 0; r < mm; ++r) d[r] = src[m0 + r];
+              for (int64_t r = mm; r < MR; ++r) d[r] = 0.0f;
             }
           }
         } else {
@@ -487,11 +503,19 @@ void ksplit_path(const Ctx& cx, int64_t threads) {
             arows[r] = ap + std::min(ir + r, g.m - 1) * kc;  // rows past M repeat the last one
             crows[r] = part + (ir + r) * ldp;
           }
+          const float* panel = ap + ir * kc;
           for (int64_t p = 0; p < np; ++p) {
             float* c[MR];
             for (int64_t r = 0; r < MR; ++r) c[r] = crows[r] + p * NR;
-            if (cx.avx2) gemm_micro_rows_avx2(kc, arows, bp + p * kc * NR, c, k0 == kbeg, nullptr);
-            else gemm_micro_rows_scalar(kc, arows, bp + p * kc * NR, c, k0 == kbeg);
+            const float* b = bp + p * kc * NR;
+            if (a_kmajor) {
+              if (cx.avx2) gemm_micro_panel_avx2(kc, panel, b, c, k0 == kbeg);
+              else gemm_micro_panel_scalar(kc, panel, b, c, k0 == kbeg);
+            } else if (cx.avx2) {
+              gemm_micro_rows_avx2(kc, arows, b, c, k0 == kbeg, nullptr);
+            } else {
+              gemm_micro_rows_scalar(kc, arows, b, c, k0 == kbeg);
+            }
           }
         }
       }

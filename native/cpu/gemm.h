@@ -123,6 +123,10 @@ struct TileEpilogue {
 void gemm_micro_rows_scalar(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first);
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue* epi);
+// The same with A as a k-major panel: a[kk * 6 + r] (a transposed operand, packed by copying 6
+// contiguous values per k; the K-split path's dY^T). No epilogue.
+void gemm_micro_panel_scalar(int64_t kc, const float* a, const float* bp, float* const* c, bool first);
+void gemm_micro_panel_avx2(int64_t kc, const float* a, const float* bp, float* const* c, bool first);
 // A B panel from 16 weight rows (b + j * ldb, k contiguous): dst[kk * 16 + j] = b[j * ldb + kk].
 void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst);
 // Dot products of 3 rows of A (a + r * lda) with 4 weight rows (w + j * ldw), over k:

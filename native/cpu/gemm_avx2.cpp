@@ -15,6 +15,12 @@ struct RowsA {
   const float* at(int64_t k, int r) const { return rows[r] + k; }
 };
 
+// A as a k-major panel: the 6 rows' values at k are adjacent.
+struct PanelA {
+  const float* p;
+  const float* at(int64_t k, int r) const { return p + k * 6 + r; }
+};
+
 // v = (a0, b0, a1, b1, ...) rotated pair by pair: (a c - b s, b c + a s), where t holds the
 // pairs' (c, s) interleaved: one fmaddsub with the pairs swapped.
 inline __m256 rotate_pairs(__m256 v, __m256 t) {
@@ -139,6 +145,10 @@ inline void micro(int64_t kc, A a_src, const float* bp, float* const* c, bool fi
 void gemm_micro_rows_avx2(int64_t kc, const float* const* a, const float* bp, float* const* c, bool first,
                           const TileEpilogue* epi) {
   micro(kc, RowsA{a}, bp, c, first, epi);
+}
+
+void gemm_micro_panel_avx2(int64_t kc, const float* a, const float* bp, float* const* c, bool first) {
+  micro(kc, PanelA{a}, bp, c, first, nullptr);
 }
 
 void gemm_pack_b_nk16_avx2(const float* b, int64_t ldb, int64_t kc, float* dst) {
