@@ -220,18 +220,18 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
     report(0);
     // Copies (or views) detached from any graph of the given tensors: the model's own leaves.
     noGrad(() => {
-    for (const [name] of slots) {
-      const t = entries.get(name);
-      if (t === undefined) continue;
-      if (t instanceof Tensor) {
-        if (t.dtype === 'int32') throw new CheckpointError(`SecViT.load: '${name}' is int32; a floating-point tensor was expected`);
-        made.set(name, model.makeTensor(t.device === 'cpu' && t.dtype === 'float32' ? t.contiguous() : t.toSync('cpu')));
-      } else {
-        made.set(name, model.makeTensor(hostTensor(name, t, scratch, model.device === 'cpu' ? model.dtype : undefined)));
+      for (const [name] of slots) {
+        const t = entries.get(name);
+        if (t === undefined) continue;
+        if (t instanceof Tensor) {
+          if (t.dtype === 'int32') throw new CheckpointError(`SecViT.load: '${name}' is int32; a floating-point tensor was expected`);
+          made.set(name, model.makeTensor(t.device === 'cpu' && t.dtype === 'float32' ? t.contiguous() : t.toSync('cpu')));
+        } else {
+          made.set(name, model.makeTensor(hostTensor(name, t, scratch, model.device === 'cpu' ? model.dtype : undefined)));
+        }
+        done += bytesOf(t);
+        report(done);
       }
-      done += bytesOf(t);
-      report(done);
-    }
     });
   } catch (e) {
     for (const t of made.values()) t.dispose();

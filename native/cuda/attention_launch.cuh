@@ -11,6 +11,7 @@
 #include "device_buffer.cuh"
 #include "group_attention.cuh"
 #include "group_attention_backward.cuh"
+#include "group_attention_backward_mma.cuh"
 #include "group_attention_mma.cuh"
 
 namespace secvit {
@@ -36,14 +37,20 @@ void launch_attention(const CudaAttentionArgs& a, const Map& map, int groups, in
 }
 
 // The attention ops' backward kernels (inputs q, k, v, out, dout, lse[, order] packed [B, H, L,
-// D]; outputs dq, dk, dv), for the groups of `map`.
+// D]; outputs dq, dk, dv), for the groups of `map`: bf16/fp16 with D <= 64 on tensor cores, the
+// rest (fp32, and 16-bit heads wider than 64) with fp32 arithmetic.
 template <class Map>
 void launch_attention_backward(const KernelArgs& a, const Map& map, int groups, int max_group, const char* what) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
   DeviceBuffer delta(size_t(p.b * p.h * p.l) * sizeof(float));
+  const DType dtype = a.in[0].dtype;
   const GroupGrads t{a.in[0].data, a.in[1].data, a.in[2].data, a.in[4].data, a.in[5].ptr<float>(), delta.as<float>(),
-                     a.out[0].data, a.out[1].data, a.out[2].data, int(p.l), int(p.d), int(a.in[0].dtype)};
-  launch_group_attention_backward(t, a.in[3].data, delta.as<float>(), map, groups, max_group, int(p.b * p.h), stream(), what);
+                     a.out[0].data, a.out[1].data, a.out[2].data, int(p.l), int(p.d), int(dtype)};
+  if (dtype != DType::Float32 && p.d <= 64)
+    launch_group_attention_backward_mma(dtype == DType::BFloat16, t, a.in[3].data, delta.as<float>(), map, groups, max_group,
+                                        int(p.b * p.h), stream(), what);
+  else
+    launch_group_attention_backward(t, a.in[3].data, delta.as<float>(), map, groups, max_group, int(p.b * p.h), stream(), what);
 }
 
 // Entry points shared between the attention files.

@@ -2,9 +2,10 @@
 // (test/reference/attention.ts: the softmax Jacobian per query, from the definition), with SEC's
 // order a constant. Cases: clusters that do not divide L, one cluster, groups over a key tile
 // (several tiles per group on the CPU), q/k/v as views of one qkv projection (the model's
-// layout), odd head dims. fp32: sums over <= 300 keys, ~1e-6, bound 5e-5; 16-bit: inputs
-// rounded and the outputs (bf16 3e-2, fp16 5e-3).
-import { globalAttention, secAttention, windowAttention, type Tensor } from '../../lib/index.js';
+// layout), odd head dims, CUDA's tensor-core tiles. fp32: sums over <= 300 keys, ~1e-6, bound
+// 5e-5; 16-bit: inputs rounded, the outputs, and on CUDA P and dS rounded before their products
+// (bf16 3e-2, fp16 5e-3).
+import { globalAttention, secAttention, windowAttention } from '../../lib/index.js';
 import type { F64, GradCase } from '../helpers/grad-cases.js';
 import { attentionGradRef, globalAttentionRef, secAttentionRef, secKeysOf, windowAttentionRef, windowKeysOf, type AttnShape } from '../reference/attention.js';
 
@@ -59,6 +60,10 @@ export const cases: GradCase[] = [
   sec('clusters not dividing L', { b: 2, h: 2, l: 37, d: 8 }, 4),
   sec('one cluster (global)', { b: 1, h: 3, l: 21, d: 16 }, 1),
   sec('groups of 150 (two key tiles on the CPU), odd D', { b: 1, h: 1, l: 300, d: 12 }, 2),
+  // CUDA's tensor-core backward (16-bit, D <= 64) at its widest head: groups of 75 and 76 span two
+  // 64-row blocks and three 32-row tiles of the other side; D = 72: 16-bit on fp32 arithmetic.
+  sec('16-bit tensor-core tiles, D = 40', { b: 1, h: 2, l: 151, d: 40 }, 2),
+  sec('a head wider than the tensor-core backward, D = 72', { b: 1, h: 1, l: 45, d: 72 }, 2),
   fromProjection({ b: 2, h: 2, l: 30, d: 8 }, 3),
   {
     name: 'windowAttention 3x3 windows, shifted by (1, 1), on a padded 7 x 5 grid',
@@ -77,4 +82,3 @@ export const cases: GradCase[] = [
     tol: TOL,
   },
 ];
-void (null as unknown as Tensor);

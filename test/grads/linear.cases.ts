@@ -59,7 +59,7 @@ export const cases: GradCase[] = [
   {
     name: 'matmul [7, 5] x [5, 9]', inputs: { a: { shape: [7, 5] }, b: { shape: [5, 9] } },
     run: (t) => matmul(t.a, t.b),
-    forward: (v) => matmulRef(v.a, v.b, 1, 7, 5, 9),
+    forward: (v) => matmulRef(v.a, v.b, 1, 7, 5, 9, false),
     backward: (v, dy) => matmulGradRef(v.a, v.b, 1, 7, 5, 9, false, dy),
     tol: TOL,
   },
@@ -73,7 +73,7 @@ export const cases: GradCase[] = [
   {
     name: 'matmul [2, 5, 7] x a shared [7, 3], a transposed view', inputs: { a: { shape: [2, 7, 5], view: (t) => t.transpose(1, 2) }, b: { shape: [7, 3] } },
     run: (t) => matmul(t.a, t.b),
-    forward: (v) => matmulRef(transposeLast(v.a, 2, 7, 5), v.b, 2, 5, 7, 3),
+    forward: (v) => matmulRef(transposeLast(v.a, 2, 7, 5), v.b, 2, 5, 7, 3, false),
     backward: (v, dy) => {
       const g = matmulGradRef(transposeLast(v.a, 2, 7, 5), v.b, 2, 5, 7, 3, false, dy);
       return { a: transposeLast(g.a, 2, 5, 7), b: g.b };

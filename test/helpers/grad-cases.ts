@@ -141,13 +141,14 @@ async function runOne(c: GradCase, device: Device, dtype: FloatDType, seed: numb
 export function checkReferences(cases: GradCase[], seed: number): void {
   cases.forEach((c, ci) => {
     if (c.fd === false) return;
+    const fdOpts = c.fd ?? {};
     it(`${c.name}: reference gradients match finite differences (float64)`, () => {
       const s = seed + ci * 7919;
       const v = f64(inputValues(c, s));
       const y0 = c.forward(v);
       const dy = Float64Array.from(cotangent(y0.length, s, c.dyScale));
       const refs = c.backward(v, dy);
-      const eps = c.fd?.eps ?? 1e-6;
+      const eps = fdOpts.eps ?? 1e-6;
       const rng = new Rng(s + 1);
       const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
         let r = 0;
@@ -167,7 +168,7 @@ export function checkReferences(cases: GradCase[], seed: number): void {
           const an = dot(g, u);
           const scale = Math.max(Math.abs(an), Math.abs(fd), 1e-3 * Math.sqrt(dot(g, g) * dot(u, u)));
           expect(Math.abs(an - fd) / scale, `${c.name}: d/d${name} along direction ${k}: analytic ${an}, finite difference ${fd}`)
-            .toBeLessThan(c.fd?.tol ?? 1e-6);
+            .toBeLessThan(fdOpts.tol ?? 1e-6);
         }
       }
     });
