@@ -141,7 +141,7 @@ export async function trainRows(secvit, { rounds = 5, torch = 'auto', threads = 
     const profile = async (phase, fn) => {
       const { result, ops } = await secvit.profileOps(fn);
       const kinds = (phases[phase] = {});
-      for (const o of ops.filter((p) => p.label !== 'data')) kinds[kindOf(o.label)] = (kinds[kindOf(o.label)] ?? 0) + o.ms;
+      for (const o of ops.filter((p) => p.label !== 'data' && p.label !== 'ready')) kinds[kindOf(o.label)] = (kinds[kindOf(o.label)] ?? 0) + o.ms;
       return result;
     };
     const l = await profile('forward', async () => {
@@ -191,7 +191,7 @@ export function printTrain(rows, threads) {
   for (const r of rows)
     for (const [phase, kinds] of Object.entries(r.phases)) {
       const total = Object.values(kinds).reduce((a, b) => a + b, 0);
-      const parts = Object.entries(kinds).sort((a, b) => b[1] - a[1]).filter(([, ms]) => ms >= 0.05 * total || phase === 'optimizer')
+      const parts = Object.entries(kinds).sort((a, b) => b[1] - a[1]).filter(([, ms]) => ms >= 0.05 * total)
         .map(([k, ms]) => `${k} ${ms.toFixed(0)} ms (${((100 * ms) / total).toFixed(0)}%)`);
       console.log(`  ${r.model} b${r.batch} ${phase} kernel time ${total.toFixed(0)} ms: ${parts.join(', ')}`);
     }
