@@ -45,6 +45,19 @@ inline int64_t source_row(int64_t i, int64_t pad, int64_t k, int64_t dil, int64_
   return o < out ? o : -1;
 }
 
+// Calls fn(oy, ox, tap) for every (output pixel, kernel tap) pair that reads input pixel (iy, ix).
+template <class F>
+inline void for_each_reader(const Conv2dOpParams& p, int64_t iy, int64_t ix, F&& fn) {
+  for (int64_t ky = 0; ky < p.kh; ++ky) {
+    const int64_t oy = source_row(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
+    if (oy < 0) continue;
+    for (int64_t kx = 0; kx < p.kw; ++kx) {
+      const int64_t ox = source_row(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
+      if (ox >= 0) fn(oy, ox, ky * p.kw + kx);
+    }
+  }
+}
+
 // Input rows [r0, r1) (row = b * h + iy) of col2im: dx[b, iy, ix, :] = sum of the cols entries
 // that read (iy, ix). acc has room for C floats.
 void col2im_rows(const Conv2dOpParams& p, const float* cols, float* dx, int64_t r0, int64_t r1, float* acc) {
@@ -53,17 +66,11 @@ void col2im_rows(const Conv2dOpParams& p, const float* cols, float* dx, int64_t 
     const int64_t b = r / p.h, iy = r % p.h;
     for (int64_t ix = 0; ix < p.w; ++ix) {
       for (int64_t c = 0; c < C; ++c) acc[c] = 0.0f;
-      for (int64_t ky = 0; ky < p.kh; ++ky) {
-        const int64_t oy = source_row(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
-        if (oy < 0) continue;
-        for (int64_t kx = 0; kx < p.kw; ++kx) {
-          const int64_t ox = source_row(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
-          if (ox < 0) continue;
-          const float* __restrict__ src = cols + ((b * p.oh + oy) * p.ow + ox) * kk + (ky * p.kw + kx) * C;
-          float* __restrict__ a = acc;
-          for (int64_t c = 0; c < C; ++c) a[c] += src[c];
-        }
-      }
+      for_each_reader(p, iy, ix, [&](int64_t oy, int64_t ox, int64_t tap) {
+        const float* __restrict__ src = cols + ((b * p.oh + oy) * p.ow + ox) * kk + tap * C;
+        float* __restrict__ a = acc;
+        for (int64_t c = 0; c < C; ++c) a[c] += src[c];
+      });
       float* __restrict__ dst = dx + ((b * p.h + iy) * p.w + ix) * C;
       for (int64_t c = 0; c < C; ++c) dst[c] = acc[c];
     }
@@ -80,21 +87,15 @@ void depthwise_dx_rows(const ConvBackwardParams& q, const float* dy, const float
     const int64_t b = r / p.h, iy = r % p.h;
     for (int64_t ix = 0; ix < p.w; ++ix) {
       for (int64_t c = 0; c < C; ++c) acc[c] = 0.0f;
-      for (int64_t ky = 0; ky < p.kh; ++ky) {
-        const int64_t oy = source_row(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
-        if (oy < 0) continue;
-        for (int64_t kx = 0; kx < p.kw; ++kx) {
-          const int64_t ox = source_row(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
-          if (ox < 0) continue;
-          const float* __restrict__ g = dy + b * q.ds[0] + oy * q.ds[2] + ox * q.ds[3];
-          const float* __restrict__ wk = wt + (ky * p.kw + kx) * C;
-          float* __restrict__ a = acc;
-          if (q.ds[1] == 1)
-            for (int64_t c = 0; c < C; ++c) a[c] += g[c] * wk[c];
-          else
-            for (int64_t c = 0; c < C; ++c) a[c] += g[c * q.ds[1]] * wk[c];
-        }
-      }
+      for_each_reader(p, iy, ix, [&](int64_t oy, int64_t ox, int64_t tap) {
+        const float* __restrict__ g = dy + b * q.ds[0] + oy * q.ds[2] + ox * q.ds[3];
+        const float* __restrict__ wk = wt + tap * C;
+        float* __restrict__ a = acc;
+        if (q.ds[1] == 1)
+          for (int64_t c = 0; c < C; ++c) a[c] += g[c] * wk[c];
+        else
+          for (int64_t c = 0; c < C; ++c) a[c] += g[c * q.ds[1]] * wk[c];
+      });
       float* __restrict__ dst = dx + ((b * p.h + iy) * p.w + ix) * C;
       for (int64_t c = 0; c < C; ++c) dst[c] = acc[c];
     }

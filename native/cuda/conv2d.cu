@@ -146,6 +146,19 @@ __device__ __forceinline__ int source_index(int64_t i, int64_t pad, int64_t k, i
   return o < out ? int(o) : -1;
 }
 
+// Calls fn(oy, ox, tap) for every (output pixel, kernel tap) pair that reads input pixel (iy, ix).
+template <class F>
+__device__ __forceinline__ void for_each_reader(const Conv2dOpParams& p, int64_t iy, int64_t ix, F&& fn) {
+  for (int64_t ky = 0; ky < p.kh; ++ky) {
+    const int oy = source_index(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
+    if (oy < 0) continue;
+    for (int64_t kx = 0; kx < p.kw; ++kx) {
+      const int ox = source_index(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
+      if (ox >= 0) fn(oy, ox, ky * p.kw + kx);
+    }
+  }
+}
+
 __global__ void __launch_bounds__(256) im2col_kernel(Conv2dOpParams p, const void* x, void* cols, int64_t total, int dtype) {
   const int64_t kk = p.kh * p.kw * p.c, hw = p.oh * p.ow;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
@@ -163,15 +176,9 @@ __global__ void __launch_bounds__(256) col2im_kernel(Conv2dOpParams p, const voi
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % p.c, ix = (e / p.c) % p.w, iy = (e / (p.c * p.w)) % p.h, b = e / (p.c * p.w * p.h);
     float acc = 0.0f;
-    for (int64_t ky = 0; ky < p.kh; ++ky) {
-      const int oy = source_index(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
-      if (oy < 0) continue;
-      for (int64_t kx = 0; kx < p.kw; ++kx) {
-        const int ox = source_index(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
-        if (ox < 0) continue;
-        acc += load_as_float(cols, dtype, ((b * p.oh + oy) * p.ow + ox) * kk + (ky * p.kw + kx) * p.c + c);
-      }
-    }
+    for_each_reader(p, iy, ix, [&](int oy, int ox, int64_t tap) {
+      acc += load_as_float(cols, dtype, ((b * p.oh + oy) * p.ow + ox) * kk + tap * p.c + c);
+    });
     store_from_float(dx, dtype, e, acc);  // dx channels-last: e is (b, iy, ix, c)
   }
 }
@@ -182,16 +189,10 @@ __global__ void __launch_bounds__(256) depthwise_dx_kernel(ConvBackwardParams q,
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % p.c, ix = (e / p.c) % p.w, iy = (e / (p.c * p.w)) % p.h, b = e / (p.c * p.w * p.h);
     float acc = 0.0f;
-    for (int64_t ky = 0; ky < p.kh; ++ky) {
-      const int oy = source_index(iy, p.pad_h, ky, p.dil_h, p.stride_h, p.oh);
-      if (oy < 0) continue;
-      for (int64_t kx = 0; kx < p.kw; ++kx) {
-        const int ox = source_index(ix, p.pad_w, kx, p.dil_w, p.stride_w, p.ow);
-        if (ox < 0) continue;
-        acc += load_as_float(dy, dtype, b * q.ds[0] + c * q.ds[1] + oy * q.ds[2] + ox * q.ds[3]) *
-               load_as_float(w, dtype, (c * p.kh + ky) * p.kw + kx);
-      }
-    }
+    for_each_reader(p, iy, ix, [&](int oy, int ox, int64_t tap) {
+      acc += load_as_float(dy, dtype, b * q.ds[0] + c * q.ds[1] + oy * q.ds[2] + ox * q.ds[3]) *
+             load_as_float(w, dtype, c * p.kh * p.kw + tap);
+    });
     store_from_float(dx, dtype, e, acc);
   }
 }

@@ -1,7 +1,7 @@
 // Double-precision references of gradients, written from the definitions (the chain rule on
 // each op's formula, not from the kernels, not by differencing). test/helpers/grad-cases.ts
 // checks each against central differences of the matching forward reference.
-import { act, erf, numel, type Arr } from './layers.js';
+import { act, broadcastOffset, broadcastShapes, erf, forEachIndex, numel, type Arr } from './layers.js';
 
 /** d gelu / dx = Phi(x) + x phi(x). */
 export function geluGradRef(x: number): number {
@@ -26,67 +26,41 @@ export function broadcastGradRef(
   a: Arr, as: readonly number[], b: Arr, bs: readonly number[], dy: Arr,
   dfa: (x: number, y: number) => number, dfb: (x: number, y: number) => number,
 ): { da: Float64Array; db: Float64Array } {
-  const nd = Math.max(as.length, bs.length);
-  const pa = [...Array(nd - as.length).fill(1), ...as];
-  const pb = [...Array(nd - bs.length).fill(1), ...bs];
-  const shape = pa.map((d, i) => Math.max(d, pb[i]));
+  const { pa, pb, shape } = broadcastShapes(as, bs);
   const da = new Float64Array(a.length);
   const db = new Float64Array(b.length);
-  const idx = new Array(nd).fill(0);
-  for (let e = 0; e < numel(shape); e++) {
-    let rem = e;
-    for (let i = nd - 1; i >= 0; i--) {
-      idx[i] = rem % shape[i];
-      rem = Math.floor(rem / shape[i]);
-    }
-    let ia = 0;
-    let ib = 0;
-    for (let i = 0; i < nd; i++) {
-      ia = ia * pa[i] + (pa[i] === 1 ? 0 : idx[i]);
-      ib = ib * pb[i] + (pb[i] === 1 ? 0 : idx[i]);
-    }
+  forEachIndex(shape, (e, idx) => {
+    const ia = broadcastOffset(idx, pa);
+    const ib = broadcastOffset(idx, pb);
     da[ia] += dy[e] * dfa(a[ia], b[ib]);
     db[ib] += dy[e] * dfb(a[ia], b[ib]);
-  }
+  });
   return { da, db };
 }
 
 /** Sum of a row-major tensor over the dims in `dims` (every dim when empty), keeping them as 1. */
 export function sumRef(x: Arr, shape: readonly number[], dims: readonly number[]): Float64Array {
-  const red = dims.length === 0 ? shape.map((_, i) => i) : dims;
-  const out = shape.map((s, i) => (red.includes(i) ? 1 : s));
+  const out = summedShape(shape, dims);
   const y = new Float64Array(numel(out));
-  const idx = new Array(shape.length).fill(0);
-  for (let e = 0; e < x.length; e++) {
-    let rem = e;
-    for (let i = shape.length - 1; i >= 0; i--) {
-      idx[i] = rem % shape[i];
-      rem = Math.floor(rem / shape[i]);
-    }
-    let o = 0;
-    for (let i = 0; i < shape.length; i++) o = o * out[i] + (red.includes(i) ? 0 : idx[i]);
-    y[o] += x[e];
-  }
+  forEachIndex(shape, (e, idx) => {
+    y[broadcastOffset(idx, out)] += x[e];
+  });
   return y;
 }
 
 /** d/dx of <sum(x, dims), dy>: dy broadcast back over the summed dims. */
 export function sumGradRef(shape: readonly number[], dims: readonly number[], dy: Arr): Float64Array {
-  const red = dims.length === 0 ? shape.map((_, i) => i) : dims;
-  const out = shape.map((s, i) => (red.includes(i) ? 1 : s));
+  const out = summedShape(shape, dims);
   const g = new Float64Array(numel(shape));
-  const idx = new Array(shape.length).fill(0);
-  for (let e = 0; e < g.length; e++) {
-    let rem = e;
-    for (let i = shape.length - 1; i >= 0; i--) {
-      idx[i] = rem % shape[i];
-      rem = Math.floor(rem / shape[i]);
-    }
-    let o = 0;
-    for (let i = 0; i < shape.length; i++) o = o * out[i] + (red.includes(i) ? 0 : idx[i]);
-    g[e] = dy[o];
-  }
+  forEachIndex(shape, (e, idx) => {
+    g[e] = dy[broadcastOffset(idx, out)];
+  });
   return g;
+}
+
+/** `shape` with the dims in `dims` (every dim when empty) set to 1. */
+function summedShape(shape: readonly number[], dims: readonly number[]): number[] {
+  return shape.map((s, i) => (dims.length === 0 || dims.includes(i) ? 1 : s));
 }
 
 /** A row-major tensor's elements in the order of `perm` (y = x.permute(perm), packed). */

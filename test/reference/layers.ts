@@ -162,27 +162,41 @@ export function conv2dRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly nu
 }
 
 /** Broadcast shape and a binary op over row-major operands (NumPy rules). */
-export function broadcastRef(a: Arr, as: readonly number[], b: Arr | number, bs: readonly number[], f: (x: number, y: number) => number): { y: Float64Array; shape: number[] } {
-  const nd = Math.max(as.length, bs.length);
-  const pa = [...Array(nd - as.length).fill(1), ...as];
-  const pb = [...Array(nd - bs.length).fill(1), ...bs];
-  const shape = pa.map((d, i) => Math.max(d, pb[i]));
-  const y = new Float64Array(numel(shape));
-  const idx = new Array(nd).fill(0);
-  for (let e = 0; e < y.length; e++) {
+/** Calls fn(e, idx) for every element e of a row-major tensor of `shape`, idx its multi-index. */
+export function forEachIndex(shape: readonly number[], fn: (e: number, idx: readonly number[]) => void): void {
+  const idx = new Array<number>(shape.length).fill(0);
+  const n = numel(shape);
+  for (let e = 0; e < n; e++) {
     let rem = e;
-    for (let i = nd - 1; i >= 0; i--) {
+    for (let i = shape.length - 1; i >= 0; i--) {
       idx[i] = rem % shape[i];
       rem = Math.floor(rem / shape[i]);
     }
-    let ia = 0;
-    let ib = 0;
-    for (let i = 0; i < nd; i++) {
-      ia = ia * pa[i] + (pa[i] === 1 ? 0 : idx[i]);
-      ib = ib * pb[i] + (pb[i] === 1 ? 0 : idx[i]);
-    }
-    y[e] = f(a[ia], typeof b === 'number' ? b : b[ib]);
+    fn(e, idx);
   }
+}
+
+/** Row-major offset of the multi-index idx in a tensor of `shape` whose size-1 dims broadcast. */
+export function broadcastOffset(idx: readonly number[], shape: readonly number[]): number {
+  let o = 0;
+  for (let i = 0; i < shape.length; i++) o = o * shape[i] + (shape[i] === 1 ? 0 : idx[i]);
+  return o;
+}
+
+/** NumPy broadcasting of two shapes: both padded with leading 1s to one rank, and the result. */
+export function broadcastShapes(as: readonly number[], bs: readonly number[]): { pa: number[]; pb: number[]; shape: number[] } {
+  const nd = Math.max(as.length, bs.length);
+  const pa = [...Array<number>(nd - as.length).fill(1), ...as];
+  const pb = [...Array<number>(nd - bs.length).fill(1), ...bs];
+  return { pa, pb, shape: pa.map((d, i) => Math.max(d, pb[i])) };
+}
+
+export function broadcastRef(a: Arr, as: readonly number[], b: Arr | number, bs: readonly number[], f: (x: number, y: number) => number): { y: Float64Array; shape: number[] } {
+  const { pa, pb, shape } = broadcastShapes(as, bs);
+  const y = new Float64Array(numel(shape));
+  forEachIndex(shape, (e, idx) => {
+    y[e] = f(a[broadcastOffset(idx, pa)], typeof b === 'number' ? b : b[broadcastOffset(idx, pb)]);
+  });
   return { y, shape };
 }
 
