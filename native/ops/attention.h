@@ -11,7 +11,9 @@
 // dV = P^T dO, dP = dO V^T, dS = P (dP - D), dQ = dS K, dK = dS^T Q. SEC's order is a constant
 // (the argsort has no gradient, as in the authors' model): gradients land at each member's token
 // through the same index lists the forward gathered with (no atomics, no scatter-add).
-// No d^-0.5 scale inside (the model folds it into k). Rules: native/ops/attention.cpp; kernels:
+// No d^-0.5 scale inside (the model folds it into k). Gradients: none for secAttentionUnfused
+// (the benchmark's unfused baseline) nor for the backward ops themselves (no second
+// derivatives); asking raises an Error naming the op. Rules: native/ops/attention.cpp; kernels:
 // native/cpu/attention.cpp, native/cuda/{sec,window,global}_attention.cu.
 #pragma once
 

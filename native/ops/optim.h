@@ -11,7 +11,8 @@
 //   scaleInPlace(x; scale): x *= scale (clipGradNorm's rescaling).
 //   dropout(x; p, seed, offset, perSample): x * mask / (1 - p), mask = u >= p with u the Philox
 //     uniform of element i (or, perSample, of x's index along dim 0: drop path) at counter
-//     offset + i. A linear map: it is its own gradient with the same seed and offset.
+//     offset + i. A linear map: it is its own gradient with the same seed and offset. The updates
+//     (adamwStep, sgdStep, scaleInPlace) have no gradient: they run under noGrad on leaves.
 // float32 parameters and state (training keeps master weights in float32).
 #pragma once
 

@@ -4,7 +4,7 @@
 //     in double on the CPU, in fp32 pairwise (block tree) on CUDA. The gradient of broadcasting
 //     (expand, add/mul of different shapes) and of bias vectors; its own gradient is an expand.
 //   sumSquares(x): the sum of x*x over every element, a [1] float32 tensor (accumulated as sum),
-//     for gradient norms (clipGradNorm).
+//     for gradient norms (clipGradNorm); it has no gradient (the optimizers' tool).
 #pragma once
 
 #include <cstdint>

@@ -9,7 +9,7 @@
 // reference gradients are checked against central differences of the reference forward in
 // float64, along seeded random directions: so a wrong reference cannot hide a wrong kernel.
 import { expect, it } from 'vitest';
-import { decodeHalf, encodeHalf, tensor, tidy, type Tensor } from '../../lib/index.js';
+import { decodeHalf, encodeHalf, profileOps, tensor, tidy, type Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { numel } from '../reference/layers.js';
 import { roundTo, type FloatDType, type InputSpec } from './op-cases.js';
@@ -72,6 +72,9 @@ function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
+/** The ops the cases' forwards ran (profiler labels up to ':'), for the coverage check. */
+export const opsRun = new Set<string>();
+
 /** One vitest case per (case, dtype) on `target`. */
 export function runGradCases(cases: GradCase[], target: { device: Device; simd?: 'scalar' | 'avx2-fma' }, seed: number): void {
   cases.forEach((c, ci) => {
@@ -106,8 +109,9 @@ async function runOne(c: GradCase, device: Device, dtype: FloatDType, seed: numb
       tensors[name] = v;
     }
     // Intermediates are disposed by the scope; the graph stays reachable from `out`.
-    const out = tidy(() => c.run(tensors));
+    const { result: out, ops } = await profileOps(() => tidy(() => c.run(tensors)));
     made.push(out);
+    for (const o of ops) opsRun.add(o.label.split(':')[0]);
     const dyRaw = cotangent(out.size, seed, c.dyScale);
     const dy = tensor(dtype === 'float32' ? dyRaw : encodeHalf(dyRaw, dtype), out.shape, { device, dtype });
     made.push(dy);
