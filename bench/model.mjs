@@ -4,17 +4,7 @@
 // included), and where the
 // time goes: kernel time by layer kind from the op profiler (profileOps), which times every
 // queued kernel on the CPU dispatcher.
-import { median, seeded } from './util.mjs';
-
-// Op profiler labels -> the layer kinds of the breakdown. The model runs LayerNorm inside the
-// GEMMs (prologue) and batch norm folded into the convs, so "norms" only appear unfused.
-const KIND = {
-  linear: 'GEMM / 1x1 conv', 'conv2d:1x1': 'GEMM / 1x1 conv', matmul: 'GEMM / 1x1 conv',
-  'conv2d:dense': 'dense conv', 'conv2d:depthwise': 'depthwise conv',
-  secAttention: 'attention', layerNorm: 'norms', batchNorm: 'norms',
-  copy: 'layout copies', add: 'element-wise', mul: 'element-wise', gelu: 'element-wise', silu: 'element-wise',
-  globalAvgPool2d: 'element-wise', rope2d: 'element-wise',
-};
+import { kindOf, median, seeded } from './util.mjs';
 
 export async function modelRows(secvit, { full = false, batches = [1, 8] } = {}) {
   const rows = [];
@@ -45,7 +35,7 @@ export async function modelRows(secvit, { full = false, batches = [1, 8] } = {})
         for (let r = 0; r < profRounds; r++) await once();
       });
       const kinds = {};
-      for (const o of ops.filter((p) => p.label !== 'data')) kinds[KIND[o.label] ?? o.label] = (kinds[KIND[o.label] ?? o.label] ?? 0) + o.ms / profRounds;
+      for (const o of ops.filter((p) => p.label !== 'data')) kinds[kindOf(o.label)] = (kinds[kindOf(o.label)] ?? 0) + o.ms / profRounds;
       const m = median(times);
       rows.push({
         model: name, batch, medianMs: m, minMs: Math.min(...times), maxMs: Math.max(...times), samples: times.length,

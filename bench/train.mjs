@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { median, seeded } from './util.mjs';
+import { kindOf, median, seeded } from './util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -30,22 +30,6 @@ export const TRAIN_MODELS = {
   },
 };
 
-// Profiler labels -> layer kinds. Backward ops get their forward's kind.
-const KIND = {
-  linear: 'GEMM / 1x1 conv', 'conv2d:1x1': 'GEMM / 1x1 conv', matmul: 'GEMM / 1x1 conv', linearEpilogueBackward: 'GEMM / 1x1 conv',
-  'conv2d:dense': 'dense conv', im2col: 'dense conv', col2im: 'dense conv', conv2dTransposeWeight: 'dense conv',
-  'conv2d:depthwise': 'depthwise conv', depthwiseConv2dBackward: 'depthwise conv',
-  secAttention: 'attention', globalAttention: 'attention', windowAttention: 'attention',
-  secAttentionBackward: 'attention', globalAttentionBackward: 'attention', windowAttentionBackward: 'attention',
-  layerNorm: 'norms', layerNormBackward: 'norms', batchNorm: 'norms', batchNormTrain: 'norms', batchNormBackward: 'norms',
-  copy: 'layout copies', pad: 'layout copies',
-  add: 'element-wise', mul: 'element-wise', gelu: 'element-wise', silu: 'element-wise', activationBackward: 'element-wise',
-  rope2d: 'element-wise', globalAvgPool2d: 'element-wise', dropout: 'element-wise', scaleInPlace: 'element-wise',
-  sum: 'reductions', sumSquares: 'reductions',
-  crossEntropy: 'loss', crossEntropyBackward: 'loss',
-  adamwStep: 'optimizer', sgdStep: 'optimizer',
-};
-const kindOf = (label) => KIND[label] ?? KIND[label.split(':')[0]] ?? label;
 
 /** PyTorch's side: bench/torch_train.py --serve, one JSON line per request. */
 class TorchPeer {

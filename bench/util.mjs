@@ -15,3 +15,22 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
+
+// Op profiler labels (profileOps) -> the layer kinds of the benchmarks' breakdowns; backward ops
+// get their forward's kind. The models run LayerNorm inside the GEMMs (prologue) and eval-mode
+// batch norm folded into the convs, so in inference "norms" only appear unfused.
+const KIND = {
+  linear: 'GEMM / 1x1 conv', 'conv2d:1x1': 'GEMM / 1x1 conv', matmul: 'GEMM / 1x1 conv', linearEpilogueBackward: 'GEMM / 1x1 conv',
+  'conv2d:dense': 'dense conv', im2col: 'dense conv', col2im: 'dense conv', conv2dTransposeWeight: 'dense conv',
+  'conv2d:depthwise': 'depthwise conv', depthwiseConv2dBackward: 'depthwise conv',
+  secAttention: 'attention', globalAttention: 'attention', windowAttention: 'attention',
+  secAttentionBackward: 'attention', globalAttentionBackward: 'attention', windowAttentionBackward: 'attention',
+  layerNorm: 'norms', layerNormBackward: 'norms', batchNorm: 'norms', batchNormTrain: 'norms', batchNormBackward: 'norms',
+  copy: 'layout copies', pad: 'layout copies',
+  add: 'element-wise', mul: 'element-wise', gelu: 'element-wise', silu: 'element-wise', activationBackward: 'element-wise',
+  rope2d: 'element-wise', globalAvgPool2d: 'element-wise', dropout: 'element-wise', scaleInPlace: 'element-wise',
+  sum: 'reductions', sumSquares: 'reductions',
+  crossEntropy: 'loss', crossEntropyBackward: 'loss',
+  adamwStep: 'optimizer', sgdStep: 'optimizer',
+};
+export const kindOf = (label) => KIND[label] ?? KIND[label.split(':')[0]] ?? label;

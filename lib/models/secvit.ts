@@ -673,13 +673,6 @@ export class SecViT extends Module {
     return { live, training: this.training };
   }
 
-  /**
-   * timm's no_weight_decay: the reference model lists none of its parameters (its
-   * 'absolute_pos_embed' does not exist in SecViT); biases and 1-D parameters are exempt anyway.
-   */
-  override noWeightDecay(): Set<string> {
-    return new Set();
-  }
 
   /**
    * The SEC token order of every block (the paper's figure 4), with the logits. Orders are int32

@@ -112,7 +112,11 @@ export class Module {
     return this;
   }
 
-  /** Parameter names an optimizer built from this model exempts from weight decay (timm's no_weight_decay). */
+  /**
+   * Parameter names an optimizer built from this model exempts from weight decay (timm's
+   * no_weight_decay). None by default, as in SecViT's reference (its 'absolute_pos_embed' does not
+   * exist there); biases and 1-D parameters are exempt anyway.
+   */
   noWeightDecay(): Set<string> {
     return new Set();
   }

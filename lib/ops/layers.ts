@@ -112,6 +112,15 @@ export function fusedConv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opti
   return conv2dOp.run1({ ...inputs, residual }, attrs);
 }
 
+/** acc + t with both consumed (t itself when acc is null): a running sum of fresh tensors. */
+function addConsuming(acc: Tensor | null, t: Tensor): Tensor {
+  if (acc === null) return t;
+  const sum = addOp.run1({ a: acc, b: t });
+  acc.dispose();
+  t.dispose();
+  return sum;
+}
+
 /** Pieces of `size` along `dim`, side by side (a piece alone is returned as it is); the pieces are consumed. */
 function stack(parts: Tensor[], dim: number, size: number): Tensor {
   if (parts.length === 1) return parts[0];
@@ -120,14 +129,7 @@ function stack(parts: Tensor[], dim: number, size: number): Tensor {
   parts.forEach((pt, i) => {
     const padded = padOp.run1({ x: pt }, { dim, before: i * size, after: total - (i + 1) * size });
     pt.dispose();
-    if (acc === null) {
-      acc = padded;
-    } else {
-      const next = addOp.run1({ a: acc, b: padded });
-      acc.dispose();
-      padded.dispose();
-      acc = next;
-    }
+    acc = addConsuming(acc, padded);
   });
   return acc!;
 }
@@ -222,15 +224,7 @@ registerGradient('conv2d', {
               const cols = own(im2colOp.run1({ x: xs }, { ...geo, kh, kw }));
               let rg = own(rows.narrow(0, b0 * oh * ow, nb * oh * ow));
               if (groups > 1) rg = own(rg.narrow(1, gi * og, og));
-              const pw = matmulOp.run1({ a: own(rg.transpose(0, 1)), b: cols });  // [og, kk]
-              if (acc === null) {
-                acc = pw;
-              } else {
-                const sum2 = addOp.run1({ a: acc, b: pw });
-                acc.dispose();
-                pw.dispose();
-                acc = sum2;
-              }
+              acc = addConsuming(acc, matmulOp.run1({ a: own(rg.transpose(0, 1)), b: cols }));  // [og, kk]
             }
             // [og, kk] in (ky, kx, c) order -> [og, cg, kh, kw].
             parts.push(own(own(own(acc!).reshape([og, kh, kw, cg])).permute([0, 3, 1, 2])).contiguous());
@@ -462,10 +456,7 @@ registerGradient('layerNorm', {
   backward: ([dy], { inputs, needs, attrs }) => {
     const [dx, dw, db] = layerNormBackwardOp.run({ dy: dy!, x: inputs.x!, weight: inputs.weight },
       { dim: attrs.dim, eps: attrs.eps, needWeight: needs.weight, needBias: needs.bias });
-    if (!needs.x) dx.dispose();
-    if (!needs.weight) dw.dispose();
-    if (!needs.bias) db.dispose();
-    return { x: needs.x ? dx : null, weight: needs.weight ? dw : null, bias: needs.bias ? db : null };
+    return normGrads(needs, dx, dw, db);
   },
 });
 
@@ -516,7 +507,7 @@ registerGradient('batchNorm', {
   backward: ([dy], { inputs, needs, attrs }) => {
     const [dx, dw, db] = batchNormBackwardOp.run({ dy: dy!, x: inputs.x!, mean: inputs.mean!, var: inputs.var!, weight: inputs.weight },
       { eps: attrs.eps, act: 0, training: false });
-    return bnGrads(needs, dx, dw, db);
+    return normGrads(needs, dx, dw, db);
   },
 });
 
@@ -529,11 +520,12 @@ registerGradient('batchNormTrain', {
     const [dx, dw, db] = batchNormBackwardOp.run({
       dy: dy!, x: inputs.x!, mean: outputs[1], var: outputs[2], weight: inputs.weight, bias: attrs.act !== 0 ? inputs.bias : null,
     }, { eps: attrs.eps, act: attrs.act, training: true });
-    return bnGrads(needs, dx, dw, db);
+    return normGrads(needs, dx, dw, db);
   },
 });
 
-function bnGrads(needs: Readonly<Record<string, boolean>>, dx: Tensor, dw: Tensor, db: Tensor): Record<string, Tensor | null> {
+/** A norm backward op's (dx, dweight, dbias): the ones not needed are disposed. */
+function normGrads(needs: Readonly<Record<string, boolean>>, dx: Tensor, dw: Tensor, db: Tensor): Record<string, Tensor | null> {
   if (!needs.x) dx.dispose();
   if (!needs.weight) dw.dispose();
   if (!needs.bias) db.dispose();

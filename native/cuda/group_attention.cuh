@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "cuda_compat.h"
 
@@ -25,6 +26,23 @@ namespace secvit {
 namespace SV_CUDA_NS {
 
 constexpr int kGroupThreads = 128;
+
+// Calls go(std::integral_constant<int, DMAX>{}) for the smallest DMAX in {16, 32, 64, ...} with
+// d <= DMAX, or for kMax when d is larger (each kernel family's supports() keeps d <= kMax):
+// the attention kernels' one head-dim dispatch.
+template <int kDmax, int kMax, class F>
+void by_head_dim_from(int64_t d, F& go) {
+  if constexpr (kDmax >= kMax) {
+    go(std::integral_constant<int, kMax>{});
+  } else {
+    if (d <= kDmax) go(std::integral_constant<int, kDmax>{});
+    else by_head_dim_from<kDmax * 2, kMax>(d, go);
+  }
+}
+template <int kMax, class F>
+void by_head_dim(int64_t d, F&& go) {
+  by_head_dim_from<16, kMax>(d, go);
+}
 
 struct GroupTensors {
   const float* q;
@@ -136,11 +154,7 @@ void launch_group_attention(const GroupTensors& t, const Map& map, int groups, i
     SV_LAUNCH(kernel, grid, dim3(kGroupThreads), T::smem_bytes, stream, t, map);
     SV_CUDA_CHECK_LAUNCH(what);
   };
-  if (t.d <= 16) go(std::integral_constant<int, 16>{});
-  else if (t.d <= 32) go(std::integral_constant<int, 32>{});
-  else if (t.d <= 64) go(std::integral_constant<int, 64>{});
-  else if (t.d <= 128) go(std::integral_constant<int, 128>{});
-  else go(std::integral_constant<int, 256>{});
+  by_head_dim<256>(t.d, go);
 }
 
 }  // namespace SV_CUDA_NS

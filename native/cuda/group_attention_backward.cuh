@@ -59,6 +59,21 @@ __device__ __forceinline__ float row_sum(float s) {
   return s;
 }
 
+// Rows tok[0, T) of two [BH, L, D] tensors x, y (this head's at `head`) as floats into a and b,
+// [T][DMAX] each: zeros for padding slots (token -1) and channels past d.
+template <int DMAX, int T>
+__device__ __forceinline__ void stage_rows(const GroupGrads& t, const int* tok, int64_t head, const void* x, const void* y,
+                                           float* a, float* b) {
+  SV_NO_UNROLL
+  for (int e = threadIdx.x; e < T * DMAX; e += kGroupThreads) {
+    const int j = e / DMAX, ch = e % DMAX;
+    const int tk = tok[j];
+    const bool ok = tk >= 0 && ch < t.d;
+    a[e] = ok ? load_as_float(x, t.dtype, head + int64_t(tk) * t.d + ch) : 0.0f;
+    b[e] = ok ? load_as_float(y, t.dtype, head + int64_t(tk) * t.d + ch) : 0.0f;
+  }
+}
+
 template <int DMAX, class Map>
 __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dkdv_kernel(GroupGrads t, Map map) {
   using B = BwdTiling<DMAX>;
@@ -95,16 +110,9 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dkdv_kernel(GroupGrads
       ds[j] = tq >= 0 ? t.delta[int64_t(bh) * t.l + tq] : 0.0f;
     }
     __syncthreads();
-    SV_NO_UNROLL
-    for (int e = threadIdx.x; e < B::T * DMAX; e += kGroupThreads) {
-      const int j = e / DMAX, ch = e % DMAX;
-      const int tq = tok[j];
-      const bool ok = tq >= 0 && ch < t.d;
-      qs[e] = ok ? load_as_float(t.q, t.dtype, head + int64_t(tq) * t.d + ch) : 0.0f;
-      gs[e] = ok ? load_as_float(t.dout, t.dtype, head + int64_t(tq) * t.d + ch) : 0.0f;
-    }
+    stage_rows<DMAX, B::T>(t, tok, head, t.q, t.dout, qs, gs);
     __syncthreads();
-SV_NO_UNROLL
+    SV_NO_UNROLL
     for (int j = 0; j < nq; ++j) {
       const float* qj = qs + j * DMAX + gl * B::DPL;
       const float* gj = gs + j * DMAX + gl * B::DPL;
@@ -167,16 +175,9 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dq_kernel(GroupGrads t
       lab[j] = j < nk ? map.label(group, k0 + j) : 0;
     }
     __syncthreads();
-    SV_NO_UNROLL
-    for (int e = threadIdx.x; e < B::T * DMAX; e += kGroupThreads) {
-      const int j = e / DMAX, ch = e % DMAX;
-      const int tk = tok[j];
-      const bool ok = tk >= 0 && ch < t.d;
-      ks[e] = ok ? load_as_float(t.k, t.dtype, head + int64_t(tk) * t.d + ch) : 0.0f;
-      vs[e] = ok ? load_as_float(t.v, t.dtype, head + int64_t(tk) * t.d + ch) : 0.0f;
-    }
+    stage_rows<DMAX, B::T>(t, tok, head, t.k, t.v, ks, vs);
     __syncthreads();
-SV_NO_UNROLL
+    SV_NO_UNROLL
     for (int j = 0; j < nk; ++j) {
       const float* kj = ks + j * DMAX + gl * B::DPL;
       const float* vj = vs + j * DMAX + gl * B::DPL;
@@ -219,11 +220,7 @@ void launch_group_attention_backward(const GroupGrads& t, const void* out, float
     SV_LAUNCH(kq, grid, dim3(kGroupThreads), B::smem_bytes, stream, t, map);
     SV_CUDA_CHECK_LAUNCH(what);
   };
-  if (t.d <= 16) go(std::integral_constant<int, 16>{});
-  else if (t.d <= 32) go(std::integral_constant<int, 32>{});
-  else if (t.d <= 64) go(std::integral_constant<int, 64>{});
-  else if (t.d <= 128) go(std::integral_constant<int, 128>{});
-  else go(std::integral_constant<int, 256>{});
+  by_head_dim<256>(t.d, go);
 }
 
 }  // namespace SV_CUDA_NS

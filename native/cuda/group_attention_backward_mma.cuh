@@ -310,11 +310,7 @@ void launch_group_attention_backward_mma(bool bf16, const GroupGrads& t, const v
     SV_LAUNCH(kq, grid, dim3(kMmaWarps * 32), Tl::q_smem, stream, t, map);
     SV_CUDA_CHECK_LAUNCH(what);
   };
-  auto by_d = [&](auto bf16_tag) {
-    if (t.d <= 16) go(bf16_tag, std::integral_constant<int, 16>{});
-    else if (t.d <= 32) go(bf16_tag, std::integral_constant<int, 32>{});
-    else go(bf16_tag, std::integral_constant<int, 64>{});
-  };
+  auto by_d = [&](auto bf16_tag) { by_head_dim<64>(t.d, [&](auto dmax_tag) { go(bf16_tag, dmax_tag); }); };
   if (bf16) by_d(std::true_type{});
   else by_d(std::false_type{});
 }

@@ -20,6 +20,7 @@
 
 #include "cuda_compat.h"
 #include "dtype_io.cuh"
+#include "group_attention.cuh"
 #include "mma.cuh"
 
 namespace secvit {
@@ -212,12 +213,7 @@ void launch_group_attention_mma(bool bf16, const GroupTensors16& t, const Map& m
     SV_LAUNCH(kernel, grid, dim3(kMmaWarps * 32), MmaTiling<DMAX>::smem_bytes, stream, t, map);
     SV_CUDA_CHECK_LAUNCH(what);
   };
-  auto by_d = [&](auto bf16_tag) {
-    if (t.d <= 16) go(bf16_tag, std::integral_constant<int, 16>{});
-    else if (t.d <= 32) go(bf16_tag, std::integral_constant<int, 32>{});
-    else if (t.d <= 64) go(bf16_tag, std::integral_constant<int, 64>{});
-    else go(bf16_tag, std::integral_constant<int, 128>{});
-  };
+  auto by_d = [&](auto bf16_tag) { by_head_dim<128>(t.d, [&](auto dmax_tag) { go(bf16_tag, dmax_tag); }); };
   if (bf16) by_d(std::true_type{});
   else by_d(std::false_type{});
 }

@@ -10,7 +10,7 @@
 #include "../ops/linear.h"
 #include "cuda_backend.h"
 #include "device_buffer.cuh"
-#include "column_sums.cuh"
+#include "sums.cuh"
 #include "reduce.cuh"
 
 namespace secvit {
@@ -128,17 +128,8 @@ void linear_backward_cuda(const KernelArgs& a) {
             a.in[kLbPre].data, a.in[kLbScale].data, a.in[kLbRopeAngle].data, a.out[0].data,
             p.need_scale ? prod.as<float>() : nullptr, dtype);
   SV_CUDA_CHECK_LAUNCH("linear_backward_kernel");
-  const unsigned cols = unsigned((p.n + 31) / 32);
-  if (p.has_bias) {
-    SV_LAUNCH(column_sums_kernel, dim3(cols), dim3(256), 0, stream(), a.out[0].data, dtype, p.m, p.n, p.n,
-              a.out[1].data, dtype);
-    SV_CUDA_CHECK_LAUNCH("column_sums_kernel");
-  }
-  if (p.need_scale) {
-    SV_LAUNCH(column_sums_kernel, dim3(cols), dim3(256), 0, stream(), static_cast<const void*>(prod.as<float>()),
-              int(DType::Float32), p.m, p.n, p.n, a.out[2].data, dtype);
-    SV_CUDA_CHECK_LAUNCH("column_sums_kernel");
-  }
+  if (p.has_bias) launch_column_sums(a.out[0].data, dtype, p.m, p.n, p.n, a.out[1].data, dtype);
+  if (p.need_scale) launch_column_sums(prod.as<float>(), int(DType::Float32), p.m, p.n, p.n, a.out[2].data, dtype);
 }
 
 bool linear_supports(const OpCall& c, std::string* why) {

@@ -10,7 +10,7 @@
 #include "cuda_backend.h"
 #include "device_buffer.cuh"
 #include "dtype_io.cuh"
-#include "column_sums.cuh"
+#include "sums.cuh"
 #include "reduce.cuh"
 
 namespace secvit {
@@ -132,12 +132,7 @@ void cross_entropy_cuda(const KernelArgs& a) {
     check_flag(p, flag.as<int>());
   }
   if (p.reduction == 2) {
-    if (p.b > 0) {
-      SV_LAUNCH(column_sums_kernel, dim3(unsigned((p.b + 31) / 32)), dim3(256), 0, stream(),
-                static_cast<const void*>(row.as<float>()), int(DType::Float32), int64_t(1), p.b, p.b, a.out[0].data,
-                int(a.out[0].dtype));
-      SV_CUDA_CHECK_LAUNCH("column_sums_kernel");
-    }
+    if (p.b > 0) launch_column_sums(row.as<float>(), int(DType::Float32), 1, p.b, p.b, a.out[0].data, int(a.out[0].dtype));
     return;
   }
   SV_LAUNCH(ce_reduce_kernel, dim3(1), dim3(256), 0, stream(), p, args, static_cast<const float*>(row.as<float>()),

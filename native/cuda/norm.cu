@@ -11,7 +11,7 @@
 #include "device_buffer.cuh"
 #include "dtype_io.cuh"
 #include "gemm.cuh"
-#include "column_sums.cuh"
+#include "sums.cuh"
 #include "reduce.cuh"
 
 namespace secvit {
@@ -118,7 +118,7 @@ bool layer_norm_supports(const OpCall& c, std::string* why) {
 // ---- training and gradients --------------------------------------------------------------------
 //   layerNormBackward: one warp per position (as the forward): statistics again from x, then
 //     dx from the warp sums of g and g x-hat; dy x-hat and dy go to scratch rows whose column
-//     sums (reduce.cuh) are dweight and dbias.
+//     sums (sums.cuh) are dweight and dbias.
 //   batchNormTrain: one block per channel for the statistics (two passes: mean, then the
 //     centred sum of squares; thread 0 updates the running statistics), then one thread per
 //     element for y.
@@ -175,13 +175,10 @@ void layer_norm_backward_cuda(const KernelArgs& a) {
   SV_LAUNCH(layer_norm_backward_kernel, dim3(unsigned((n + 7) / 8)), dim3(256), 0, stream(), q, a.in[0].data, a.in[1].data,
             a.in[2].data, a.out[0].data, prod.as<float>(), n, dtype);
   SV_CUDA_CHECK_LAUNCH("layer_norm_backward_kernel");
-  const unsigned cols = unsigned((q.n.d + 31) / 32);
   for (int o = 1; o < 3; ++o) {
     if (a.out[o].numel() == 0) continue;
     const float* src = prod.as<float>() + (o == 1 ? 0 : n * q.n.d);
-    SV_LAUNCH(column_sums_kernel, dim3(cols), dim3(256), 0, stream(), static_cast<const void*>(src), int(DType::Float32), n,
-              q.n.d, q.n.d, a.out[o].data, dtype);
-    SV_CUDA_CHECK_LAUNCH("column_sums_kernel");
+    launch_column_sums(src, int(DType::Float32), n, q.n.d, q.n.d, a.out[o].data, dtype);
   }
 }
 

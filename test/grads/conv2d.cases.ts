@@ -5,8 +5,8 @@
 // residual. fp32: sums over <= 300 terms, ~1e-6, bound 2e-5; 16-bit: the roundings, 3e-2/5e-3.
 import { conv2d, fusedConv2d, type Tensor } from '../../lib/index.js';
 import type { F64, GradCase } from '../helpers/grad-cases.js';
-import { conv2dGradRef, type Conv2dGradOptions } from '../reference/grad.js';
-import { conv2dRef, conv2dShape } from '../reference/layers.js';
+import { conv2dGradRef } from '../reference/grad.js';
+import { conv2dRef, conv2dShape, type Conv2dRefOptions } from '../reference/layers.js';
 
 const TOL = { float32: 2e-5, bfloat16: 3e-2, float16: 5e-3 };
 const cl = (t: Tensor) => t.contiguous('channelsLast');
@@ -33,7 +33,7 @@ function conv(s: Spec): GradCase {
   if (s.bias) inputs.b = { shape: [s.w[0]] };
   if (s.scale) inputs.scale = { shape: [s.w[0]] };
   if (s.residual) inputs.res = { shape: out, view: cl };
-  const opts = (v: F64): Conv2dGradOptions => ({
+  const opts = (v: F64): Conv2dRefOptions => ({
     stride: s.stride, padding: s.padding, dilation: s.dilation, groups: s.groups,
     bias: v.b ?? null, scale: v.scale ?? null, activation: s.activation ?? 'none', residual: v.res ?? null,
   });

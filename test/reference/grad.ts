@@ -1,7 +1,7 @@
 // Double-precision references of gradients, written from the definitions (the chain rule on
 // each op's formula, not from the kernels, not by differencing). test/helpers/grad-cases.ts
 // checks each against central differences of the matching forward reference.
-import { act, broadcastOffset, broadcastShapes, erf, forEachIndex, numel, type Arr } from './layers.js';
+import { act, broadcastOffset, broadcastShapes, erf, forEachIndex, numel, type Arr, type Conv2dRefOptions } from './layers.js';
 
 /** d gelu / dx = Phi(x) + x phi(x). */
 export function geluGradRef(x: number): number {
@@ -311,23 +311,12 @@ export function matmulGradRef(a: Arr, b: Arr, batch: number, m: number, k: numbe
   return { a: ga, b: gb };
 }
 
-export interface Conv2dGradOptions {
-  stride?: [number, number];
-  padding?: [number, number];
-  dilation?: [number, number];
-  groups?: number;
-  bias?: Arr | null;
-  scale?: Arr | null;
-  activation?: 'none' | 'gelu' | 'silu';
-  residual?: Arr | null;
-}
-
 /**
  * Gradients of <conv2dRef(x, w, o), dy> (NCHW): per output element, pre = scale * s + bias with
  * s = sum over taps x w; g = dy act'(pre); dbias += g, dscale += g s, and g * scale flows to every
  * (x, w) pair of the sum.
  */
-export function conv2dGradRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly number[], o: Conv2dGradOptions, dy: Arr): Record<string, Float64Array> {
+export function conv2dGradRef(x: Arr, xs: readonly number[], w: Arr, ws: readonly number[], o: Conv2dRefOptions, dy: Arr): Record<string, Float64Array> {
   const [b, c, h, wd] = xs;
   const [oc, cg, kh, kw] = ws;
   const [sh, sw] = o.stride ?? [1, 1];
