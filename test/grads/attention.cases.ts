@@ -7,6 +7,7 @@
 // (bf16 3e-2, fp16 5e-3).
 import { globalAttention, secAttention, windowAttention } from '../../lib/index.js';
 import type { F64, GradCase } from '../helpers/grad-cases.js';
+import { withSpecials } from '../helpers/op-cases.js';
 import { attentionGradRef, globalAttentionRef, secAttentionRef, secKeysOf, windowAttentionRef, windowKeysOf, type AttnShape } from '../reference/attention.js';
 
 const TOL = { float32: 5e-5, bfloat16: 3e-2, float16: 5e-3 };
@@ -72,6 +73,27 @@ export const cases: GradCase[] = [
     forward: (v) => windowAttentionRef(v.q, v.k, v.v, { b: 1, h: 2, l: 35, d: 8 }, 7, 5, 3, 3, 1, 1),
     backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, { b: 1, h: 2, l: 35, d: 8 }, windowKeysOf({ b: 1, h: 2, l: 35, d: 8 }, 7, 5, 3, 3, 1, 1))),
     tol: TOL,
+  },
+  // Hard numerics. Scores in the hundreds: P = exp(s - lse) must not overflow (q, k ~ 6 sigma,
+  // D = 16: |s| up to ~600). A NaN key element of head 0 (window attention: no order depends on
+  // it): its window's rows are NaN in dq, dk and dv, every other window finite.
+  {
+    name: 'globalAttention with scores in the hundreds (B=1 H=2 L=33 D=16)',
+    inputs: { q: { shape: [1, 2, 33, 16], scale: 6 }, k: { shape: [1, 2, 33, 16], scale: 6 }, v: { shape: [1, 2, 33, 16] } },
+    run: (t) => globalAttention(t.q, t.k, t.v),
+    forward: (v) => globalAttentionRef(v.q, v.k, v.v, { b: 1, h: 2, l: 33, d: 16 }),
+    backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, { b: 1, h: 2, l: 33, d: 16 }, () => Array.from({ length: 33 }, (_, i) => i))),
+    tol: TOL,
+    fd: { eps: 1e-7, tol: 1e-4 },
+  },
+  {
+    name: 'windowAttention 3x3 windows on a 6 x 6 grid, a NaN key element',
+    inputs: { q: { shape: [1, 2, 36, 8] }, k: { shape: [1, 2, 36, 8], values: withSpecials({ [8 * 7 + 3]: NaN }) }, v: { shape: [1, 2, 36, 8] } },
+    run: (t) => windowAttention(t.q, t.k, t.v, { height: 6, width: 6, window: [3, 3] }),
+    forward: (v) => windowAttentionRef(v.q, v.k, v.v, { b: 1, h: 2, l: 36, d: 8 }, 6, 6, 3, 3, 0, 0),
+    backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, { b: 1, h: 2, l: 36, d: 8 }, windowKeysOf({ b: 1, h: 2, l: 36, d: 8 }, 6, 6, 3, 3, 0, 0))),
+    tol: TOL,
+    fd: false,
   },
   {
     name: 'globalAttention (B=2 H=1 L=40 D=20)',

@@ -6,7 +6,7 @@
 import { add, gelu, globalAvgPool2d, mean, mul, pad, rope2d, silu, sum, type Tensor } from '../../lib/index.js';
 import type { GradCase } from '../helpers/grad-cases.js';
 import { actGradRef, broadcastGradRef, narrowGradRef, narrowRef, permuteRef, sumGradRef, sumRef } from '../reference/grad.js';
-import { act, avgPoolRef, broadcastRef, numel, rope2dRef, ropeAngles } from '../reference/layers.js';
+import { act, avgPoolRef, broadcastRef, rope2dRef, ropeAngles } from '../reference/layers.js';
 
 const HALF = { float32: 1e-5, bfloat16: 1.5e-2, float16: 3e-3 };
 const cl = (t: Tensor) => t.contiguous('channelsLast');
@@ -171,7 +171,6 @@ export const cases: GradCase[] = [
     fd: false,
   },
 ];
-void numel;
 
 // rope2d's gradient: the rotation transposed (each pair turned back by its angle); pooling's:
 // dy spread evenly over the pixels.

@@ -3,18 +3,21 @@
 // against test/reference/grad.ts. fp32: ~1e-7 (double accumulation on the CPU), bound 1e-5.
 import { crossEntropy, dropPath, dropout, manualSeed, mseLoss, tensor, type Tensor } from '../../lib/index.js';
 import type { GradCase } from '../helpers/grad-cases.js';
+import { withSpecials } from '../helpers/op-cases.js';
 import { crossEntropyGradRef, crossEntropyRef } from '../reference/grad.js';
 
 const TOL = { float32: 1e-5, bfloat16: 3e-2, float16: 5e-3 };
 const LABELS = [3, 0, 6, 6, -100, 1, 2];
 
-function ce(reduction: 'mean' | 'sum' | 'none', smoothing: number, withIgnore: boolean): GradCase {
+function ce(reduction: 'mean' | 'sum' | 'none', smoothing: number, withIgnore: boolean,
+  hard?: { name: string; z: GradCase['inputs'][string]; fd?: false }): GradCase {
   const labels = withIgnore ? LABELS : LABELS.map((l) => (l < 0 ? 5 : l));
   const b = labels.length;
   const c = 7;
   return {
-    name: `crossEntropy, class indices, smoothing ${smoothing}, ${reduction}${withIgnore ? ', an ignored row' : ''}`,
-    inputs: { z: { shape: [b, c], scale: 3 } },
+    name: `crossEntropy, class indices, smoothing ${smoothing}, ${reduction}${withIgnore ? ', an ignored row' : ''}${hard ? `, ${hard.name}` : ''}`,
+    inputs: { z: hard?.z ?? { shape: [b, c], scale: 3 } },
+    ...(hard?.fd === false ? { fd: false as const } : {}),
     run: (t) => crossEntropy(t.z, labels, { labelSmoothing: smoothing, reduction }),
     forward: (v) => {
       const { rows, counted } = crossEntropyRef(v.z, b, c, labels, true, smoothing);
@@ -35,6 +38,12 @@ export const cases: GradCase[] = [
   ce('mean', 0.1, true),
   ce('sum', 0, false),
   ce('none', 0.3, true),
+  // Hard numerics: logits in the hundreds (the log-softmax must subtract the row max: exp(300)
+  // overflows float32); a NaN logit (row 2) makes that row's gradient NaN and leaves the others
+  // finite with 'none', and with 'mean' (each row's gradient is its own softmax times dy / n).
+  ce('mean', 0.1, false, { name: 'logits ~ +-300', z: { shape: [7, 7], scale: 300 } }),
+  ce('none', 0, false, { name: 'a NaN logit in row 2', z: { shape: [7, 7], values: withSpecials({ 16: NaN }, 3) }, fd: false }),
+  ce('mean', 0.1, true, { name: 'a NaN logit in row 2', z: { shape: [7, 7], values: withSpecials({ 16: NaN }, 3) }, fd: false }),
   {
     name: 'crossEntropy with probability targets (mixup), smoothing 0.1',
     inputs: { z: { shape: [5, 9] }, t: { shape: [5, 9], grad: false, values: (rng, n) => Float32Array.from({ length: n }, () => rng.next()) } },

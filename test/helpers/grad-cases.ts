@@ -12,7 +12,7 @@ import { expect, it } from 'vitest';
 import { decodeHalf, encodeHalf, profileOps, tensor, tidy, type Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { numel } from '../reference/layers.js';
-import { roundTo, type FloatDType, type InputSpec } from './op-cases.js';
+import { compare, roundTo, type FloatDType, type InputSpec } from './op-cases.js';
 import { Rng } from './random.js';
 import { backends, type Device } from '../../lib/index.js';
 
@@ -60,16 +60,6 @@ function f64(values: Record<string, Float32Array>): F64 {
   const out: F64 = {};
   for (const [k, v] of Object.entries(values)) out[k] = Float64Array.from(v);
   return out;
-}
-
-function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (got[i] - ref[i]) ** 2;
-    den += ref[i] * ref[i];
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
 /** The ops the cases' forwards ran (profiler labels up to ':'), for the coverage check. */
@@ -130,11 +120,9 @@ async function runOne(c: GradCase, device: Device, dtype: FloatDType, seed: numb
       const got = dtype === 'float32' ? (data as Float32Array) : decodeHalf(data as Uint16Array, dtype);
       const ref = refs[name];
       expect(ref, `${c.name}: a reference gradient for ${name}`).toBeDefined();
-      const bad: string[] = [];
-      for (let i = 0; i < ref.length && bad.length < 5; i++)
-        if (Number.isFinite(ref[i]) !== Number.isFinite(got[i])) bad.push(`${i}: ${got[i]} vs ${ref[i]}`);
-      expect(bad, `${c.name}: ${name}.grad finite where the reference is (${dtype} on ${device})`).toEqual([]);
-      expect(relErr(got, ref), `${c.name}: ${name}.grad (${dtype} on ${device})`).toBeLessThan(c.tol[dtype]!);
+      const { err, nonFinite } = compare(got, ref);
+      expect(nonFinite, `${c.name}: ${name}.grad NaN and infinities where the reference has them (${dtype} on ${device})`).toEqual([]);
+      expect(err, `${c.name}: ${name}.grad (${dtype} on ${device})`).toBeLessThan(c.tol[dtype]!);
     }
   } finally {
     for (const t of made) t.dispose();

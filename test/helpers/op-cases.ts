@@ -123,7 +123,7 @@ function runOne(c: OpCase, device: Device, dtype: FloatDType, seed: number): voi
  * (index: got vs ref, at most 5) where either is NaN or an infinity and the two differ: a NaN
  * must meet a NaN, an infinity the same infinity.
  */
-function compare(got: ArrayLike<number>, ref: ArrayLike<number>): { err: number; nonFinite: string[] } {
+export function compare(got: ArrayLike<number>, ref: ArrayLike<number>): { err: number; nonFinite: string[] } {
   if (got.length !== ref.length) throw new Error(`compare: lengths differ (${got.length} vs ${ref.length})`);
   let num = 0;
   let den = 0;
