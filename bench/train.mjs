@@ -28,6 +28,8 @@ export const TRAIN_MODELS = {
     },
     size: 64, batch: 64,
   },
+  // The bundled Fashion-MNIST model's config, at the size and batch it was trained with.
+  'secvit-fm': { config: 'secvit-fm', size: 32, batch: 128 },
 };
 
 

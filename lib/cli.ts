@@ -3,11 +3,18 @@
 // expects; runtime failures exit 1 with one line (the stack with --verbose). Results go to
 // stdout, progress and messages to stderr (progress only on a TTY, never with --no-progress).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { backends, selectDevice } from './backends.js';
+import { backends, selectDevice, setNumThreads } from './backends.js';
+import { loadImageData } from './data/sources.js';
+import { resizeSet } from './data/dataset.js';
+import { parseRandAugment } from './data/augment.js';
+import { bundledModelPath, bundledModels } from './models/bundled.js';
+import { fit, type Recipe } from './train/trainer.js';
+import { evaluate } from './train/evaluate.js';
+import { confusionPicture } from './vision/charts.js';
 import { packageRoot } from './native.js';
 import { SecViT } from './models/secvit.js';
 import { modelFromCheckpoint, readCheckpoint, type LoadProgress } from './models/load.js';
@@ -137,27 +144,27 @@ const MODEL_HELP = [
 ];
 
 /** The checkpoint and load options a command's --weights, --config, --key and --device name. */
-function modelOptions(values: Record<string, unknown>, cmd: string) {
-  if (typeof values.weights !== 'string') throw new UsageError(`${cmd}: --weights FILE is required`);
+function modelOptions(values: Record<string, unknown>, cmd: string, bundled = false) {
+  if (typeof values.weights !== 'string' && !bundled) throw new UsageError(`${cmd}: --weights FILE is required`);
   return {
-    weights: values.weights,
+    weights: typeof values.weights === 'string' ? values.weights : bundledModelPath(),
     options: { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: values.config as string | undefined, key: values.key as string | undefined },
   };
 }
 
 const classify: Command = {
-  summary: 'classify images with a SecViT checkpoint (ImageNet-1k labels)',
-  usage: 'secvit classify <images...> --weights FILE [--config NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
+  summary: 'classify images (the bundled Fashion-MNIST model, or a checkpoint: its class names, else ImageNet-1k\'s)',
+  usage: 'secvit classify <images...> [--weights FILE] [--config NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
   options: { ...MODEL_OPTIONS, 'top-k': { type: 'string', short: 'k' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
   help: [
-    ...MODEL_HELP,
+    ...MODEL_HELP.map((h) => h.replace('(required)', '(default: the bundled secvit-fm model, Fashion-MNIST)')),
     '--top-k, -k N       classes per image, best first (default 5)',
     '--dtype T           float32 (default), bfloat16 or float16 (CUDA tensor cores)',
     '--json              one JSON array on stdout: [{ image, predictions: [{ index, label, score }] }]',
   ],
   async run(values, images, io) {
     if (images.length === 0) throw new UsageError('classify: give at least one image (see secvit classify --help)');
-    const { weights, options } = modelOptions(values, 'classify');
+    const { weights, options } = modelOptions(values, 'classify', true);
     const topK = intOption(values, 'top-k', 'classify', 1, 5)!;
     const dtype = choice(values, 'dtype', 'classify', DTYPES, 'float32');
     const loading = weightsBar(io);
@@ -284,6 +291,7 @@ const info: Command = {
       cpu: `${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism?.() ?? os.cpus().length}`,
       backends: backends(),
       auto,
+      bundledModels: bundledModels().map((m) => ({ name: m.name, path: m.path, data: m.data, classes: m.classes, inputSize: m.inputSize, testTop1: m.testTop1, command: m.command })),
     };
     if (values.json) {
       io.out(JSON.stringify(report, null, 2));
@@ -293,6 +301,8 @@ const info: Command = {
     io.out(`CPU: ${report.cpu}`);
     for (const b of report.backends) io.out(`  ${b.name.padEnd(9)} ${b.available ? `available: ${b.description ?? ''}` : `unavailable: ${b.reason ?? ''}`}`);
     io.out(`device 'auto' picks: ${JSON.stringify(auto)}`);
+    for (const m of report.bundledModels)
+      io.out(`bundled model ${m.name}: ${m.data ?? '?'}, ${m.classes.length} classes${m.testTop1 !== null ? `, test top-1 ${(m.testTop1 * 100).toFixed(2)}%` : ''} (${m.path})`);
   },
 };
 
@@ -300,7 +310,191 @@ function version(): string {
   return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-export const COMMANDS: Record<string, Command> = { classify, clusters, convert, info };
+function numOption(values: Record<string, unknown>, name: string, cmd: string, ok: (n: number) => boolean, expects: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new UsageError(`${cmd}: --${name} expects ${expects}, got '${String(v)}'`);
+  return n;
+}
+
+// The recipe's switches: flag -> Recipe key, parser.
+const RECIPE_FLAGS: [string, keyof Recipe, string][] = [
+  ['weight-decay', 'weightDecay', 'X      AdamW weight decay (0.05)'],
+  ['warmup-epochs', 'warmupEpochs', 'N     linear warmup epochs (5)'],
+  ['warmup-lr', 'warmupLr', 'X         the warmup\'s first rate (1e-6)'],
+  ['min-lr', 'minLr', 'X            the cosine schedule\'s floor (1e-5)'],
+  ['smoothing', 'smoothing', 'X         label smoothing (0.1)'],
+  ['drop-path', 'dropPath', 'X         stochastic depth rate (default: the config\'s)'],
+  ['ema', 'ema', 'DECAY           EMA of the weights (0.99996); 0: none'],
+  ['mixup', 'mixup', 'ALPHA         mixup Beta alpha (0.8); 0: off'],
+  ['cutmix', 'cutmix', 'ALPHA        cutmix Beta alpha (1.0); 0: off'],
+  ['mixup-prob', 'mixupProb', 'P        probability of mixing a batch (1.0)'],
+  ['mixup-switch-prob', 'mixupSwitchProb', 'P  cutmix instead of mixup (0.5)'],
+  ['flip', 'flip', 'P              horizontal flip probability (0.5)'],
+  ['reprob', 'reprob', 'P            random erasing probability (0.25)'],
+  ['clip-grad', 'clipGrad', 'NORM      gradient clipping (default: none)'],
+];
+
+const train: Command = {
+  summary: 'train or fine-tune a SecViT on IDX files (MNIST, Fashion-MNIST) or an image folder',
+  usage: 'secvit train --data DIR --out DIR [--epochs N] [--batch-size N] [--lr X] [--config NAME|JSON] [--seed N] [--limit N] [--resume FILE] [--finetune FILE] [--threads N] [--device cpu] [recipe switches]',
+  options: {
+    data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
+    config: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, resume: { type: 'string' }, finetune: { type: 'string' },
+    'linear-probe': { type: 'boolean' }, threads: { type: 'string' }, device: { type: 'string' }, holdout: { type: 'string' },
+    'eval-every': { type: 'string' }, 'input-size': { type: 'string' }, workers: { type: 'string' },
+    'crop-scale': { type: 'string' }, 'rand-augment': { type: 'string' },
+    ...Object.fromEntries(RECIPE_FLAGS.map(([f]) => [f, { type: 'string' as const }])),
+  },
+  help: [
+    '--data DIR          IDX files (train-images-idx3-ubyte[.gz], ...) or an image folder (DIR/train/<class>/*, DIR/val/<class>/*)',
+    '--out DIR           model.safetensors, checkpoint.safetensors, log.jsonl, curves.png (required)',
+    '--epochs N          total epochs (a resumed run trains up to N) (10)',
+    '--batch-size N      (128)',
+    '--lr X              base rate for a batch of 512: the rate used is X * batch / 512 (5e-4, DeiT\'s)',
+    '--config NAME|JSON  secvit-fm (default), secvit-t/s/b/l, or a config object as JSON; the class count follows the data',
+    '--seed N            weights, order, augmentation and drop path all follow it (0)',
+    '--limit N           train on the first N training images only',
+    '--holdout N         hold out the last N training images for validation (valTop1 in the log)',
+    '--eval-every N      evaluate the test split every N epochs and after the last; 0: after the last only (1)',
+    '--resume FILE       continue a run from its checkpoint.safetensors (the same settings; --epochs may grow)',
+    '--finetune FILE     start from a checkpoint (.safetensors, the authors\' .pth); the head is new when the class count differs',
+    '--linear-probe      with --finetune: train the head only',
+    '--threads N         CPU threads (default: all cores)',
+    '--device D          cpu (default), cuda, cuda-emu, auto',
+    '--workers N         data worker threads (1)',
+    '--input-size N      the model\'s input side (32 for 28x28 IDX data, else 224)',
+    '--crop-scale A,B    random resized crop area range (0.08,1); none: no crop',
+    '--rand-augment S    RandAugment, timm\'s string (rand-m9-mstd0.5-inc1); none: off',
+    ...RECIPE_FLAGS.map(([f, , h]) => `--${f} ${h}`),
+  ],
+  async run(values, positionals, io) {
+    const cmd = 'train';
+    if (positionals.length) throw new UsageError(`train: takes no positional arguments, got '${positionals[0]}'`);
+    if (typeof values.data !== 'string') throw new UsageError('train: --data DIR is required');
+    if (typeof values.out !== 'string') throw new UsageError('train: --out DIR is required');
+    const recipe: Partial<Recipe> = {};
+    for (const [flag, key] of RECIPE_FLAGS) {
+      const v = numOption(values, flag, cmd, (n) => n >= 0, 'a number >= 0');
+      if (v !== undefined) (recipe as Record<string, number>)[key] = v;
+    }
+    if (recipe.clipGrad === 0) recipe.clipGrad = null;
+    const lr = numOption(values, 'lr', cmd, (n) => n > 0, 'a positive number');
+    if (lr !== undefined) recipe.lr = lr;
+    if (typeof values['crop-scale'] === 'string') {
+      const v = values['crop-scale'];
+      if (v === 'none') recipe.cropScale = null;
+      else {
+        const parts = v.split(',').map(Number);
+        if (parts.length !== 2 || !parts.every((x) => x > 0 && x <= 1) || parts[0] > parts[1]) throw new UsageError(`train: --crop-scale expects A,B with 0 < A <= B <= 1, or none, got '${v}'`);
+        recipe.cropScale = [parts[0], parts[1]];
+      }
+    }
+    if (typeof values['rand-augment'] === 'string') {
+      const v = values['rand-augment'];
+      if (v === 'none') recipe.randAugment = null;
+      else {
+        try {
+          parseRandAugment(v);
+        } catch (e) {
+          throw new UsageError(`train: --rand-augment: ${(e as Error).message}`);
+        }
+        recipe.randAugment = v;
+      }
+    }
+    let stop = false;
+    const onSigint = () => {
+      if (stop) process.exit(130);
+      stop = true;
+      io.err('secvit train: interrupted; saving a checkpoint at the next step (Ctrl-C again to quit without it)');
+    };
+    process.on('SIGINT', onSigint);
+    const started = performance.now();
+    let live = false;
+    try {
+      const result = await fit({
+        ...recipe, data: values.data, out: values.out,
+        epochs: intOption(values, 'epochs', cmd, 1), batchSize: intOption(values, 'batch-size', cmd, 1), config: values.config as string | undefined,
+        seed: intOption(values, 'seed', cmd, 0), limit: intOption(values, 'limit', cmd, 1), holdout: intOption(values, 'holdout', cmd, 0),
+        evalEvery: intOption(values, 'eval-every', cmd, 0), inputSize: intOption(values, 'input-size', cmd, 32),
+        resume: values.resume as string | undefined, finetune: values.finetune as string | undefined, linearProbe: values['linear-probe'] === true,
+        threads: intOption(values, 'threads', cmd, 1), workers: intOption(values, 'workers', cmd, 0),
+        device: choice(values, 'device', cmd, DEVICES, 'cpu'),
+        command: ['secvit', 'train', ...process.argv.slice(3)].join(' '),
+        shouldStop: () => stop,
+        log: (line, isLive) => {
+          if (isLive) {
+            if (!io.progress) return;
+            io.write(`\r${line.slice(0, Math.max((process.stderr.columns || 80) - 1, 20)).padEnd(Math.max((process.stderr.columns || 80) - 1, 20))}`);
+            live = true;
+            return;
+          }
+          if (live) io.write('\r' + ' '.repeat(Math.max((process.stderr.columns || 80) - 1, 20)) + '\r');
+          live = false;
+          io.err(line);
+        },
+      });
+      if (live) io.write('\n');
+      const minutes = ((performance.now() - started) / 60000).toFixed(1);
+      if (result.stopped) {
+        io.err(`secvit train: stopped; resume with --resume ${path.join(values.out, 'checkpoint.safetensors')}`);
+        process.exitCode = 130;
+        return;
+      }
+      const t = result.test;
+      io.out(`${path.join(values.out, 'model.safetensors')}: ${result.log.length} epoch${result.log.length === 1 ? '' : 's'} in ${minutes} min` +
+        (t ? `, test top-1 ${(t.top1 * 100).toFixed(2)}% top-5 ${(t.top5 * 100).toFixed(2)}% (${t.count} images)` : ''));
+    } catch (e) {
+      if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(`train: ${e.message}`);
+      throw e;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  },
+};
+
+const evalCommand: Command = {
+  summary: 'evaluate a classifier on a dataset: top-1, top-5, loss (the bundled model without --weights)',
+  usage: 'secvit eval --data DIR [--weights FILE] [--split test] [--json] [--confusion FILE.png] [--batch-size 256] [--device auto]',
+  options: { ...MODEL_OPTIONS, data: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, confusion: { type: 'string' }, 'batch-size': { type: 'string' }, threads: { type: 'string' } },
+  help: [
+    '--data DIR          IDX files or an image folder (DIR/val/<class>/*)',
+    '--weights, -w FILE  a checkpoint (default: the bundled secvit-fm model)',
+    '--split S           test (default) or train',
+    '--json              one object on stdout: { top1, top5, loss, count } (fractions)',
+    '--confusion FILE    the confusion matrix as a PNG',
+    '--batch-size N      (256)',
+    '--device D          auto (default), cpu, cuda, cuda-emu',
+    '--threads N         CPU threads',
+  ],
+  async run(values, positionals, io) {
+    const cmd = 'eval';
+    if (positionals.length) throw new UsageError(`eval: takes no positional arguments, got '${positionals[0]}'`);
+    if (typeof values.data !== 'string') throw new UsageError('eval: --data DIR is required');
+    const split = choice(values, 'split', cmd, ['test', 'train'] as const, 'test');
+    const threads = intOption(values, 'threads', cmd, 1);
+    if (threads !== undefined) setNumThreads(threads);
+    const weights = typeof values.weights === 'string' ? values.weights : bundledModelPath();
+    const model = SecViT.load(weights, { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: values.config as string | undefined, key: values.key as string | undefined });
+    try {
+      const cfg = model.preprocessing();
+      const data = await loadImageData(values.data, { size: cfg.size, resize: Math.floor(cfg.size / cfg.cropPct), interpolation: cfg.interpolation, split });
+      const set = split === 'test' ? data.test ?? data.train : data.train;
+      const size = cfg.size;
+      const prepared = resizeSet(set, size, cfg.interpolation);
+      const r = await evaluate(model, prepared, { size, outChannels: 3, mean: [...cfg.mean], std: [...cfg.std], train: false, augment: { cropScale: null, cropRatio: [1, 1], flip: 0, randAugment: null, reprob: 0 } },
+        { batchSize: intOption(values, 'batch-size', cmd, 1, 256) });
+      if (typeof values.confusion === 'string') writeFileSync(values.confusion, confusionPicture(r.confusion, model.classNames ?? set.classes));
+      if (values.json) io.out(JSON.stringify({ top1: r.top1, top5: r.top5, loss: r.loss, count: r.count }));
+      else io.out(`${weights} on ${values.data} (${split}): top-1 ${(r.top1 * 100).toFixed(2)}%, top-5 ${(r.top5 * 100).toFixed(2)}%, loss ${r.loss.toFixed(4)}, ${r.count} images`);
+    } finally {
+      model.dispose();
+    }
+  },
+};
+
+export const COMMANDS: Record<string, Command> = { classify, clusters, convert, info, train, eval: evalCommand };
 
 /** Commands implemented outside this file (the benchmark suite lives in bench/). */
 export const EXTERNAL: Record<string, string> = {

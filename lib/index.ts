@@ -53,3 +53,13 @@ export { resizeLikePillow, resizeShorterSide, centerCropOffsets, type RawImage, 
 export { IMAGENET_CLASSES } from './vision/imagenet-classes.js';
 export { pipeline, topKPredictions, type ImageClassificationPipeline, type Prediction, type PipelineOptions, type ClassifyOptions } from './pipeline.js';
 export { clusterPicture, clusterOfTokens, clusterColor, tintByCluster, type ClusterPicture, type ClusterPictureOptions, type ClusterPanel } from './vision/clusters.js';
+export { fit, finetuneFrom, DEIT_RECIPE, TrainingError, type TrainOptions, type TrainResult, type EpochLog, type Recipe } from './train/trainer.js';
+export { evaluate, type EvalResult } from './train/evaluate.js';
+export { learningRate, type ScheduleOptions } from './train/schedule.js';
+export { ModelEma } from './train/ema.js';
+export { readIdx, parseIdx, loadIdx, isIdxDir, DataError, IDX_MAX_BYTES, type IdxArray } from './data/idx.js';
+export { loadImageData, type ImageData, type LoadDataOptions } from './data/sources.js';
+export { subset, resizeSet, pixelStats, type ImageSet } from './data/dataset.js';
+export { BatchLoader, epochOrder, type LoaderOptions } from './data/loader.js';
+export { parseRandAugment, type AugmentOptions, type MixOptions, type ImageTransform } from './data/augment.js';
+export { trainingCurves, confusionPicture, encodePng } from './vision/charts.js';

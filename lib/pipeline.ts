@@ -5,7 +5,9 @@
 //   await classify.dispose();
 //
 // Weights are a path or bytes of a safetensors or .pth checkpoint (config from the file unless
-// given), or a SecViT the caller made (the pipeline then does not dispose it).
+// given), or a SecViT the caller made (the pipeline then does not dispose it); none: the bundled
+// model (secvit-fm, trained on Fashion-MNIST). A checkpoint written by `secvit train` brings its
+// own preprocessing (input size, mean, std, interpolation) and class names.
 import { noGrad } from './autograd/graph.js';
 import type { DeviceChoice } from './backends.js';
 import { SecViT } from './models/secvit.js';
@@ -14,6 +16,7 @@ import { type Tensor } from './tensor.js';
 import type { ConfigInput } from './models/config.js';
 import type { LoadProgress } from './models/load.js';
 import { IMAGENET_CLASSES } from './vision/imagenet-classes.js';
+import { bundledModelPath } from './models/bundled.js';
 import type { ImageInput } from './vision/image.js';
 import { preprocess, type PreprocessOptions } from './vision/preprocess.js';
 
@@ -80,21 +83,25 @@ export function topKPredictions(logits: Float32Array, classes: number, k: number
 }
 
 /** A ready classifier: loads the model once; each call preprocesses, runs a batch, returns the top classes. */
-export async function pipeline(task: 'image-classification', weights: string | Uint8Array | SecViT, options: PipelineOptions = {}): Promise<ImageClassificationPipeline> {
+export async function pipeline(task: 'image-classification', weights?: string | Uint8Array | SecViT | null, options: PipelineOptions = {}): Promise<ImageClassificationPipeline> {
   if (task !== 'image-classification') throw new RangeError(`pipeline: the only task is 'image-classification', got '${String(task)}'`);
   if (typeof options !== 'object' || options === null) throw new TypeError('pipeline: options must be an object');
+  // No weights: the bundled model (secvit-fm, Fashion-MNIST), with its own preprocessing and labels.
+  if (weights === undefined || weights === null) weights = bundledModelPath();
   const owned = !(weights instanceof SecViT);
   const model = weights instanceof SecViT ? weights
     : SecViT.load(weights, { device: options.device, dtype: options.dtype, config: options.config, key: options.key, onProgress: options.onProgress });
   try {
     const classes = model.config.numClasses;
-    const labels = options.labels ?? (classes === IMAGENET_CLASSES.length ? IMAGENET_CLASSES : []);
+    const labels = options.labels ?? model.classNames ?? (classes === IMAGENET_CLASSES.length ? IMAGENET_CLASSES : []);
     if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string'))
       throw new TypeError('pipeline: labels must be an array of strings');
     if (labels.length !== 0 && labels.length !== classes)
       throw new RangeError(`pipeline: labels has ${labels.length} names, the model has ${classes} classes`);
     const defaultK = checkTopK(options.topK ?? 5, 'pipeline', classes);
-    const pre = options.preprocess ?? {};
+    // The checkpoint's own transform (secvit train writes it) unless the caller gives one.
+    const own = model.preprocessing();
+    const pre = options.preprocess ?? { size: own.size, cropPct: own.cropPct, interpolation: own.interpolation, mean: own.mean, std: own.std };
     let disposed = false;
     const classify = (async (images: ImageInput | readonly ImageInput[], opts: ClassifyOptions = {}) => {
       if (disposed) throw new Error('pipeline: this pipeline has been disposed');

@@ -31,6 +31,9 @@ if [[ $cuda != OFF ]] && command -v nvcc >/dev/null; then
 fi
 npx secvit classify "$sample" --weights micro.model.safetensors --device cpu --json > classify.json
 node -e "const r = JSON.parse(require('fs').readFileSync('classify.json', 'utf8')); if (r.length !== 1 || r[0].predictions.length !== 5) throw new Error('classify: unexpected output');"
+# The bundled model, with no weights given: a Fashion-MNIST sample is classified by name.
+npx secvit classify node_modules/secvit/samples/fashion-0000-ankle-boot.png --json > bundled.json
+node -e "const r = JSON.parse(require('fs').readFileSync('bundled.json', 'utf8')); if (r[0].predictions[0].label !== 'Ankle boot') throw new Error('bundled model: ' + JSON.stringify(r));"
 npx secvit clusters "$sample" --weights micro.model.safetensors --device cpu -o clusters.png
 test -s clusters.png
 npx secvit convert micro_train.pth converted.safetensors

@@ -24,10 +24,14 @@ describe('secvit CLI', () => {
   it('--help lists the commands; each command has its own --help', () => {
     const top = cli('--help');
     expect(top.code).toBe(0);
-    for (const c of ['classify', 'convert', 'info', 'bench']) expect(top.out).toContain(c);
+    for (const c of ['classify', 'convert', 'info', 'bench', 'train', 'eval']) expect(top.out).toContain(c);
     const c = cli('classify', '--help');
     expect(c.code).toBe(0);
-    expect(c.out).toMatch(/usage: secvit classify <images\.\.\.> --weights FILE/);
+    expect(c.out).toMatch(/usage: secvit classify <images\.\.\.> \[--weights FILE\]/);
+    const t = cli('train', '--help');
+    expect(t.code).toBe(0);
+    for (const flag of ['--data', '--out', '--epochs', '--batch-size', '--lr', '--config', '--seed', '--limit', '--resume', '--finetune', '--threads', '--device', '--no-progress', '--mixup', '--ema', '--clip-grad'])
+      expect(t.out, flag).toContain(flag);
     const b = cli('bench', '--help');
     expect(b.code).toBe(0);
     expect(b.out).toMatch(/usage: secvit bench/);
@@ -39,7 +43,14 @@ describe('secvit CLI', () => {
       [['classify', 'x.png', '--weights', MICRO, '--colour'], /unknown option '--colour'/],
       [['classify', 'x.png', '--weights', MICRO, '--top-k', 'many'], /--top-k expects an integer >= 1, got 'many'/],
       [['classify', 'x.png', '--weights', MICRO, '--device', 'tpu'], /--device expects one of auto, cpu, cuda, cuda-emu, got 'tpu'/],
-      [['classify', 'x.png'], /--weights FILE is required/],
+      [['clusters', 'x.png', '-o', 'y.png'], /--weights FILE is required/],
+      [['train', '--out', 'o'], /--data DIR is required/],
+      [['train', '--data', 'd', '--out', 'o', '--epochs', '0'], /--epochs expects an integer >= 1, got '0'/],
+      [['train', '--data', 'd', '--out', 'o', '--lr', 'fast'], /--lr expects a positive number, got 'fast'/],
+      [['train', '--data', 'd', '--out', 'o', '--crop-scale', '2,1'], /--crop-scale expects A,B/],
+      [['train', '--data', 'd', '--out', 'o', '--rand-augment', 'rand-z1'], /--rand-augment: .*unknown part 'z1'/],
+      [['eval', '--json'], /--data DIR is required/],
+      [['eval', '--data', 'd', '--split', 'dev'], /--split expects one of test, train/],
       [['convert', 'only-one.pth'], /expects <in.pth> <out.safetensors>/],
       [['bench', '--groups', 'nope'], /--groups expects some of/],
       [['bench', '--frobnicate'], /unknown option '--frobnicate'/],

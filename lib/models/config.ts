@@ -40,7 +40,7 @@ export interface ReferenceConfig {
 }
 
 export type ConfigName =
-  | 'secvit-t' | 'secvit-s' | 'secvit-b' | 'secvit-l'
+  | 'secvit-t' | 'secvit-s' | 'secvit-b' | 'secvit-l' | 'secvit-fm'
   | 'KClusterFormerSimpleNew_T' | 'KClusterFormerSimpleNew_S' | 'KClusterFormerSimpleNew_M' | 'KClusterFormerSimpleNew_L'
   | 'SecViT_T' | 'SecViT_S' | 'SecViT_M' | 'SecViT_L';
 
@@ -63,6 +63,14 @@ const PUBLISHED: Record<string, () => SecViTConfig> = {
   'secvit-b': () => published([80, 160, 320, 512], [4, 8, 26, 8], [5, 5, 10, 16], [false, false, true, true], 0.4),
   'secvit-l': () => published([112, 224, 448, 640], [4, 8, 26, 8], [7, 7, 14, 20], [false, false, true, true], 0.5),
 };
+// Configs of ours, for small data (not from the paper). secvit-fm: the bundled Fashion-MNIST
+// model (32 x 32 input: 8 x 8 tokens in stage 0, 4 clusters of 16; 4 x 4 in stage 1, 2 of 8;
+// global attention from stage 2 on, where 2 x 2 and 1 x 1 tokens are left).
+PUBLISHED['secvit-fm'] = () => resolveConfig({
+  embed_dims: [32, 64, 128, 256], depths: [1, 2, 3, 1], num_heads: [1, 2, 4, 8],
+  num_clusterss: [[4], [2, 2], [1, 1, 1], [-1]], mlp_ratios: [3, 3, 3, 3], projection: 512, num_classes: 10, drop_path_rate: 0.05,
+});
+
 const ALIASES: Record<string, string> = {
   KClusterFormerSimpleNew_T: 'secvit-t', KClusterFormerSimpleNew_S: 'secvit-s',
   KClusterFormerSimpleNew_M: 'secvit-b', KClusterFormerSimpleNew_L: 'secvit-l',

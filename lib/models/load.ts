@@ -1,7 +1,7 @@
 // Checkpoints in and out of a SecViT: safetensors and PyTorch `.pth` files in, safetensors out.
 // Loading is a walk over the model's slot names; every problem with the names or shapes is
 // collected and reported in one error (strict by default, as torch's load_state_dict).
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import { noGrad } from '../autograd/graph.js';
 import { basename } from 'node:path';
 import { castSync, tensor, Tensor, type DType } from '../tensor.js';
@@ -117,6 +117,7 @@ export function modelFromCheckpoint(ck: Checkpoint, options: Omit<LoadOptions, '
   const model = new SecViT(configOf(ck, options.config), device, dtype);
   try {
     loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
+    if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
   } catch (e) {
     model.dispose();
     throw e;
@@ -281,5 +282,5 @@ export function encodeModel(model: SecViT, extraMetadata: Record<string, string>
 
 export function saveSecViT(model: SecViT, path: string, extraMetadata: Record<string, string> = {}): void {
   if (typeof path !== 'string') throw new TypeError('SecViT.save: path must be a string');
-  writeFileSync(path, encodeModel(model, { source: `secvit ${basename(path)}`, ...extraMetadata }));
+  writeFileAtomic(path, encodeModel(model, { source: `secvit ${basename(path)}`, ...extraMetadata }));
 }

@@ -31,7 +31,7 @@ import { dropPath } from '../ops/dropout.js';
 import {
   add, batchNorm, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul, type Activation, type BatchNormParams,
 } from '../ops/layers.js';
-import { Module, numelOf, type Counter, type Slot } from '../nn/module.js';
+import { Module, numelOf, parameterGeneration, parametersChanged, type Counter, type Slot } from '../nn/module.js';
 import { Rng } from '../nn/random.js';
 import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions, type LoadStateDictOptions } from './load.js';
 import type { StoredTensor } from '../io/source.js';
@@ -55,8 +55,15 @@ interface Run {
 class Derived {
   #items: Tensor[] = [];
   #cache = new Map<string, unknown>();
+  #generation = parameterGeneration();
   get<T>(key: string, make: (own: <U extends Tensor>(t: U) => U) => T, live = false): T {
     if (live) return make((t) => t);
+    // Parameters or running statistics changed in place since these were made (an optimizer
+    // step, a train-mode forward): make them afresh.
+    if (this.#generation !== parameterGeneration()) {
+      this.release();
+      this.#generation = parameterGeneration();
+    }
     if (this.#cache.has(key)) return this.#cache.get(key) as T;
     const own = <U extends Tensor>(t: U): U => {
       keep(t);
@@ -513,6 +520,8 @@ export class SecViT extends Module {
   readonly norm: BatchNorm2d;
   readonly head: Conv2d;
   readonly pretrainedCfg = PRETRAINED_CFG;
+  /** The checkpoint's metadata when loaded from one (safetensors), else empty. */
+  metadata: ReadonlyMap<string, string> = new Map();
   readonly #derived = new Derived();
   #disposed = false;
 
@@ -595,6 +604,47 @@ export class SecViT extends Module {
     return this.#disposed;
   }
 
+  /** Class names from the checkpoint's metadata (`class_names`, as `secvit train` writes), if any. */
+  get classNames(): string[] | undefined {
+    const raw = this.metadata.get('class_names');
+    if (raw === undefined) return undefined;
+    try {
+      const v: unknown = JSON.parse(raw);
+      if (Array.isArray(v) && v.length === this.config.numClasses && v.every((x) => typeof x === 'string')) return v as string[];
+    } catch { /* malformed metadata: no names */ }
+    return undefined;
+  }
+
+  /**
+   * The evaluation transform this model expects: from the checkpoint's metadata (input_size
+   * [C, H, W], mean, std, interpolation, crop_pct, as `secvit train` writes them) where present
+   * and well-formed, else the published models' (224, bicubic, crop 0.875, ImageNet's statistics).
+   */
+  preprocessing(): { size: number; cropPct: number; interpolation: 'bicubic' | 'bilinear'; mean: readonly number[]; std: readonly number[] } {
+    const json = (k: string): unknown => {
+      const raw = this.metadata.get(k);
+      if (raw === undefined) return undefined;
+      try {
+        return JSON.parse(raw);
+      } catch {
+        return undefined;
+      }
+    };
+    const nums = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+    const input = json('input_size');
+    const size = nums(input, 3) && (input as number[])[1] === (input as number[])[2] && Number.isInteger((input as number[])[1]) && (input as number[])[1] >= MIN_INPUT_SIZE
+      ? (input as number[])[1] : PRETRAINED_CFG.inputSize[1];
+    const mean = json('mean'), std = json('std'), crop = json('crop_pct');
+    const interp = this.metadata.get('interpolation');
+    return {
+      size,
+      cropPct: typeof crop === 'number' && crop > 0 && crop <= 1 ? crop : PRETRAINED_CFG.cropPct,
+      interpolation: interp === 'bilinear' || interp === 'bicubic' ? interp : PRETRAINED_CFG.interpolation,
+      mean: nums(mean, 3) ? (mean as number[]) : PRETRAINED_CFG.mean,
+      std: nums(std, 3) && (std as number[]).every((x) => x > 0) ? (std as number[]) : PRETRAINED_CFG.std,
+    };
+  }
+
   #check(op: string, pixels: unknown): Tensor {
     if (this.#disposed) throw new Error(`${op}: the model has been disposed`);
     if (!(pixels instanceof Tensor)) throw new TypeError(`${op}: pixels must be a Tensor [B, 3, H, W], got ${pixels === null ? 'null' : typeof pixels}`);
@@ -670,6 +720,8 @@ export class SecViT extends Module {
           live = true;
           break;
         }
+    // A train-mode forward updates batch norm's running statistics in place.
+    if (this.training) parametersChanged();
     return { live, training: this.training };
   }
 

@@ -40,6 +40,21 @@ export interface Counter {
 
 export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
+// A generation count of parameter values: bumped whenever weights or batch-norm statistics may
+// have changed in place (an optimizer step, a train-mode forward, loading). Caches of tensors
+// derived from parameters (folded batch norm, views) compare it and rebuild when it moved.
+let generation = 0;
+
+/** Marks every model's parameters as possibly changed (derived caches rebuild on next use). */
+export function parametersChanged(): void {
+  generation++;
+}
+
+/** The current parameter generation (see parametersChanged). */
+export function parameterGeneration(): number {
+  return generation;
+}
+
 export class Module {
   readonly #slots = new Map<string, Slot>();
   readonly #counters = new Map<string, Counter>();

@@ -18,6 +18,20 @@ export function manualSeed(s: number): void {
   counter = 0;
 }
 
+/** The dropout/drop-path generator's state (a checkpoint's; restore with setRandomState). */
+export function getRandomState(): { seed: number; counter: number } {
+  return { seed, counter };
+}
+
+/** Restores a state from getRandomState: the masks continue exactly where they left off. */
+export function setRandomState(state: { seed: number; counter: number }): void {
+  const ok = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
+  if (typeof state !== 'object' || state === null || !ok(state.seed) || !ok(state.counter))
+    throw new RangeError(`setRandomState: expected { seed, counter } of integers in [0, 2^53), got ${JSON.stringify(state)}`);
+  seed = state.seed;
+  counter = state.counter;
+}
+
 function draw(op: string, x: Tensor, p: number, perSample: boolean): Tensor {
   if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw new RangeError(`${op}: p must be in [0, 1), got ${p}`);
   const n = perSample ? x.shape[0] ?? 0 : x.size;

@@ -5,7 +5,7 @@
 // identified by their index across the groups, as PyTorch's.
 import { noGrad } from '../autograd/graph.js';
 import { keep } from '../engine.js';
-import { Module } from '../nn/module.js';
+import { Module, parametersChanged } from '../nn/module.js';
 import { Tensor, zeros } from '../tensor.js';
 
 /** A group of parameters with its own settings (the optimizer's defaults fill the rest). */
@@ -109,6 +109,7 @@ export abstract class Optimizer {
   /** Queues every parameter's update (those with a gradient) and resolves once they are applied. */
   async step(): Promise<void> {
     this.#check('step');
+    parametersChanged();
     const updated: Tensor[] = [];
     noGrad(() => {
       for (const g of this.paramGroups)
