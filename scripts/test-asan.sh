@@ -15,5 +15,8 @@ export LD_PRELOAD="$libasan"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87
 export SECVIT_ADDON_PATH="$PWD/build-asan/Release/secvit_asan.node"
+# The bundled model's 10,000-image evaluations and the real-data training smoke run the same
+# kernels the rest of the suite checks here, 10x slower: the regular run has them.
+export SECVIT_SKIP_SLOW_DATA=1
 # The packaging tests load the package from dist/ in fresh processes (the regular build).
 npx vitest run --exclude test/packaging.test.ts "$@"

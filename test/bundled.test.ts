@@ -3,7 +3,8 @@
 // pipeline (the same pixels by another road: 28 x 28 grey images in, its own preprocessing and
 // class names), the samples it ships with, and a short training smoke on the real data from the
 // command line. Needs Debian's dataset-fashion-mnist (CI installs it; SECVIT_REQUIRE_DATA=1
-// turns its absence into a failure).
+// turns its absence into a failure). SECVIT_SKIP_SLOW_DATA=1 (the AddressSanitizer run) skips the
+// two real-data tests.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import { bundledModelPath, bundledModels } from '../lib/models/bundled.js';
 
 const ROOT = resolve(__dirname, '..');
 const FASHION = '/usr/share/datasets/fashion-mnist';
-const haveData = existsSync(FASHION) || process.env.SECVIT_REQUIRE_DATA === '1';
+const haveData = (existsSync(FASHION) || process.env.SECVIT_REQUIRE_DATA === '1') && process.env.SECVIT_SKIP_SLOW_DATA !== '1';
 const tmp = mkdtempSync(join(tmpdir(), 'secvit-bundled-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
