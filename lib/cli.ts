@@ -38,7 +38,8 @@ interface Command {
   options: Options;
   /** Lines describing each option, for --help. */
   help: string[];
-  run(values: Record<string, unknown>, positionals: string[], io: Io): Promise<void>;
+  /** Resolves to the exit code when it is not 0 (e.g. 130: interrupted). */
+  run(values: Record<string, unknown>, positionals: string[], io: Io): Promise<void | number>;
 }
 
 export interface Io {
@@ -439,8 +440,7 @@ const train: Command = {
       const minutes = ((performance.now() - started) / 60000).toFixed(1);
       if (result.stopped) {
         io.err(`secvit train: stopped; resume with --resume ${path.join(values.out, 'checkpoint.safetensors')}`);
-        process.exitCode = 130;
-        return;
+        return 130;
       }
       const t = result.test;
       io.out(`${path.join(values.out, 'model.safetensors')}: ${result.log.length} epoch${result.log.length === 1 ? '' : 's'} in ${minutes} min` +
@@ -540,8 +540,7 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
       return 0;
     }
     const progress = !values['no-progress'] && (io.progress ?? Boolean(process.stderr.isTTY));
-    await cmd.run(values, positionals, { out, err, write, progress });
-    return 0;
+    return (await cmd.run(values, positionals, { out, err, write, progress })) ?? 0;
   } catch (e) {
     if (e instanceof UsageError) {
       err(`secvit ${e.message}`);

@@ -1,7 +1,7 @@
 // Training as a product (fit / `secvit train`): determinism, exact resume (at an epoch boundary
 // and mid-epoch), what the output folder holds, a NaN loss, checkpoints from elsewhere, a full
 // disk, fine-tuning onto an image folder, and evaluation against a plain count.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -178,6 +178,54 @@ describe('training', () => {
     const m = SecViT.load(join(out, 'model.safetensors'));
     expect(m.classNames).toEqual(['cat', 'dog', 'owl']);
     m.dispose();
+  }, 120_000);
+
+  it('fine-tunes from the authors\' .pth (a training checkpoint with args and optimizer): their trunk, a new 3-class head', async () => {
+    const pth = join(ROOT, 'test', 'fixtures', 'micro_train.pth');
+    const config = JSON.stringify({
+      embed_dims: [8, 16, 16, 32], depths: [1, 1, 1, 1], num_heads: [2, 2, 2, 4], num_clusterss: [[32], [8], [2], [-1]],
+      mlp_ratios: [3, 3, 3, 3], layerscales: [false, false, true, true], projection: 16, num_classes: 5,
+    });
+    const folder = join(tmp, 'folder-pth');
+    writeImageFolder(folder, { classes: ['a', 'b', 'c'], perClass: 4, valPerClass: 2, side: 36 });
+    const out = join(tmp, 'ft-pth');
+    await fit({ ...RECIPE, config, data: folder, out, epochs: 1, batchSize: 4, inputSize: 32, finetune: pth, linearProbe: true, ema: 0 });
+    const theirs = SecViT.load(pth, { config });
+    const ours = SecViT.load(join(out, 'model.safetensors'));
+    try {
+      expect(ours.config.numClasses).toBe(3);
+      const t = theirs.stateDict();
+      let compared = 0;
+      for (const [k, v] of ours.stateDict()) {
+        if (k.startsWith('head.') || k.includes('running_')) continue;
+        expect(Array.from(v.dataSync()), k).toEqual(Array.from(t.get(k)!.dataSync()));
+        compared++;
+      }
+      expect(compared).toBeGreaterThan(50);
+    } finally {
+      theirs.dispose();
+      ours.dispose();
+    }
+  }, 120_000);
+
+  it('Ctrl-C (SIGINT) in secvit train saves a checkpoint, says how to resume and exits 130', async () => {
+    const out = join(tmp, 'sigint');
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'secvit.mjs'), 'train', '--data', IDX, '--out', out, '--config', TINY, '--epochs', '500', '--batch-size', '8', '--threads', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    await new Promise<void>((res) => child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('epoch 1/500:')) res();
+    }));
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code, err).toBe(130);
+    expect(err).toMatch(/interrupted; saving a checkpoint at the next step/);
+    expect(err).toMatch(/stopped; resume with --resume .*checkpoint\.safetensors/);
+    const meta = JSON.parse(readSafetensors(join(out, 'checkpoint.safetensors')).metadata.get('secvit_checkpoint')!);
+    expect(meta.epoch * 10 + meta.batch).toBeGreaterThanOrEqual(10);  // at least the first epoch's 10 steps
+    expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
   }, 120_000);
 
   it('secvit train on a terminal: a live line with epoch, step, loss, img/s and ETA, then a line per epoch; eval --confusion writes a PNG', async () => {
