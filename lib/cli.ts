@@ -359,7 +359,7 @@ const train: Command = {
     '--limit N           train on the first N training images only',
     '--holdout N         hold out the last N training images for validation (valTop1 in the log)',
     '--eval-every N      evaluate the test split every N epochs and after the last; 0: after the last only (1)',
-    '--resume FILE       continue a run from its checkpoint.safetensors (the same settings; --epochs may grow)',
+    '--resume FILE       continue a run from its checkpoint.safetensors: its settings (seed, batch, recipe, config...) apply; ones given must match; --epochs may grow',
     '--finetune FILE     start from a checkpoint (.safetensors, the authors\' .pth); the head is new when the class count differs',
     '--linear-probe      with --finetune: train the head only',
     '--threads N         CPU threads (default: all cores)',

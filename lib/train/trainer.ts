@@ -160,10 +160,14 @@ interface CheckpointMeta {
 const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Trains a SecViT; see TrainOptions. Resolves when the last epoch is done (or the run was stopped). */
-export async function fit(options: TrainOptions): Promise<TrainResult> {
+export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
+  let options = givenOptions;
   const op = 'fit';
   if (typeof options !== 'object' || options === null) throw new TypeError(`${op}: options must be an object`);
   if (typeof options.data !== 'string') throw new TypeError(`${op}: data must be a folder path, got ${typeof options.data}`);
+  // A resume takes the checkpoint's settings for whatever is not given (given and different:
+  // refused below, naming it), so `--resume FILE --epochs N` alone continues a run.
+  if (options.resume !== undefined) options = { ...settingsOf(options.resume), ...definedOnly(options) } as TrainOptions;
   const recipe: Recipe = { ...DEIT_RECIPE };
   for (const k of Object.keys(DEIT_RECIPE) as (keyof Recipe)[]) if (options[k] !== undefined) (recipe as unknown as Record<string, unknown>)[k] = options[k];
   const epochs = posInt(op, 'epochs', options.epochs ?? 10);
@@ -350,6 +354,40 @@ export async function fit(options: TrainOptions): Promise<TrainResult> {
   } finally {
     await loader?.close();
     for (const d of disposeLater.reverse()) d.dispose();
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The settings a training checkpoint was made with, as TrainOptions (its header only is read). */
+function settingsOf(file: string): Partial<TrainOptions> {
+  if (typeof file !== 'string') throw new TypeError(`fit: resume must be a file path, got ${typeof file}`);
+  if (!existsSync(file)) throw new DataError(`resume ${file}: no such file`);
+  const ck = readSafetensors(file);
+  try {
+    const raw = ck.metadata.get('secvit_checkpoint');
+    if (!raw) throw new TrainingError(`resume ${file}: not a training checkpoint (no secvit_checkpoint metadata); to start from weights use --finetune`);
+    let meta: CheckpointMeta;
+    try {
+      meta = JSON.parse(raw) as CheckpointMeta;
+    } catch (e) {
+      throw new TrainingError(`resume ${file}: its secvit_checkpoint metadata is not JSON (${(e as Error).message})`);
+    }
+    const f = meta.fixed ?? {};
+    let recipe: Partial<Recipe> = {};
+    try {
+      recipe = typeof f.recipe === 'string' ? (JSON.parse(f.recipe) as Partial<Recipe>) : {};
+    } catch { /* compared (and refused) below */ }
+    return {
+      ...recipe, config: meta.config as unknown as ConfigInput,
+      seed: f.seed as number | undefined, batchSize: f.batchSize as number | undefined, holdout: f.holdout as number | undefined,
+      inputSize: f.inputSize as number | undefined, limit: f.trainCount as number | undefined,
+      finetune: (f.finetune as string | null) ?? undefined, linearProbe: f.linearProbe === true ? true : undefined,
+    };
+  } finally {
+    ck.close();
   }
 }
 
