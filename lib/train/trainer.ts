@@ -361,20 +361,30 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** The settings a training checkpoint was made with, as TrainOptions (its header only is read). */
-function settingsOf(file: string): Partial<TrainOptions> {
-  if (typeof file !== 'string') throw new TypeError(`fit: resume must be a file path, got ${typeof file}`);
+/** A training checkpoint opened, its secvit_checkpoint metadata parsed (errors name the file). */
+function openTrainingCheckpoint(file: string): ReturnType<typeof readSafetensors> & { meta: CheckpointMeta } {
   if (!existsSync(file)) throw new DataError(`resume ${file}: no such file`);
   const ck = readSafetensors(file);
   try {
     const raw = ck.metadata.get('secvit_checkpoint');
     if (!raw) throw new TrainingError(`resume ${file}: not a training checkpoint (no secvit_checkpoint metadata); to start from weights use --finetune`);
-    let meta: CheckpointMeta;
     try {
-      meta = JSON.parse(raw) as CheckpointMeta;
+      return Object.assign(ck, { meta: JSON.parse(raw) as CheckpointMeta });
     } catch (e) {
       throw new TrainingError(`resume ${file}: its secvit_checkpoint metadata is not JSON (${(e as Error).message})`);
     }
+  } catch (e) {
+    ck.close();
+    throw e;
+  }
+}
+
+/** The settings a training checkpoint was made with, as TrainOptions (its header only is read). */
+function settingsOf(file: string): Partial<TrainOptions> {
+  if (typeof file !== 'string') throw new TypeError(`fit: resume must be a file path, got ${typeof file}`);
+  const ck = openTrainingCheckpoint(file);
+  try {
+    const meta = ck.meta;
     const f = meta.fixed ?? {};
     let recipe: Partial<Recipe> = {};
     try {
@@ -446,17 +456,9 @@ interface Resume {
 
 function readResume(file: string, config: SecViTConfig, fixed: Record<string, unknown>): Resume {
   const what = `resume ${file}`;
-  if (!existsSync(file)) throw new DataError(`${what}: no such file`);
-  const ck = readSafetensors(file);
-  let meta: CheckpointMeta;
+  const ck = openTrainingCheckpoint(file);
+  const meta = ck.meta;
   try {
-    const raw = ck.metadata.get('secvit_checkpoint');
-    if (!raw) throw new TrainingError(`${what}: not a training checkpoint (no secvit_checkpoint metadata); to start from weights use --finetune`);
-    try {
-      meta = JSON.parse(raw) as CheckpointMeta;
-    } catch (e) {
-      throw new TrainingError(`${what}: its secvit_checkpoint metadata is not JSON (${(e as Error).message})`);
-    }
     const theirs = JSON.stringify(meta.config), ours = JSON.stringify({ ...toReferenceConfig(config), drop_path_rate: config.dropPathRate });
     if (theirs !== ours) throw new TrainingError(`${what}: the checkpoint is of another config (${theirs}); this run's is ${ours}`);
     const differ = Object.keys(fixed).filter((k) => JSON.stringify(meta.fixed?.[k]) !== JSON.stringify(fixed[k]));
