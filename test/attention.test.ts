@@ -207,6 +207,38 @@ describe.each(DEVICES)('windowAttention on %s', (device) => {
     disposeAll(q, k, v, a, s);
   });
 
+  // Swin's relative position bias [H, N, N] by window slot, with padding and a shift; large
+  // bias values (+-8) so that a bias read from the wrong slot moves the softmax visibly.
+  it.each([
+    ['padded 7x9 grid, 3x4 windows shifted by (1, 2)', 3, 7, 9, 3, 4, 1, 2, 16],
+    ['Swin 7x7 windows shifted by 3 on 14x14, D = 32', 2, 14, 14, 7, 7, 3, 3, 32],
+    ['unshifted, D = 24', 1, 8, 8, 4, 4, 0, 0, 24],
+  ] as const)('with a relative position bias: %s', (_name, h, height, width, wh, ww, sh, sw, d) => {
+    const x = inputs(4000 + height * width, 2, h, height * width, d);
+    const n = wh * ww;
+    const b = new Rng(77).normals(h * n * n, 8);
+    const [q, k, v] = upload(x, device);
+    const bias = tensor(b, [h, n, n], { device });
+    const out = windowAttentionSync(q, k, v, { height, width, window: [wh, ww], shift: [sh, sw], bias });
+    const ref = windowAttentionRef(x.q, x.k, x.v, x.s, height, width, wh, ww, sh, sw, b);
+    expect(relError(out.dataSync(), ref)).toBeLessThan(FP32_TOL);
+    // The bias matters: without it the result is far from the reference.
+    const plain = windowAttentionSync(q, k, v, { height, width, window: [wh, ww], shift: [sh, sw] });
+    expect(relError(plain.dataSync(), ref)).toBeGreaterThan(0.1);
+    disposeAll(q, k, v, bias, out, plain);
+  });
+
+  it('rejects a bias of the wrong shape or dtype', () => {
+    const x = inputs(5, 1, 2, 16, 8);
+    const [q, k, v] = upload(x, device);
+    const bad = tensor(new Float32Array(2 * 4 * 5).fill(0.5), [2, 4, 5], { device });
+    expect(() => windowAttentionSync(q, k, v, { height: 4, width: 4, window: [2, 2], bias: bad }))
+      .toThrow(new RangeError('windowAttention: bias must be [H, wh*ww, wh*ww] = [2, 4, 4], got [2,4,5]'));
+    const half = tensor(new Uint16Array(32).fill(0x3c00), [2, 4, 4], { device, dtype: 'float16' });
+    expect(() => windowAttentionSync(q, k, v, { height: 4, width: 4, window: [2, 2], bias: half })).toThrow(TypeError);
+    disposeAll(q, k, v, bad, half);
+  });
+
   it('shift: true is half a window', () => {
     const x = inputs(31, 1, 1, 64, 16);
     const [q, k, v] = upload(x, device);

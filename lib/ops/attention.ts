@@ -4,7 +4,7 @@
 // that are already scaled (k * d^-0.5) when you want scaled dot-product attention.
 import { registerGradient, type GradContext } from '../autograd/graph.js';
 import type { Tensor } from '../tensor.js';
-import { num, optionsOf } from './options.js';
+import { num, optionsOf, tensorOrNull } from './options.js';
 import { defineOp, type Op } from './run.js';
 
 const secOp = defineOp('secAttention');
@@ -39,13 +39,24 @@ registerGradient('secAttention', {
 });
 registerGradient('windowAttention', {
   record: () => ({ attrs: { saveLse: true }, visible: 1 }),
-  save: { inputs: ['q', 'k', 'v'], outputs: [0, 1] },
-  backward: (dy, ctx) => attentionGrads(dy, ctx, (dout) => windowBackwardOp.run({
-    ...ctx.inputs, out: ctx.outputs[0], dout, lse: ctx.outputs[1],
-  }, {
-    height: ctx.attrs.height, width: ctx.attrs.width, windowH: ctx.attrs.windowH, windowW: ctx.attrs.windowW,
-    shiftH: ctx.attrs.shiftH, shiftW: ctx.attrs.shiftW,
-  })),
+  save: { inputs: ['q', 'k', 'v', 'bias'], outputs: [0, 1] },
+  backward: ([dout], ctx) => {
+    if (dout === null) return { q: null, k: null, v: null, bias: null };
+    const bias = ctx.inputs.bias ?? null;
+    const r = windowBackwardOp.run({
+      q: ctx.inputs.q, k: ctx.inputs.k, v: ctx.inputs.v, out: ctx.outputs[0], dout, lse: ctx.outputs[1], bias,
+    }, {
+      height: ctx.attrs.height, width: ctx.attrs.width, windowH: ctx.attrs.windowH, windowW: ctx.attrs.windowW,
+      shiftH: ctx.attrs.shiftH, shiftW: ctx.attrs.shiftW,
+    });
+    const pick = (name: string, t: Tensor | undefined) => {
+      if (t === undefined) return null;
+      if (ctx.needs[name]) return t;
+      t.dispose();
+      return null;
+    };
+    return { q: pick('q', r[0]), k: pick('k', r[1]), v: pick('v', r[2]), bias: pick('bias', r[3]) };
+  },
 });
 registerGradient('globalAttention', {
   record: () => ({ attrs: { saveLse: true }, visible: 1 }),
@@ -79,6 +90,12 @@ export interface WindowAttentionOptions {
   window: readonly [number, number];
   /** Cyclic shift: true for half a window (Swin's shifted windows), or [sh, sw] smaller than the window. */
   shift?: boolean | readonly [number, number];
+  /**
+   * Swin's relative position bias, [H, wh*ww, wh*ww] of q's dtype (float32 on CUDA): added to
+   * every window's logits, bias[h, i, j] for the query in window slot i and the key in slot j
+   * (slot = row * ww + column inside the window). Differentiable.
+   */
+  bias?: Tensor | null;
 }
 
 function secArgs(op: string, options: SecAttentionOptions): [number, boolean] {
@@ -137,12 +154,12 @@ function windowArgs(op: string, options: WindowAttentionOptions): Record<string,
 
 /** Swin-style window attention over a height x width token grid. q, k, v [B, H, L, D]. Queued. */
 export function windowAttention(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  return windowOp.run1({ q, k, v }, windowArgs('windowAttention', options));
+  return windowOp.run1({ q, k, v, bias: tensorOrNull(options?.bias) }, windowArgs('windowAttention', options));
 }
 
 /** `windowAttention`, run and waited for. */
 export function windowAttentionSync(q: Tensor, k: Tensor, v: Tensor, options: WindowAttentionOptions): Tensor {
-  return windowOp.run1({ q, k, v }, windowArgs('windowAttention', options), true);
+  return windowOp.run1({ q, k, v, bias: tensorOrNull(options?.bias) }, windowArgs('windowAttention', options), true);
 }
 
 /** Plain softmax attention over all L tokens. q, k, v [B, H, L, D]. Queued. */

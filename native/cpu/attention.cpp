@@ -265,6 +265,7 @@ WindowGroups window_groups(const WindowParams& w) {
   };
   r.members.resize(size_t(windows * wsize));
   r.labels.resize(size_t(windows * wsize));
+  r.slots.resize(size_t(windows * wsize));
   r.count.resize(size_t(windows));
   r.mixed.resize(size_t(windows));
   int32_t* members = r.members.data();
@@ -283,6 +284,7 @@ WindowGroups window_groups(const WindowParams& w) {
           if (y >= w.height || x >= w.width) continue;  // padding: neither key nor query
           const int32_t lab = region(ys, hp, w.win_h, w.shift_h) * 3 + region(xs, wp, w.win_w, w.shift_w);
           members[win * wsize + n] = int32_t(y * w.width + x);
+          r.slots[size_t(win * wsize + n)] = int32_t(ry * w.win_w + rx);
           labels[win * wsize + n] = lab;
           if (n > 0 && lab != labels[win * wsize]) mixed = true;
           ++n;
@@ -295,11 +297,14 @@ WindowGroups window_groups(const WindowParams& w) {
   return r;
 }
 
-void window_attention_f32(const AttentionParams& p, const WindowParams& w) {
+void window_attention_f32(const AttentionParams& p, const WindowParams& w, const float* bias) {
   if (p.b * p.h * p.l == 0) return;
   // Members (original token indices) and labels of every window, shared by all heads.
   const WindowGroups g = window_groups(w);
-  attend_groups(p, g.windows, g.wsize, [&](int64_t, int64_t win) { return g.group(win); });
+  const int64_t nn = g.wsize * g.wsize;
+  attend_groups(p, g.windows, g.wsize, [&](int64_t bh, int64_t win) {
+    return g.group(win, bias != nullptr ? bias + (bh % p.h) * nn : nullptr);
+  });
 }
 
 void sec_attention_unfused_f32(const AttentionParams& p, int64_t clusters, int32_t* order) {
@@ -403,7 +408,8 @@ void sec_unfused_kernel(const KernelArgs& a) {
 }
 void window_kernel(const KernelArgs& a) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
-  window_attention_f32(params_of(a), WindowParams{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w});
+  window_attention_f32(params_of(a), WindowParams{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w},
+                       p.has_bias ? a.in[3].ptr<float>() : nullptr);
 }
 void global_kernel(const KernelArgs& a) { global_attention_f32(params_of(a)); }
 

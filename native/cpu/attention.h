@@ -51,19 +51,26 @@ struct WindowParams {
 // masked out), rolled by (-shift_h, -shift_w), cut into windows; with a shift, tokens attend
 // only to tokens of the same region (Swin's mask, as exact exclusion). Outputs land at the
 // tokens' original positions.
-void window_attention_f32(const AttentionParams& p, const WindowParams& w);
+void window_attention_f32(const AttentionParams& p, const WindowParams& w, const float* bias = nullptr);
 
 // The windows of a grid (shared by the forward and backward kernels): each window's members
 // (original token indices, padding left out) and, for windows that mix Swin's regions, their
 // region labels.
 struct WindowGroups {
-  std::vector<int32_t> members, labels;
+  std::vector<int32_t> members, labels, slots;  // slots: each member's place in its window (row * ww + column)
   std::vector<int64_t> count;
   std::vector<char> mixed;
   int64_t windows = 0, wsize = 0;
-  TokenGroup group(int64_t win) const {
-    return TokenGroup{members.data() + win * wsize, count[size_t(win)],
-                      mixed[size_t(win)] ? labels.data() + win * wsize : nullptr, 0, 0};
+  // `bias`: this head's [wsize, wsize] relative position bias, or null.
+  TokenGroup group(int64_t win, const float* bias = nullptr) const {
+    TokenGroup g{members.data() + win * wsize, count[size_t(win)],
+                 mixed[size_t(win)] ? labels.data() + win * wsize : nullptr, 0, 0};
+    if (bias != nullptr) {
+      g.bias = bias;
+      g.bias_n = wsize;
+      g.slots = slots.data() + win * wsize;
+    }
+    return g;
   }
 };
 WindowGroups window_groups(const WindowParams& w);

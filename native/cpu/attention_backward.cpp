@@ -52,7 +52,12 @@ void transpose(const float* a, int64_t r, int64_t c, float* t) {
     for (int64_t j = 0; j < c; ++j) t[j * r + i] = a[i * c + j];
 }
 
-void group_backward(const HeadGrads& t, const int32_t* members, int64_t n, const int32_t* labels, bool avx2) {
+// g.bias (window attention's relative position bias): added to S as in the forward; with
+// `dbias` ([bias_n, bias_n] of this head and window), dS is accumulated into it by slot.
+void group_backward(const HeadGrads& t, const TokenGroup& g, bool avx2, float* dbias = nullptr) {
+  const int32_t* members = g.members;
+  const int64_t n = g.n;
+  const int32_t* labels = g.labels;
   if (n <= 0) return;
   const int64_t d = t.d;
   const int64_t kt = std::min(n, kBwdKeys), qt = std::min(n, kBwdQueries);
@@ -89,6 +94,11 @@ void group_backward(const HeadGrads& t, const int32_t* members, int64_t n, const
     for (int64_t q0 = 0; q0 < n; q0 += qt) {
       const int64_t nq = std::min(qt, n - q0);
       matmul_f32_serial(MatmulParams{q + q0 * d, kT, s, 1, nq, d, nk, 0, 0, 0, false});
+      if (g.bias != nullptr)
+        for (int64_t i = 0; i < nq; ++i) {
+          const float* brow = g.bias + int64_t(g.slots[q0 + i]) * g.bias_n;
+          for (int64_t j = 0; j < nk; ++j) s[i * nk + j] += brow[g.slots[k0 + j]];
+        }
       if (labels != nullptr)
         for (int64_t i = 0; i < nq; ++i)
           for (int64_t j = 0; j < nk; ++j)
@@ -96,6 +106,11 @@ void group_backward(const HeadGrads& t, const int32_t* members, int64_t n, const
       matmul_f32_serial(MatmulParams{go + q0 * d, vT, dp, 1, nq, d, nk, 0, 0, 0, false});
       if (avx2) attention_backward_probs_avx2(s, dp, nq, nk, lse + q0, dvec + q0);
       else attention_backward_probs_scalar(s, dp, nq, nk, lse + q0, dvec + q0);
+      if (dbias != nullptr)
+        for (int64_t i = 0; i < nq; ++i) {
+          float* drow = dbias + int64_t(g.slots[q0 + i]) * g.bias_n;
+          for (int64_t j = 0; j < nk; ++j) drow[g.slots[k0 + j]] += dp[i * nk + j];
+        }
       transpose(s, nq, nk, pT);
       transpose(dp, nq, nk, dsT);
       matmul_f32_serial(MatmulParams{pT, go + q0 * d, dv + k0 * d, 1, nk, nq, d, 0, 0, 0, true});
@@ -130,7 +145,7 @@ struct Bwd {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t bh = t / groups, g = t % groups;
         const TokenGroup tg = group_of(bh, g);
-        group_backward(head(bh), tg.members, tg.n, tg.labels, avx2);
+        group_backward(head(bh), tg, avx2);
       }
     });
   }
@@ -159,7 +174,34 @@ void window_backward_kernel(const KernelArgs& a) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
   if (p.b * p.h * p.l == 0) return;
   const WindowGroups w = window_groups(WindowParams{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w});
-  Bwd{a, p}.run(w.windows, [&](int64_t, int64_t win) { return w.group(win); });
+  if (!p.has_bias) {
+    Bwd{a, p}.run(w.windows, [&](int64_t, int64_t win) { return w.group(win); });
+    return;
+  }
+  // With the relative position bias, dbias[h] sums dS over images and windows. One task per
+  // (head, window) walks the images, accumulating into its own [N, N] partial (no two tasks
+  // share one); the partials are then summed per head, in double.
+  const float* bias = a.in[6].ptr<float>();
+  float* dbias = a.out[3].ptr<float>();
+  const int64_t nn = w.wsize * w.wsize, tasks = p.h * w.windows;
+  std::vector<float> partial(size_t(tasks * nn), 0.0f);
+  const Bwd bwd{a, p};
+  const bool avx2 = cpu_simd() == CpuSimd::Avx2Fma;
+  ThreadPool::instance().parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t h = t / w.windows, win = t % w.windows;
+      const TokenGroup tg = w.group(win, bias + h * nn);
+      for (int64_t b = 0; b < p.b; ++b) group_backward(bwd.head(b * p.h + h), tg, avx2, partial.data() + t * nn);
+    }
+  });
+  ThreadPool::instance().parallel_for(p.h * nn, 256, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t h = e / nn, ij = e % nn;
+      double acc = 0.0;
+      for (int64_t win = 0; win < w.windows; ++win) acc += partial[size_t((h * w.windows + win) * nn + ij)];
+      dbias[e] = float(acc);
+    }
+  });
 }
 
 }  // namespace

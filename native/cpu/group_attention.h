@@ -46,6 +46,11 @@ struct TokenGroup {
   // tensors (in member order, row strides ldq = ldv = d), so they are read in place; K^T is
   // still gathered by members (it is built anyway), and outputs go to out[members[i]].
   int64_t rows = -1;
+  // Optional additive logit bias (Swin's relative position bias): s_ij += bias[slots[i] *
+  // bias_n + slots[j]] for members i, j (their places in the window).
+  const float* bias = nullptr;
+  const int32_t* slots = nullptr;
+  int64_t bias_n = 0;
 };
 
 void attend_group(const HeadTensors& t, const TokenGroup& g);

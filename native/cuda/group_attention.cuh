@@ -44,6 +44,14 @@ void by_head_dim(int64_t d, F&& go) {
   by_head_dim_from<16, kMax>(d, go);
 }
 
+// A Map with `kBiased` adds bias_at(bh, query slot, key slot) to each logit (window
+// attention's relative position bias) and takes add_dbias(bh, query slot, key slot, dS) in the
+// backward; the other Maps compile it away.
+template <class M, class = void>
+struct MapHasBias : std::false_type {};
+template <class M>
+struct MapHasBias<M, std::void_t<decltype(M::kBiased)>> : std::bool_constant<M::kBiased> {};
+
 struct GroupTensors {
   const float* q;
   const float* k;
@@ -113,6 +121,9 @@ __global__ void __launch_bounds__(kGroupThreads)
       for (int c = 0; c < T::DPL; ++c) s = fmaf(qr[c], kr[c], s);
       // Every lane shuffles (no divergence around the collective); validity is applied after.
       for (int off = T::G / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+      if constexpr (MapHasBias<Map>::value) {
+        if (slot < n) s += map.bias_at(bh, slot, k0 + j);
+      }
       const bool valid = tok[j] >= 0 && (!Map::kMasked || lab[j] == qlab);
       if (!valid) continue;
       const float* vr = vs + j * DMAX + gl * T::DPL;

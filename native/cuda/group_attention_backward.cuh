@@ -123,10 +123,16 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dkdv_kernel(GroupGrads
       }
       s = row_sum<B::G>(s);
       dp = row_sum<B::G>(dp);
+      if constexpr (MapHasBias<Map>::value) {
+        if (slot < n) s += map.bias_at(bh, q0 + j, slot);
+      }
       const bool valid = tok[j] >= 0 && (!Map::kMasked || lab[j] == klab);
       if (!valid) continue;
       const float p = expf(s - ls[j]);
       const float dsv = p * (dp - ds[j]);
+      if constexpr (MapHasBias<Map>::value) {
+        if (ktok >= 0 && gl == 0) map.add_dbias(bh, q0 + j, slot, dsv);
+      }
       for (int c = 0; c < B::DPL; ++c) {
         dv[c] = fmaf(p, gj[c], dv[c]);
         dk[c] = fmaf(dsv, qj[c], dk[c]);
@@ -188,6 +194,9 @@ __global__ void __launch_bounds__(kGroupThreads) attn_bwd_dq_kernel(GroupGrads t
       }
       s = row_sum<B::G>(s);
       dp = row_sum<B::G>(dp);
+      if constexpr (MapHasBias<Map>::value) {
+        if (slot < n) s += map.bias_at(bh, slot, k0 + j);
+      }
       const bool valid = tok[j] >= 0 && (!Map::kMasked || lab[j] == qlab);
       if (!valid) continue;
       const float dsv = expf(s - lse) * (dp - delta);

@@ -11,7 +11,21 @@ namespace {
 
 struct WindowMap {
   int height, width, hp, wp, wh, ww, sh, sw, nwx;
+  // Relative position bias [heads, N, N] (N = wh * ww) by window slot, and its gradient
+  // (accumulated with atomics: every image and window adds to one [N, N] per head); null: none.
+  const float* bias;
+  float* dbias;
+  int heads;
   static constexpr bool kMasked = true;
+  static constexpr bool kBiased = true;
+  __device__ __forceinline__ float bias_at(int bh, int qs, int ks) const {
+    const int n = wh * ww;
+    return bias == nullptr ? 0.0f : bias[(int64_t(bh % heads) * n + qs) * n + ks];
+  }
+  __device__ __forceinline__ void add_dbias(int bh, int qs, int ks, float v) const {
+    const int n = wh * ww;
+    if (dbias != nullptr) atomicAdd(dbias + (int64_t(bh % heads) * n + qs) * n + ks, v);
+  }
   __device__ __forceinline__ int size(int, int) const { return wh * ww; }
   __device__ __forceinline__ int token(int, int g, int s) const {
     const int ys = (g / nwx) * wh + s / ww, xs = (g % nwx) * ww + s % ww;
@@ -30,18 +44,20 @@ struct WindowMap {
 
 }  // namespace
 
-WindowMap window_map(const CudaWindowArgs& w, int* windows) {
+WindowMap window_map(const CudaWindowArgs& w, int* windows, const float* bias = nullptr, float* dbias = nullptr,
+                     int heads = 1) {
   const int hp = int((w.height + w.win_h - 1) / w.win_h * w.win_h);
   const int wp = int((w.width + w.win_w - 1) / w.win_w * w.win_w);
   const int nwx = wp / int(w.win_w);
   *windows = (hp / int(w.win_h)) * nwx;
-  return WindowMap{int(w.height), int(w.width), hp, wp, int(w.win_h), int(w.win_w), int(w.shift_h), int(w.shift_w), nwx};
+  return WindowMap{int(w.height), int(w.width), hp, wp, int(w.win_h), int(w.win_w), int(w.shift_h), int(w.shift_w), nwx,
+                   bias, dbias, heads};
 }
 
-void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w) {
+void window_attention(const CudaAttentionArgs& a, const CudaWindowArgs& w, const float* bias, int heads) {
   if (a.bh * a.l == 0) return;
   int windows = 0;
-  const WindowMap map = window_map(w, &windows);
+  const WindowMap map = window_map(w, &windows, bias, nullptr, heads);
   launch_attention(a, map, windows, int(w.win_h * w.win_w), "window attention kernel");
 }
 
@@ -49,19 +65,35 @@ namespace {
 void window_kernel(const KernelArgs& a) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
   window_attention(attention_args(a),
-                   CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w});
+                   CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w},
+                   p.has_bias ? a.in[3].ptr<float>() : nullptr, int(p.h));
 }
 void window_backward_kernel(const KernelArgs& a) {
   const AttentionOpParams& p = a.p<AttentionOpParams>();
+  float* dbias = p.has_bias ? const_cast<float*>(a.out[3].ptr<float>()) : nullptr;
+  if (dbias != nullptr)
+    SV_CUDA_CHECK(cudaMemsetAsync(dbias, 0, size_t(p.h * p.win_h * p.win_w * p.win_h * p.win_w) * sizeof(float), stream()));
   if (p.b * p.h * p.l == 0) return;
   int windows = 0;
-  const WindowMap map = window_map(CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w}, &windows);
+  const WindowMap map = window_map(CudaWindowArgs{p.height, p.width, p.win_h, p.win_w, p.shift_h, p.shift_w}, &windows,
+                                   p.has_bias ? a.in[6].ptr<float>() : nullptr, dbias, int(p.h));
   launch_attention_backward(a, map, windows, int(p.win_h * p.win_w), "window attention backward kernel");
+}
+// The relative position bias rides on the fp32 kernels (forward and backward): 16-bit q, k, v
+// with a bias are not supported on CUDA (the tensor-core kernels take no bias).
+bool window_supports(const OpCall& c, std::string* why) {
+  if (!attention_supports(c, why)) return false;
+  const bool biased = c.params<AttentionOpParams>().has_bias;
+  if (biased && c.in(0).dtype != DType::Float32) {
+    *why = str("a relative position bias needs float32 q, k, v on ", SV_CUDA_BACKEND_NAME, ", got ", dtype_name(c.in(0).dtype));
+    return false;
+  }
+  return true;
 }
 }  // namespace
 
-SECVIT_KERNEL(windowAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_kernel, attention_supports, 0);
-SECVIT_KERNEL(windowAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_backward_kernel, attention_supports, 0);
+SECVIT_KERNEL(windowAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_kernel, window_supports, 0);
+SECVIT_KERNEL(windowAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_backward_kernel, window_supports, 0);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

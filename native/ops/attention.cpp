@@ -87,9 +87,24 @@ void window_geometry(OpCall& c, AttentionOpParams& p) {
                       "] must be smaller than the window [", p.win_h, ", ", p.win_w, "]");
 }
 
+// Swin's relative position bias: an optional float input [H, N, N] (N = wh * ww) of q's dtype,
+// added to the logits of every window: bias[h, i, j] for the query in window slot i and the key
+// in slot j (slot = row * ww + column inside the window of the rolled, padded grid).
+void window_bias(OpCall& c, AttentionOpParams& p, int index) {
+  p.has_bias = c.has(index);
+  if (!p.has_bias) return;
+  c.require_same_dtype(0, index);
+  const int64_t n = p.win_h * p.win_w;
+  if (c.in(index).shape != Shape{p.h, n, n})
+    throw_range_error(c.op(), ": bias must be [H, wh*ww, wh*ww] = [", p.h, ", ", n, ", ", n, "], got ",
+                      shape_string(c.in(index).shape));
+  c.require_contiguous(index);
+}
+
 void prepare_window(OpCall& c) {
   AttentionOpParams p = check_qkv(c);
   window_geometry(c, p);
+  window_bias(c, p, 3);
   add_lse(c, p);
   c.set_params(p);
 }
@@ -141,6 +156,8 @@ void prepare_sec_backward(OpCall& c) {
 void prepare_window_backward(OpCall& c) {
   AttentionOpParams p = check_backward(c);
   window_geometry(c, p);
+  window_bias(c, p, 6);
+  if (p.has_bias) c.add_output(c.in(6).shape, c.in(6).dtype);  // dbias
   c.set_params(p);
 }
 
@@ -150,10 +167,10 @@ void prepare_global_backward(OpCall& c) { c.set_params(check_backward(c)); }
 
 SECVIT_OP(secAttention, "q,k,v", "clusters,returnOrder=0,saveLse=0", prepare_sec);
 SECVIT_OP(secAttentionUnfused, "q,k,v", "clusters,returnOrder=0", prepare_sec);
-SECVIT_OP(windowAttention, "q,k,v", "height,width,windowH,windowW,shiftH=0,shiftW=0,saveLse=0", prepare_window);
+SECVIT_OP(windowAttention, "q,k,v,bias?", "height,width,windowH,windowW,shiftH=0,shiftW=0,saveLse=0", prepare_window);
 SECVIT_OP(globalAttention, "q,k,v", "saveLse=0", prepare_global);
 SECVIT_OP(secAttentionBackward, "q,k,v,out,dout,lse,order", "clusters", prepare_sec_backward);
-SECVIT_OP(windowAttentionBackward, "q,k,v,out,dout,lse", "height,width,windowH,windowW,shiftH=0,shiftW=0",
+SECVIT_OP(windowAttentionBackward, "q,k,v,out,dout,lse,bias?", "height,width,windowH,windowW,shiftH=0,shiftW=0",
           prepare_window_backward);
 SECVIT_OP(globalAttentionBackward, "q,k,v,out,dout,lse", "", prepare_global_backward);
 

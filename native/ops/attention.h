@@ -11,7 +11,10 @@
 // dV = P^T dO, dP = dO V^T, dS = P (dP - D), dQ = dS K, dK = dS^T Q. SEC's order is a constant
 // (the argsort has no gradient, as in the authors' model): gradients land at each member's token
 // through the same index lists the forward gathered with (no atomics, no scatter-add).
-// No d^-0.5 scale inside (the model folds it into k). Gradients: none for secAttentionUnfused
+// windowAttention's optional bias [H, wh*ww, wh*ww] (Swin's relative position bias, gathered
+// from its table) is added to every window's logits by window slot; the backward then has a
+// fourth output dbias = sum over images and windows of dS (the table's gradient is a gather's
+// backward in the model). No d^-0.5 scale inside (the model folds it into k). Gradients: none for secAttentionUnfused
 // (the benchmark's unfused baseline) nor for the backward ops themselves (no second
 // derivatives); asking raises an Error naming the op. Rules: native/ops/attention.cpp; kernels:
 // native/cpu/attention.cpp, native/cuda/{sec,window,global}_attention.cu.
@@ -27,6 +30,7 @@ struct AttentionOpParams {
   bool return_order;     // secAttention(Unfused): a second output with the order
   bool save_lse;         // a last output with the log-sum-exps (float32 [B, H, L])
   int64_t height, width, win_h, win_w, shift_h, shift_w;  // windowAttention
+  bool has_bias;         // windowAttention(Backward): a relative position bias [H, N, N] (and dbias out)
 };
 
 }  // namespace secvit

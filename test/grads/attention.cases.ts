@@ -8,7 +8,7 @@
 import { globalAttention, secAttention, windowAttention } from '../../lib/index.js';
 import type { F64, GradCase } from '../helpers/grad-cases.js';
 import { withSpecials } from '../helpers/op-cases.js';
-import { attentionGradRef, globalAttentionRef, secAttentionRef, secKeysOf, windowAttentionRef, windowKeysOf, type AttnShape } from '../reference/attention.js';
+import { attentionGradRef, globalAttentionRef, secAttentionRef, secKeysOf, windowAttentionRef, windowBiasOf, windowKeysOf, windowSlotsOf, type AttnShape } from '../reference/attention.js';
 
 const TOL = { float32: 5e-5, bfloat16: 3e-2, float16: 5e-3 };
 const qkv = (s: AttnShape) => ({ q: { shape: [s.b, s.h, s.l, s.d] }, k: { shape: [s.b, s.h, s.l, s.d] }, v: { shape: [s.b, s.h, s.l, s.d] }, } as GradCase['inputs']);
@@ -74,6 +74,8 @@ export const cases: GradCase[] = [
     backward: (v, dy) => grads(attentionGradRef(v.q, v.k, v.v, dy, { b: 1, h: 2, l: 35, d: 8 }, windowKeysOf({ b: 1, h: 2, l: 35, d: 8 }, 7, 5, 3, 3, 1, 1))),
     tol: TOL,
   },
+  windowBias('3x4 windows shifted by (1, 2) on a padded 7 x 9 grid, 3 heads, B=2', { b: 2, h: 3, l: 63, d: 8 }, 7, 9, 3, 4, 1, 2),
+  windowBias('Swin-T\'s 7x7 windows shifted by 3 on a 14 x 14 grid', { b: 1, h: 2, l: 196, d: 16 }, 14, 14, 7, 7, 3, 3),
   // Hard numerics. Scores in the hundreds: P = exp(s - lse) must not overflow (q, k ~ 6 sigma,
   // D = 16: |s| up to ~600). A NaN key element of head 0 (window attention: no order depends on
   // it): its window's rows are NaN in dq, dk and dv, every other window finite.
@@ -104,3 +106,27 @@ export const cases: GradCase[] = [
     tol: TOL,
   },
 ];
+
+// Window attention with Swin's relative position bias [H, N, N] (a differentiable input: its
+// gradient sums dS over images and windows by window slot). fp32 only on CUDA (the tensor-core
+// kernels take no bias); 16-bit runs on the CPU, which widens.
+function windowBias(name: string, s: AttnShape, height: number, width: number, wh: number, ww: number, sh: number, sw: number): GradCase {
+  const n = wh * ww;
+  const geometry = [height, width, wh, ww, sh, sw] as const;
+  return {
+    name: `windowAttention with a relative position bias, ${name}`,
+    inputs: { ...qkv(s), bias: { shape: [s.h, n, n] } },
+    run: (t) => windowAttention(t.q, t.k, t.v, { height, width, window: [wh, ww], shift: [sh, sw], bias: t.bias }),
+    forward: (v) => windowAttentionRef(v.q, v.k, v.v, s, ...geometry, v.bias),
+    backward: (v, dy) => {
+      const slot = windowSlotsOf(...geometry);
+      const gb = new Float64Array(s.h * n * n);
+      const g = attentionGradRef(v.q, v.k, v.v, dy, s, windowKeysOf(s, ...geometry), {
+        of: windowBiasOf(v.bias, s, ...geometry),
+        grad: (bh, i, j, ds) => (gb[((bh % s.h) * n + slot[i]) * n + slot[j]] += ds),
+      });
+      return { ...grads(g), bias: gb };
+    },
+    tol: { float32: TOL.float32 },
+  };
+}

@@ -8,14 +8,17 @@ export interface AttnShape {
   d: number;
 }
 
+/** An additive logit for query i and key j (Swin's relative position bias), or none. */
+export type LogitBias = (i: number, j: number) => number;
+
 function attendRows(
   q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, base: number, d: number,
-  queries: number[], keysOf: (qi: number) => number[], out: Float64Array,
+  queries: number[], keysOf: (qi: number) => number[], out: Float64Array, bias?: LogitBias,
 ): void {
   for (const i of queries) {
     const keys = keysOf(i);
     const logits = keys.map((j) => {
-      let s = 0;
+      let s = bias ? bias(i, j) : 0;
       for (let c = 0; c < d; c++) s += q[base + i * d + c] * k[base + j * d + c];
       return s;
     });
@@ -93,13 +96,38 @@ export function globalAttentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v
  */
 export function windowAttentionRef(
   q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape,
-  height: number, width: number, wh: number, ww: number, sh: number, sw: number,
+  height: number, width: number, wh: number, ww: number, sh: number, sw: number, bias?: ArrayLike<number>,
 ): Float64Array {
   const out = new Float64Array(s.b * s.h * s.l * s.d);
   const keysOf = windowKeysOf(s, height, width, wh, ww, sh, sw);
   const tokens = Array.from({ length: s.l }, (_, i) => i);
-  for (let bh = 0; bh < s.b * s.h; bh++) attendRows(q, k, v, bh * s.l * s.d, s.d, tokens, (i) => keysOf(bh, i), out);
+  for (let bh = 0; bh < s.b * s.h; bh++)
+    attendRows(q, k, v, bh * s.l * s.d, s.d, tokens, (i) => keysOf(bh, i), out, bias ? windowBiasOf(bias, s, height, width, wh, ww, sh, sw)(bh) : undefined);
   return out;
+}
+
+/**
+ * Each token's place in its window of the rolled, padded grid (row * ww + column), as SPEC 2
+ * cuts windows; the relative position bias [H, N, N] is indexed by these slots.
+ */
+export function windowSlotsOf(height: number, width: number, wh: number, ww: number, sh: number, sw: number): Int32Array {
+  const hp = Math.ceil(height / wh) * wh;
+  const wp = Math.ceil(width / ww) * ww;
+  const slot = new Int32Array(height * width);
+  for (let ys = 0; ys < hp; ys++)
+    for (let xs = 0; xs < wp; xs++) {
+      const y = (ys + sh) % hp;
+      const x = (xs + sw) % wp;
+      if (y < height && x < width) slot[y * width + x] = (ys % wh) * ww + (xs % ww);
+    }
+  return slot;
+}
+
+/** The logit bias of head bh (of B*H) from a [H, N, N] bias by window slots. */
+export function windowBiasOf(bias: ArrayLike<number>, s: AttnShape, height: number, width: number, wh: number, ww: number, sh: number, sw: number): (bh: number) => LogitBias {
+  const slot = windowSlotsOf(height, width, wh, ww, sh, sw);
+  const n = wh * ww;
+  return (bh) => (i, j) => bias[((bh % s.h) * n + slot[i]) * n + slot[j]];
 }
 
 /** Each token's keys under SPEC 2's windows (see windowAttentionRef). */
@@ -137,6 +165,8 @@ export function windowKeysOf(s: AttnShape, height: number, width: number, wh: nu
 export function attentionGradRef(
   q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, dO: ArrayLike<number>, { b, h, l, d }: AttnShape,
   keysOf: (bh: number, i: number) => number[],
+  /** A logit bias per head, and where each dS_ij goes for the bias's gradient. */
+  bias?: { of: (bh: number) => LogitBias; grad: (bh: number, i: number, j: number, ds: number) => void },
 ): { q: Float64Array; k: Float64Array; v: Float64Array } {
   const gq = new Float64Array(b * h * l * d);
   const gk = new Float64Array(gq.length);
@@ -145,8 +175,9 @@ export function attentionGradRef(
     const base = bh * l * d;
     for (let i = 0; i < l; i++) {
       const keys = keysOf(bh, i);
+      const lb = bias?.of(bh);
       const logits = keys.map((j) => {
-        let s = 0;
+        let s = lb ? lb(i, j) : 0;
         for (let c = 0; c < d; c++) s += q[base + i * d + c] * k[base + j * d + c];
         return s;
       });
@@ -162,6 +193,7 @@ export function attentionGradRef(
       const pdp = p.reduce((acc, x, idx) => acc + x * dp[idx], 0);
       keys.forEach((j, idx) => {
         const ds = p[idx] * (dp[idx] - pdp);
+        bias?.grad(bh, i, j, ds);
         for (let c = 0; c < d; c++) {
           gv[base + j * d + c] += p[idx] * dO[base + i * d + c];
           gq[base + i * d + c] += ds * k[base + j * d + c];
