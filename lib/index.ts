@@ -39,6 +39,20 @@ export {
 export {
   readCheckpoint, loadStateDict, type Checkpoint, type LoadOptions, type LoadProgress, type LoadStateDictOptions, type ReadCheckpointOptions,
 } from './models/load.js';
+export {
+  createModel, loadModel, listModels, modelNames, resolveModelConfig, resolveSwinConfig, resolveVitConfig, familyOfKeys,
+  type ModelConfig, type ModelConfigInput, type CreateModelOptions, type LoadModelOptions, type ModelInfo,
+} from './models/registry.js';
+export {
+  VisionModel, IMAGENET_MEAN, IMAGENET_STD,
+  type ModelFamily, type ModelDType, type ModelOptions, type PretrainedCfg,
+} from './models/base.js';
+export {
+  SwinTransformer, SwinTransformerBlock, ShiftedWindowAttention, PatchMerging, relativePositionIndex, swinWindowCounts,
+  type SwinConfig, type SwinAttention,
+} from './models/swin.js';
+export { VisionTransformer, EncoderBlock, MultiheadAttention, type VitConfig, type VitAttention } from './models/vit.js';
+export { Linear, ModuleList } from './nn/layers.js';
 export * from './optim/index.js';
 export { Module, type Slot, type SlotKind, type Counter, type Init } from './nn/module.js';
 export { Rng } from './nn/random.js';

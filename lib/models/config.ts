@@ -23,6 +23,13 @@ export interface SecViTConfig {
    * 0.1 / 0.15 / 0.4 / 0.5 (T, S, B, L); otherwise 0.1, the reference constructor's default.
    */
   dropPathRate: number;
+  /**
+   * The attention every block runs (default 'sec', the model's own). 'window': windows that cut
+   * each stage's grid into as many equal rectangles as the block has clusters (ry x rx tiles,
+   * ry the largest factor of C not above sqrt(C), rows first), so that group sizes match SEC's;
+   * 'global': one group. For the paper's ablation (SEC against window and global attention).
+   */
+  attention?: 'sec' | 'window' | 'global';
 }
 
 /** The authors' config keys, as found in a checkpoint's `config` metadata. */
@@ -37,6 +44,8 @@ export interface ReferenceConfig {
   num_classes?: number;
   layer_init_values?: number;
   drop_path_rate?: number;
+  /** secvit's: 'window' or 'global' (absent: SEC, the reference's). */
+  attention?: 'sec' | 'window' | 'global';
 }
 
 export type ConfigName =
@@ -92,6 +101,7 @@ const KEYS: [keyof SecViTConfig, string][] = [
   ['embedDims', 'embed_dims'], ['depths', 'depths'], ['numHeads', 'num_heads'], ['numClusters', 'num_clusterss'],
   ['mlpRatios', 'mlp_ratios'], ['layerScales', 'layerscales'], ['projection', 'projection'],
   ['numClasses', 'num_classes'], ['layerScaleInit', 'layer_init_values'], ['dropPathRate', 'drop_path_rate'],
+  ['attention', 'attention'],
 ];
 
 const W = 'SecViT config';
@@ -176,15 +186,32 @@ export function resolveConfig(input: ConfigInput | string): SecViTConfig {
   if (typeof init !== 'number' || !Number.isFinite(init)) throw new TypeError(`${W}: layerScaleInit must be a finite number`);
   const dpr = get('dropPathRate', 'drop_path_rate') ?? 0.1;
   if (typeof dpr !== 'number' || !(dpr >= 0 && dpr < 1)) throw new RangeError(`${W}: dropPathRate must be a number in [0, 1), got ${JSON.stringify(dpr)}`);
+  const attention = get('attention', 'attention') ?? 'sec';
+  if (attention !== 'sec' && attention !== 'window' && attention !== 'global')
+    throw new TypeError(`${W}: attention must be 'sec', 'window' or 'global', got ${JSON.stringify(attention)}`);
   const config: SecViTConfig = {
     embedDims, depths, numHeads, numClusters, mlpRatios: mlp as number[], layerScales: ls as boolean[],
     projection: posInt(get('projection', 'projection') ?? 1024, 'projection'),
     numClasses: posInt(get('numClasses', 'num_classes') ?? 1000, 'numClasses'),
     layerScaleInit: init, dropPathRate: dpr,
   };
+  if (attention !== 'sec') config.attention = attention;
   for (let i = 0; i < 4; i++)
     if (hiddenDim(config, i) < 1) throw new RangeError(`${W}: stage ${i}'s FFN width int(${embedDims[i]} * ${config.mlpRatios[i]}) is 0`);
   return config;
+}
+
+/**
+ * The window [wh, ww] that cuts an h x w grid into `clusters` tiles (SecViTConfig.attention
+ * 'window'): ry x rx tiles with ry the largest factor of C not above sqrt(C), each side rounded
+ * up (the window kernel pads the rest), at most the grid.
+ */
+export function windowFor(clusters: number, h: number, w: number): [number, number] {
+  const c = Math.max(1, clusters);
+  let ry = Math.floor(Math.sqrt(c));
+  while (c % ry !== 0) ry--;
+  const rx = c / ry;
+  return [Math.min(h, Math.ceil(h / ry)), Math.min(w, Math.ceil(w / rx))];
 }
 
 /** The FFN width of stage i: int(E * r), as the reference computes it. */
@@ -198,6 +225,7 @@ export function toReferenceConfig(c: SecViTConfig): ReferenceConfig {
     embed_dims: [...c.embedDims], depths: [...c.depths], num_heads: [...c.numHeads],
     num_clusterss: c.numClusters.map((s) => [...s]), mlp_ratios: [...c.mlpRatios],
     layerscales: [...c.layerScales], projection: c.projection, num_classes: c.numClasses,
+    ...(c.attention && c.attention !== 'sec' ? { attention: c.attention } : {}),
   };
 }
 

@@ -8,8 +8,8 @@ import { castSync, tensor, Tensor, type DType } from '../tensor.js';
 import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
 import { readPth } from '../io/pth.js';
 import { checkedBytes, CheckpointError, openSource, STORED_DTYPE_SIZE, type StoredTensor } from '../io/source.js';
-import { canonicalName, inferConfig, resolveConfig, type ConfigInput } from './config.js';
-import { checkOptions, SecViT, type SecViTOptions } from './secvit.js';
+import type { ConfigInput } from './config.js';
+import { checkOptions, type ModelOptions, type VisionModel } from './base.js';
 
 export interface Checkpoint {
   /** The state dict: names as the reference's (after `module.` prefixes are stripped). */
@@ -66,14 +66,14 @@ export interface LoadStateDictOptions {
   onProgress?: LoadProgress;
 }
 
-export interface LoadOptions extends Omit<SecViTOptions, 'seed'>, LoadStateDictOptions {
+export interface LoadOptions extends Omit<ModelOptions, 'seed'>, LoadStateDictOptions {
   /** The config; default: the file's `config` metadata (safetensors), the training args' model name (.pth), else inferred from the weights' shapes. */
   config?: ConfigInput | string;
   /** `.pth`: the key holding the weights. */
   key?: string;
 }
 
-function checkProgress(op: string, fn: unknown): LoadProgress | undefined {
+export function checkProgress(op: string, fn: unknown): LoadProgress | undefined {
   if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`${op}: onProgress must be a function, got ${fn === null ? 'null' : typeof fn}`);
   return fn as LoadProgress | undefined;
 }
@@ -88,41 +88,6 @@ function progressReporter(fn: LoadProgress | undefined, total: number): (done: n
     reported = percent;
     fn(done, total);
   };
-}
-
-function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<typeof resolveConfig> {
-  if (given !== undefined) return resolveConfig(given);
-  const meta = ck.metadata.get('config');
-  if (meta !== undefined) return resolveConfig(meta);
-  const name = ck.metadata.get('model');
-  if (name !== undefined && canonicalName(name)) return resolveConfig(name);
-  return inferConfig(new Map([...ck.tensors].map(([k, t]) => [k, t.shape])));
-}
-
-/** Loads a checkpoint (path or bytes; safetensors or `.pth`) into a new SecViT. */
-export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
-  checkOptions('SecViT.load', options);
-  checkProgress('SecViT.load', options.onProgress);
-  const ck = readCheckpoint(input, { key: options.key });
-  try {
-    return modelFromCheckpoint(ck, options);
-  } finally {
-    ck.close();
-  }
-}
-
-/** @internal A new SecViT with the weights of a checkpoint already read (`ck` stays open). */
-export function modelFromCheckpoint(ck: Checkpoint, options: Omit<LoadOptions, 'key'> = {}): SecViT {
-  const { device, dtype } = checkOptions('SecViT.load', options);
-  const model = new SecViT(configOf(ck, options.config), device, dtype);
-  try {
-    loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
-    if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
 }
 
 /**
@@ -167,6 +132,22 @@ function readCounter(name: string, st: StoredTensor): bigint {
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** Whether a stored (int64/int32) or given (int32/float) tensor holds exactly these integers. */
+function sameIndex(t: StoredTensor | Tensor, values: Int32Array): boolean {
+  let got: ArrayLike<number | bigint>;
+  if (t instanceof Tensor) got = t.dataSync() as ArrayLike<number>;
+  else if (t.dtype === 'I64') {
+    const b = t.read();
+    got = new BigInt64Array(b.slice().buffer, 0, t.numel);
+  } else if (t.dtype === 'I32') {
+    const b = t.read();
+    got = new Int32Array(b.slice().buffer, 0, t.numel);
+  } else return false;
+  if (got.length !== values.length) return false;
+  for (let i = 0; i < values.length; i++) if (Number(got[i]) !== values[i]) return false;
+  return true;
+}
+
 /** Strips DataParallel's `module.` prefix when every key has it. */
 export function stripModulePrefix<T>(tensors: Map<string, T>): Map<string, T> {
   const keys = [...tensors.keys()];
@@ -180,9 +161,10 @@ export function stripModulePrefix<T>(tensors: Map<string, T>): Map<string, T> {
  * may be absent (torch tolerates it too). Values are converted to the model's dtype and device.
  * `onProgress` follows the bytes read (see LoadStateDictOptions).
  */
-export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | Tensor>, options: LoadStateDictOptions = {}): void {
-  if (model.disposed) throw new Error('SecViT.loadStateDict: the model has been disposed');
-  if (!(state instanceof Map)) throw new TypeError('SecViT.loadStateDict: state must be a Map of name -> tensor');
+export function loadStateDict(model: VisionModel, state: Map<string, StoredTensor | Tensor>, options: LoadStateDictOptions = {}): void {
+  const op = `${model.className}.load`;
+  if (model.disposed) throw new Error(`${model.className}.loadStateDict: the model has been disposed`);
+  if (!(state instanceof Map)) throw new TypeError(`${model.className}.loadStateDict: state must be a Map of name -> tensor`);
   const strict = options.strict ?? true;
   const onProgress = checkProgress('SecViT.load', options.onProgress);
   const entries = stripModulePrefix(state);
@@ -198,12 +180,21 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
   }
   const counters = [...model.namedCounters()];
   for (const [name] of counters) used.add(name);
+  // Index tables the model computes (Swin's relative_position_index): optional, but when present
+  // they must hold the model's values.
+  for (const [name, table] of model.namedIndexTables()) {
+    used.add(name);
+    const t = entries.get(name);
+    if (t === undefined) continue;
+    if (!sameShape(t.shape, table.shape)) misshapen.push(`${name}: expected [${table.shape.join(', ')}], got [${t.shape.join(', ')}]`);
+    else if (!sameIndex(t, table.values)) misshapen.push(`${name}: its values differ from the ones this model's config computes`);
+  }
   const unexpected = [...entries.keys()].filter((k) => !used.has(k));
   const problems: string[] = [];
   if (misshapen.length) problems.push(`misshapen (${misshapen.length}): ${misshapen.join('; ')}`);
   if (strict && missing.length) problems.push(`missing (${missing.length}): ${missing.join(', ')}`);
   if (strict && unexpected.length) problems.push(`unexpected (${unexpected.length}): ${unexpected.join(', ')}`);
-  if (problems.length) throw new CheckpointError(`SecViT.load: the checkpoint does not fit the model:\n  ${problems.join('\n  ')}`);
+  if (problems.length) throw new CheckpointError(`${op}: the checkpoint does not fit the model:\n  ${problems.join('\n  ')}`);
 
   // Convert everything first, then swap: a failure leaves the model as it was.
   const made = new Map<string, Tensor>();
@@ -225,7 +216,7 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
         const t = entries.get(name);
         if (t === undefined) continue;
         if (t instanceof Tensor) {
-          if (t.dtype === 'int32') throw new CheckpointError(`SecViT.load: '${name}' is int32; a floating-point tensor was expected`);
+          if (t.dtype === 'int32') throw new CheckpointError(`${op}: '${name}' is int32; a floating-point tensor was expected`);
           made.set(name, model.makeTensor(t.device === 'cpu' && t.dtype === 'float32' ? t.contiguous() : t.toSync('cpu')));
         } else {
           made.set(name, model.makeTensor(hostTensor(name, t, scratch, model.device === 'cpu' ? model.dtype : undefined)));
@@ -256,15 +247,15 @@ export function loadStateDict(model: SecViT, state: Map<string, StoredTensor | T
 const STORED = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' } as const;
 
 /** The model as safetensors bytes: reference names and shapes, the config in the metadata. */
-export function encodeModel(model: SecViT, extraMetadata: Record<string, string> = {}): Uint8Array {
-  if (model.disposed) throw new Error('SecViT.save: the model has been disposed');
+export function encodeModel(model: VisionModel, extraMetadata: Record<string, string> = {}): Uint8Array {
+  if (model.disposed) throw new Error(`${model.className}.save: the model has been disposed`);
   const tensors: [string, TensorBytes][] = [];
   const counters = new Map(model.namedCounters());
   const order = new Map<string, number>();
   for (const [name, slot] of model.namedSlots()) {
     order.set(name, order.size);
     const t = slot.tensor;
-    if (!t) throw new Error(`SecViT.save: '${name}' is not loaded`);
+    if (!t) throw new Error(`${model.className}.save: '${name}' is not loaded`);
     const data = t.dataSync();
     tensors.push([name, { dtype: STORED[model.dtype], shape: slot.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }]);
   }
@@ -273,14 +264,22 @@ export function encodeModel(model: SecViT, extraMetadata: Record<string, string>
     new DataView(b.buffer).setBigInt64(0, c.value, true);
     tensors.push([name, { dtype: 'I64', shape: [], data: b }]);
   }
-  // Keep the reference's key order: a counter follows its batch norm's running_var.
+  for (const [name, table] of model.namedIndexTables()) {
+    const b = new Uint8Array(8 * table.values.length);
+    const dv = new DataView(b.buffer);
+    table.values.forEach((v, i) => dv.setBigInt64(8 * i, BigInt(v), true));
+    tensors.push([name, { dtype: 'I64', shape: table.shape, data: b }]);
+  }
+  // Keep the reference's key order: a counter follows its batch norm's running_var, an index
+  // table its bias table.
   const rank = (name: string): number =>
-    order.get(name) ?? order.get(name.replace(/num_batches_tracked$/, 'running_var'))! + 0.5;
+    order.get(name) ?? (order.get(name.replace(/num_batches_tracked$/, 'running_var'))
+      ?? order.get(name.replace(/relative_position_index$/, 'relative_position_bias_table')) ?? order.size) + 0.5;
   tensors.sort((a, b) => rank(a[0]) - rank(b[0]));
   return encodeSafetensors(tensors, { format: 'pt', config: JSON.stringify(model.referenceConfig()), ...extraMetadata });
 }
 
-export function saveSecViT(model: SecViT, path: string, extraMetadata: Record<string, string> = {}): void {
-  if (typeof path !== 'string') throw new TypeError('SecViT.save: path must be a string');
+export function saveModel(model: VisionModel, path: string, extraMetadata: Record<string, string> = {}): void {
+  if (typeof path !== 'string') throw new TypeError(`${model.className}.save: path must be a string`);
   writeFileAtomic(path, encodeModel(model, { source: `secvit ${basename(path)}`, ...extraMetadata }));
 }

@@ -22,162 +22,24 @@
 // norm scales, layer-scale views) are then made for each forward instead of cached, so that
 // each forward's graph reaches the parameters. Parameters require grad from creation or loading
 // on (PyTorch's default): run inference under noGrad(), or freeze with model.requiresGrad(false).
-import { isGradEnabled, noGrad } from '../autograd/graph.js';
 import { keep, tidy } from '../engine.js';
-import { checkDevice, type Device, type DeviceChoice } from '../backends.js';
-import { tensor, Tensor, type DType, type OrtLikeTensor } from '../tensor.js';
-import { secAttention } from '../ops/attention.js';
+import type { Device } from '../backends.js';
+import { tensor, Tensor, type OrtLikeTensor } from '../tensor.js';
+import { globalAttention, secAttention, windowAttention } from '../ops/attention.js';
 import { dropPath } from '../ops/dropout.js';
 import {
-  add, batchNorm, conv2d, foldBatchNorm, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul, type Activation, type BatchNormParams,
+  add, conv2d, fusedConv2d, fusedLinear, globalAvgPool2d, linear, mul,
 } from '../ops/layers.js';
-import { Module, numelOf, parameterGeneration, parametersChanged, type Counter, type Slot } from '../nn/module.js';
+import { Module, type Slot } from '../nn/module.js';
+import { BatchNorm2d, Conv2d, Derived, LayerNorm, ModuleList, value } from '../nn/layers.js';
 import { Rng } from '../nn/random.js';
-import { loadSecViT, loadStateDict, saveSecViT, type LoadOptions, type LoadStateDictOptions } from './load.js';
-import type { StoredTensor } from '../io/source.js';
-import { hiddenDim, resolveConfig, toReferenceConfig, type ConfigInput, type SecViTConfig } from './config.js';
+import { checkProgress, loadStateDict, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
+import {
+  checkOptions, IMAGENET_MEAN, IMAGENET_STD, VisionModel,
+  type BackboneOptions, type ClusterRecord, type ModelDType, type ModelOptions, type PretrainedCfg, type Run,
+} from './base.js';
+import { canonicalName, hiddenDim, inferConfig, resolveConfig, toReferenceConfig, windowFor, type ConfigInput, type SecViTConfig } from './config.js';
 
-const LN_EPS = 1e-6;
-const BN_EPS = 1e-5;
-const STD = 0.02;
-
-/** How one forward runs: recording gradients (then nothing derived from parameters is cached) and train mode. */
-interface Run {
-  readonly live: boolean;
-  readonly training: boolean;
-}
-
-/**
- * Tensors made once from the parameters (views, batch-norm scales and biases); dropped when they
- * change. A forward that records gradients (`live`) makes them afresh, uncached: its graph must
- * reach the parameters, and the enclosing scope disposes them.
- */
-class Derived {
-  #items: Tensor[] = [];
-  #cache = new Map<string, unknown>();
-  #generation = parameterGeneration();
-  get<T>(key: string, make: (own: <U extends Tensor>(t: U) => U) => T, live = false): T {
-    if (live) return make((t) => t);
-    // Parameters or running statistics changed in place since these were made (an optimizer
-    // step, a train-mode forward): make them afresh.
-    if (this.#generation !== parameterGeneration()) {
-      this.release();
-      this.#generation = parameterGeneration();
-    }
-    if (this.#cache.has(key)) return this.#cache.get(key) as T;
-    const own = <U extends Tensor>(t: U): U => {
-      keep(t);
-      this.#items.push(t);
-      return t;
-    };
-    const v = make(own);
-    this.#cache.set(key, v);
-    return v;
-  }
-  release(): void {
-    for (const t of this.#items) t.dispose();
-    this.#items = [];
-    this.#cache.clear();
-  }
-}
-
-function value(slot: Slot): Tensor {
-  if (!slot.tensor) throw new Error(`SecViT: parameter '${slot.name}' is not loaded (the model was disposed?)`);
-  return slot.tensor;
-}
-
-// ---- leaf modules ------------------------------------------------------------------------------
-
-export class Conv2d extends Module {
-  readonly weight: Slot;
-  readonly bias: Slot;
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernel: number, readonly groups = 1) {
-    super();
-    this.weight = this.parameter('weight', [outChannels, inChannels / groups, kernel, kernel], { kind: 'truncNormal', std: STD });
-    this.bias = this.parameter('bias', [outChannels], { kind: 'zeros' });
-  }
-}
-
-export class BatchNorm2d extends Module {
-  readonly weight: Slot;
-  readonly bias: Slot;
-  readonly runningMean: Slot;
-  readonly runningVar: Slot;
-  readonly numBatchesTracked: Counter;
-  constructor(readonly channels: number) {
-    super();
-    this.weight = this.parameter('weight', [channels], { kind: 'ones' });
-    this.bias = this.parameter('bias', [channels], { kind: 'zeros' });
-    this.runningMean = this.buffer('running_mean', [channels], { kind: 'zeros' });
-    this.runningVar = this.buffer('running_var', [channels], { kind: 'ones' });
-    this.numBatchesTracked = this.counter('num_batches_tracked');
-  }
-
-  /**
-   * conv followed by this batch norm, as a per-output-channel scale and bias on the conv's sum
-   * (fusedConv2d's `scale`): scale = weight / sqrt(running_var + eps), bias = this.bias +
-   * (conv.bias - running_mean) * scale. The model runs its batch norms this way in eval mode, so
-   * that no folded copy of a conv weight sits next to the checkpoint's (8.6 MB for SecViT-T).
-   * `live` (a forward recording gradients): the same from differentiable ops, so that gradients
-   * reach weight, bias and conv.bias (the running statistics are constants).
-   */
-  affine(conv: Conv2d, live = false): { scale: Tensor; bias: Tensor } {
-    const g = value(this.weight);
-    const ones = tensor(new Float32Array(this.channels).fill(1), [this.channels, 1, 1, 1], { device: g.device, dtype: g.dtype });
-    try {
-      if (!live) {
-        const f = foldBatchNorm(ones, value(conv.bias), this.#params);
-        const scale = f.weight.reshape([this.channels]);
-        f.weight.dispose();
-        return { scale, bias: f.bias };
-      }
-      // 1 / sqrt(var + eps) and -mean / sqrt(var + eps): constants.
-      const c = noGrad(() => foldBatchNorm(ones, null, { runningMean: value(this.runningMean), runningVar: value(this.runningVar), eps: BN_EPS }));
-      return tidy(() => {
-        const scale = mul(g, c.weight.reshape([this.channels]));
-        const bias = add(add(value(this.bias), mul(value(conv.bias), scale)), mul(g, c.bias));
-        c.weight.dispose();
-        c.bias.dispose();
-        return { scale, bias };
-      });
-    } finally {
-      ones.dispose();
-    }
-  }
-
-  /** Train mode: normalise x by its batch's statistics (updating the running ones), then `activation`. */
-  forwardTrain(x: Tensor, activation: Activation = 'none'): Tensor {
-    this.numBatchesTracked.value += 1n;
-    return batchNorm(x, value(this.runningMean), value(this.runningVar), value(this.weight), value(this.bias), {
-      training: true, momentum: 0.1, eps: BN_EPS, activation,
-    });
-  }
-
-  /** conv followed by this batch norm, as one conv's weight and bias (a new weight tensor). */
-  fold(conv: Conv2d): { weight: Tensor; bias: Tensor } {
-    return foldBatchNorm(value(conv.weight), value(conv.bias), this.#params);
-  }
-
-  get #params(): BatchNormParams {
-    return {
-      runningMean: value(this.runningMean), runningVar: value(this.runningVar),
-      weight: value(this.weight), bias: value(this.bias), eps: BN_EPS,
-    };
-  }
-}
-
-export class LayerNorm extends Module {
-  readonly weight: Slot;
-  readonly bias: Slot;
-  constructor(readonly channels: number) {
-    super();
-    this.weight = this.parameter('weight', [channels], { kind: 'ones' });
-    this.bias = this.parameter('bias', [channels], { kind: 'zeros' });
-  }
-  get options(): { weight: Tensor; bias: Tensor; eps: number } {
-    return { weight: value(this.weight), bias: value(this.bias), eps: LN_EPS };
-  }
-}
 
 /** The reference wraps its LayerNorms (`norm1.norm`). */
 class NormWrapper extends Module {
@@ -188,27 +50,8 @@ class NormWrapper extends Module {
   }
 }
 
-/** A container whose children are named 0, 1, ... (nn.Sequential / nn.ModuleList). */
-class ModuleList<M extends Module> extends Module {
-  constructor(readonly items: M[], indices: number[] = items.map((_, i) => i)) {
-    super();
-    items.forEach((m, i) => this.child(indices[i], m));
-  }
-}
 
 // ---- attention, FFN, block -------------------------------------------------------------------
-
-/** Where the model records SEC orders when `clusters()` asks for them. */
-export interface ClusterRecord {
-  stage: number;
-  block: number;
-  /** The block's cluster count (<= 1: one cluster, global attention). */
-  clusters: number;
-  height: number;
-  width: number;
-  /** int32 [B, heads, L]: token indices in ascending score order; cluster c holds positions [floor(cL/C), floor((c+1)L/C)). */
-  order: Tensor;
-}
 
 interface AttnContext {
   stage: number;
@@ -221,7 +64,8 @@ export class SecAttention extends Module {
   readonly lepe: Conv2d;
   readonly out_proj: Conv2d;
   readonly headDim: number;
-  constructor(readonly dim: number, readonly heads: number, readonly clusters: number, private readonly angle: Slot) {
+  constructor(readonly dim: number, readonly heads: number, readonly clusters: number, private readonly angle: Slot,
+    readonly attention: 'sec' | 'window' | 'global' = 'sec') {
     super();
     this.headDim = dim / heads;
     this.qkv = this.child('qkv', new Conv2d(dim, 3 * dim, 1));
@@ -244,7 +88,7 @@ export class SecAttention extends Module {
     const heads = this.heads;
     const d = this.headDim;
     const L = h * w;
-    if (this.clusters > 1 && this.clusters > L)
+    if (this.attention === 'sec' && this.clusters > 1 && this.clusters > L)
       throw new RangeError(
         `SecViT.forward: stage ${ctx?.stage ?? '?'} block ${ctx?.block ?? '?'} has ${this.clusters} clusters but its ${h}x${w} grid has only ${L} tokens; use a larger input`);
     const qkv = fusedLinear(t, value(this.qkv.weight), value(this.qkv.bias), {
@@ -260,7 +104,11 @@ export class SecAttention extends Module {
       padding: 2, groups: e,
     });
     let o: Tensor;
-    if (ctx?.record) {
+    if (this.attention === 'window') {
+      o = windowAttention(q, k, v, { height: h, width: w, window: windowFor(this.clusters, h, w) });
+    } else if (this.attention === 'global') {
+      o = globalAttention(q, k, v);
+    } else if (ctx?.record) {
       const r = secAttention(q, k, v, { clusters: this.clusters, returnOrder: true });
       ctx.record.push({ stage: ctx.stage, block: ctx.block, clusters: this.clusters, height: h, width: w, order: keep(r.order) });
       o = r.out;
@@ -327,14 +175,14 @@ export class Block extends Module {
    *   per sample with this probability).
    */
   constructor(readonly dim: number, heads: number, clusters: number, hidden: number, layerScale: number | null, angle: Slot,
-    readonly dropPath = 0) {
+    readonly dropPath = 0, attention: 'sec' | 'window' | 'global' = 'sec') {
     super();
     if (layerScale !== null) {
       this.gamma_1 = this.parameter('gamma_1', [1, dim, 1, 1], { kind: 'constant', value: layerScale });
       this.gamma_2 = this.parameter('gamma_2', [1, dim, 1, 1], { kind: 'constant', value: layerScale });
     }
     this.norm1 = this.child('norm1', new NormWrapper(dim));
-    this.attn = this.child('attn', new SecAttention(dim, heads, clusters, angle));
+    this.attn = this.child('attn', new SecAttention(dim, heads, clusters, angle, attention));
     this.norm2 = this.child('norm2', new NormWrapper(dim));
     this.ffn = this.child('ffn', new FFN(dim, hidden));
     this.pos = this.child('pos', new Conv2d(dim, dim, 3, dim));
@@ -430,7 +278,7 @@ export class Stage extends Module {
     const first = config.depths.slice(0, index).reduce((a, b) => a + b, 0);
     const rate = (j: number) => (total > 1 ? (config.dropPathRate * (first + j)) / (total - 1) : 0);
     this.blocks = this.child('blocks', new ModuleList(config.numClusters[index].map((c, j) =>
-      new Block(e, heads, c, hiddenDim(config, index), ls, this.RoPE.angle, rate(j)))));
+      new Block(e, heads, c, hiddenDim(config, index), ls, this.RoPE.angle, rate(j), config.attention ?? 'sec'))));
     if (index < 3) this.downsample = this.child('downsample', new Downsample(e, config.embedDims[index + 1]));
   }
 }
@@ -484,20 +332,13 @@ class ConvStem extends Module {
 
 // ---- the model ---------------------------------------------------------------------------------
 
-export interface SecViTOptions {
-  /** Default 'cpu'. 'auto': CUDA when usable, else the CPU. */
-  device?: DeviceChoice;
-  /** Weights and activations: 'float32' (default), or 'bfloat16'/'float16' (tensor cores on CUDA; elsewhere widened per op). */
-  dtype?: Extract<DType, 'float32' | 'bfloat16' | 'float16'>;
-  /** Seed of the random initialisation (create only). Default 0. */
-  seed?: number;
-}
+export type SecViTOptions = ModelOptions;
 
 /** timm-style pretrained configuration: what inputs the published weights expect. */
 export const PRETRAINED_CFG = Object.freeze({
   inputSize: Object.freeze([3, 224, 224] as const),
-  mean: Object.freeze([0.485, 0.456, 0.406] as const),
-  std: Object.freeze([0.229, 0.224, 0.225] as const),
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
   cropPct: 0.875,
   interpolation: 'bicubic' as const,
   numClasses: 1000,
@@ -510,27 +351,21 @@ export const MIN_INPUT_SIZE = 32;
 
 const convOut = (n: number): number => Math.floor((n - 1) / 2) + 1;  // 3x3, stride 2, padding 1
 
-export class SecViT extends Module {
+export class SecViT extends VisionModel {
+  readonly family = 'secvit' as const;
+  readonly className = 'SecViT';
   readonly config: SecViTConfig;
-  readonly device: Device;
-  readonly dtype: 'float32' | 'bfloat16' | 'float16';
   readonly patch_embed: ConvStem;
   readonly layers: ModuleList<Stage>;
   readonly proj: Conv2d;
   readonly norm: BatchNorm2d;
   readonly head: Conv2d;
-  readonly pretrainedCfg = PRETRAINED_CFG;
-  /** The checkpoint's metadata when loaded from one (safetensors), else empty. */
-  metadata: ReadonlyMap<string, string> = new Map();
   readonly #derived = new Derived();
-  #disposed = false;
 
-  /** @internal Use SecViT.create or SecViT.load. The slots are empty until filled. */
-  constructor(config: SecViTConfig, device: Device, dtype: SecViT['dtype']) {
-    super();
+  /** @internal Use SecViT.create, SecViT.load or createModel. The slots are empty until filled. */
+  constructor(config: SecViTConfig, device: Device, dtype: ModelDType) {
+    super(device, dtype);
     this.config = config;
-    this.device = device;
-    this.dtype = dtype;
     this.patch_embed = this.child('patch_embed', new ConvStem(config.embedDims[0]));
     this.layers = this.child('layers', new ModuleList([0, 1, 2, 3].map((i) => new Stage(i, config))));
     this.proj = this.child('proj', new Conv2d(config.embedDims[3], config.projection, 1));
@@ -538,15 +373,19 @@ export class SecViT extends Module {
     this.head = this.child('head', new Conv2d(config.projection, config.numClasses, 1));
   }
 
+  get numClasses(): number {
+    return this.config.numClasses;
+  }
+
+  get pretrainedCfg(): PretrainedCfg {
+    return PRETRAINED_CFG;
+  }
+
   /** A randomly initialised model (seeded: the same seed gives the same weights everywhere). */
   static create(config: ConfigInput | string, options: SecViTOptions = {}): SecViT {
     const { device, dtype, seed } = checkOptions('SecViT.create', options);
     const model = new SecViT(resolveConfig(config), device, dtype);
-    model.initialize(new Rng(seed), (slot, values) => {
-      const t = model.makeTensor(tensor(values, slot.shape));
-      if (slot.kind === 'parameter') t.requiresGrad = true;
-      return t;
-    });
+    model.initializeWeights(seed);
     return model;
   }
 
@@ -560,190 +399,25 @@ export class SecViT extends Module {
     return loadSecViT(input, options);
   }
 
-  /** Replaces the weights from a state dict (a checkpoint's stored tensors, or Tensors by name). */
-  loadStateDict(state: Map<string, StoredTensor | Tensor>, options: LoadStateDictOptions = {}): void {
-    loadStateDict(this, state, options);
-  }
-
-  /**
-   * The parameters and buffers by checkpoint name (the model's own tensors: do not dispose them).
-   * BatchNorm's int64 `num_batches_tracked` counters are in `namedCounters()`.
-   */
-  stateDict(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    for (const [name, slot] of this.namedSlots()) if (slot.tensor) out.set(name, slot.tensor);
-    return out;
-  }
-
-  /** Writes the model as safetensors: reference names, shapes and dtype, the config in the metadata. */
-  save(path: string, metadata: Record<string, string> = {}): void {
-    saveSecViT(this, path, metadata);
-  }
-
   /** Learnable parameters of a config, without building its weights. */
   static countParameters(config: ConfigInput | string): number {
     return new SecViT(resolveConfig(config), 'cpu', 'float32').parameterCount;
   }
 
-  /** @internal A CPU float32 tensor moved to the model's device and dtype (the argument is consumed). */
-  makeTensor(t: Tensor): Tensor {
-    let out = t;
-    if (this.device !== 'cpu') {
-      out = t.toSync(this.device);
-      t.dispose();
-    }
-    if (out.dtype !== this.dtype) {
-      const c = out.cast(this.dtype);
-      out.dispose();
-      out = c;
-    }
-    return out;
+  protected checkInputSize(op: string, height: number, width: number): void {
+    if (height < MIN_INPUT_SIZE || width < MIN_INPUT_SIZE)
+      throw new RangeError(`${op}: pixels must be at least ${MIN_INPUT_SIZE}x${MIN_INPUT_SIZE}, got ${height}x${width}`);
   }
 
-  get disposed(): boolean {
-    return this.#disposed;
-  }
-
-  /** Class names from the checkpoint's metadata (`class_names`, as `secvit train` writes), if any. */
-  get classNames(): string[] | undefined {
-    const raw = this.metadata.get('class_names');
-    if (raw === undefined) return undefined;
-    try {
-      const v: unknown = JSON.parse(raw);
-      if (Array.isArray(v) && v.length === this.config.numClasses && v.every((x) => typeof x === 'string')) return v as string[];
-    } catch { /* malformed metadata: no names */ }
-    return undefined;
-  }
-
-  /**
-   * The evaluation transform this model expects: from the checkpoint's metadata (input_size
-   * [C, H, W], mean, std, interpolation, crop_pct, as `secvit train` writes them) where present
-   * and well-formed, else the published models' (224, bicubic, crop 0.875, ImageNet's statistics).
-   */
-  preprocessing(): { size: number; cropPct: number; interpolation: 'bicubic' | 'bilinear'; mean: readonly number[]; std: readonly number[] } {
-    const json = (k: string): unknown => {
-      const raw = this.metadata.get(k);
-      if (raw === undefined) return undefined;
-      try {
-        return JSON.parse(raw);
-      } catch {
-        return undefined;
-      }
-    };
-    const nums = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && Number.isFinite(x));
-    const input = json('input_size');
-    const size = nums(input, 3) && (input as number[])[1] === (input as number[])[2] && Number.isInteger((input as number[])[1]) && (input as number[])[1] >= MIN_INPUT_SIZE
-      ? (input as number[])[1] : PRETRAINED_CFG.inputSize[1];
-    const mean = json('mean'), std = json('std'), crop = json('crop_pct');
-    const interp = this.metadata.get('interpolation');
-    return {
-      size,
-      cropPct: typeof crop === 'number' && crop > 0 && crop <= 1 ? crop : PRETRAINED_CFG.cropPct,
-      interpolation: interp === 'bilinear' || interp === 'bicubic' ? interp : PRETRAINED_CFG.interpolation,
-      mean: nums(mean, 3) ? (mean as number[]) : PRETRAINED_CFG.mean,
-      std: nums(std, 3) && (std as number[]).every((x) => x > 0) ? (std as number[]) : PRETRAINED_CFG.std,
-    };
-  }
-
-  #check(op: string, pixels: unknown): Tensor {
-    if (this.#disposed) throw new Error(`${op}: the model has been disposed`);
-    if (!(pixels instanceof Tensor)) throw new TypeError(`${op}: pixels must be a Tensor [B, 3, H, W], got ${pixels === null ? 'null' : typeof pixels}`);
-    const s = pixels.shape;
-    if (s.length !== 4 || s[1] !== 3)
-      throw new RangeError(`${op}: pixels must be [B, 3, H, W] (RGB, NCHW), got [${s.join(', ')}]`);
-    if (s[0] < 1) throw new RangeError(`${op}: pixels has batch size 0`);
-    if (s[2] < MIN_INPUT_SIZE || s[3] < MIN_INPUT_SIZE)
-      throw new RangeError(`${op}: pixels must be at least ${MIN_INPUT_SIZE}x${MIN_INPUT_SIZE}, got ${s[2]}x${s[3]}`);
-    if (pixels.dtype !== 'float32' && pixels.dtype !== this.dtype)
-      throw new TypeError(`${op}: pixels must be float32 (or the model's ${this.dtype}), got ${pixels.dtype}`);
-    pixels.handle(op, 'pixels');
-    return pixels;
-  }
-
-  /** The input on the model's device and dtype (a new tensor, or the input itself). */
-  #input(pixels: Tensor): Tensor {
-    let x = pixels;
-    if (x.device !== this.device) x = x.toSync(this.device);
-    if (x.dtype !== this.dtype) x = x.cast(this.dtype);
-    return x;
-  }
-
-  #output(t: Tensor): Tensor {
-    return t.dtype === 'float32' ? t : t.cast('float32');
-  }
-
-  /** Every stage's output [B, E_i, H_i, W_i] before its downsample (float32, NCHW shape). */
-  features(pixels: Tensor): Tensor[] {
-    const p = this.#check('SecViT.features', pixels);
-    const run = this.#mode();
-    return tidy(() => this.#run(this.#input(p), { features: true }, run).features.map((f) => this.#output(f)));
-  }
-
-  /** timm's forward_features: the last stage's output [B, E_3, H/32, W/32] (before the head). */
-  forwardFeatures(pixels: Tensor): Tensor {
-    const p = this.#check('SecViT.forwardFeatures', pixels);
-    const run = this.#mode();
-    return tidy(() => this.#output(this.#run(this.#input(p), {}, run).last));
-  }
-
-  /**
-   * timm's forward_head on forwardFeatures' output: proj, BN, swish, global average pool, then the
-   * classifier; `preLogits` stops before the classifier ([B, P]).
-   */
-  forwardHead(features: Tensor, options: { preLogits?: boolean } = {}): Tensor {
-    if (this.#disposed) throw new Error('SecViT.forwardHead: the model has been disposed');
-    if (!(features instanceof Tensor)) throw new TypeError('SecViT.forwardHead: features must be a Tensor');
+  protected checkHeadInput(features: Tensor): void {
     const e3 = this.config.embedDims[3];
     if (features.shape.length !== 4 || features.shape[1] !== e3)
       throw new RangeError(`SecViT.forwardHead: features must be [B, ${e3}, H, W], got [${features.shape.join(', ')}]`);
-    const run = this.#mode();
-    return tidy(() => this.#output(this.#head(this.#input(features).contiguous('channelsLast'), options.preLogits === true, run)));
   }
 
-  /**
-   * Logits [B, numClasses] (float32). Queued on the model's device: returns at once; reading waits.
-   * In train mode batch norm uses the batch's statistics (and updates the running ones) and drop
-   * path is on; while gradients are recorded the forward is recorded for backward().
-   */
-  forward(pixels: Tensor): Tensor {
-    const p = this.#check('SecViT.forward', pixels);
-    const run = this.#mode();
-    return tidy(() => this.#output(this.#head(this.#run(this.#input(p), {}, run).last, false, run)));
-  }
-
-  /** How a forward called now runs. */
-  #mode(): Run {
-    let live = false;
-    if (isGradEnabled())
-      for (const [, s] of this.namedSlots())
-        if (s.kind === 'parameter' && s.tensor?.requiresGrad) {
-          live = true;
-          break;
-        }
-    // A train-mode forward updates batch norm's running statistics in place.
-    if (this.training) parametersChanged();
-    return { live, training: this.training };
-  }
-
-
-  /**
-   * The SEC token order of every block (the paper's figure 4), with the logits. Orders are int32
-   * [B, heads, L]; the caller disposes them (and the logits).
-   */
-  clusters(pixels: Tensor): { logits: Tensor; blocks: ClusterRecord[] } {
-    const p = this.#check('SecViT.clusters', pixels);
-    const record: ClusterRecord[] = [];
-    try {
-      const run = this.#mode();
-      const logits = tidy(() => this.#output(this.#head(this.#run(this.#input(p), { record }, run).last, false, run)));
-      return { logits, blocks: record };
-    } catch (e) {
-      for (const r of record) r.order.dispose();
-      throw e;
-    }
-  }
-
-  #head(x: Tensor, preLogits: boolean, run: Run): Tensor {
+  /** proj, BN, swish, global average pool, then the classifier ([B, P] with preLogits). */
+  protected runHead(features: Tensor, preLogits: boolean, run: Run): Tensor {
+    const x = features.contiguous('channelsLast');
     const [b] = x.shape;
     let p: Tensor;
     if (run.training) {
@@ -761,8 +435,11 @@ export class SecViT extends Module {
     return preLogits ? pooled : linear(pooled, value(this.head.weight), value(this.head.bias));
   }
 
-  /** The backbone: stem and stages. Intermediate activations are disposed as soon as they are queued. */
-  #run(x: Tensor, opts: { features?: boolean; record?: ClusterRecord[] }, run: Run): { last: Tensor; features: Tensor[] } {
+  /**
+   * The stem and stages; every stage's output [B, E_i, H_i, W_i] (channels-last) before its
+   * downsample with `features`. Intermediate activations are disposed as soon as they are queued.
+   */
+  protected runBackbone(x: Tensor, opts: BackboneOptions, run: Run): { last: Tensor; features: Tensor[] } {
     const features: Tensor[] = [];
     let h = this.patch_embed.forward(x, run);
     for (const stage of this.layers.items) {
@@ -804,46 +481,47 @@ export class SecViT extends Module {
     }
   }
 
-  /** Frees every weight. Work already queued completes; later calls throw. Idempotent. */
-  dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.releaseDerived();
-    this.disposeSlots();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-
-  /** `await using model = SecViT.load(...)`: the same as dispose(). */
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.dispose();
-  }
-
   /** The config in the reference's keys (what `save` writes into the metadata). */
   referenceConfig(): ReturnType<typeof toReferenceConfig> {
     return toReferenceConfig(this.config);
   }
+}
 
-  /** Elements of every slot (parameters and buffers) for memory estimates. */
-  get stateNumel(): number {
-    let n = 0;
-    for (const [, s] of this.namedSlots()) n += numelOf(s.shape);
-    return n;
+// ---- loading -----------------------------------------------------------------------------------
+
+function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<typeof resolveConfig> {
+  if (given !== undefined) return resolveConfig(given);
+  const meta = ck.metadata.get('config');
+  if (meta !== undefined) return resolveConfig(meta);
+  const name = ck.metadata.get('model');
+  if (name !== undefined && canonicalName(name)) return resolveConfig(name);
+  return inferConfig(new Map([...ck.tensors].map(([k, t]) => [k, t.shape])));
+}
+
+/** Loads a checkpoint (path or bytes; safetensors or `.pth`) into a new SecViT. */
+export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
+  checkOptions('SecViT.load', options);
+  checkProgress('SecViT.load', options.onProgress);
+  const ck = readCheckpoint(input, { key: options.key });
+  try {
+    return modelFromCheckpoint(ck, options);
+  } finally {
+    ck.close();
   }
 }
 
-export function checkOptions(op: string, options: unknown): { device: Device; dtype: SecViT['dtype']; seed: number } {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`${op}: options must be an object`);
-  const o = options as Record<string, unknown>;
-  const device = checkDevice(o.device ?? 'cpu', `${op}: device`);
-  const dtype = o.dtype ?? 'float32';
-  if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16')
-    throw new TypeError(`${op}: dtype must be 'float32', 'bfloat16' or 'float16', got ${JSON.stringify(dtype)}`);
-  const seed = o.seed ?? 0;
-  if (typeof seed !== 'number' || !Number.isInteger(seed)) throw new TypeError(`${op}: seed must be an integer, got ${JSON.stringify(seed)}`);
-  return { device, dtype, seed };
+/** @internal A new SecViT with the weights of a checkpoint already read (`ck` stays open). */
+export function modelFromCheckpoint(ck: Checkpoint, options: Omit<LoadOptions, 'key'> = {}): SecViT {
+  const { device, dtype } = checkOptions('SecViT.load', options);
+  const model = new SecViT(configOf(ck, options.config), device, dtype);
+  try {
+    loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
+    if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }
 
 /**
@@ -871,3 +549,5 @@ export function normalize(pixels: Tensor | OrtLikeTensor, options: { mean?: read
     if (x !== pixels) x.dispose();
   }
 }
+
+export { BatchNorm2d, Conv2d, LayerNorm, ModuleList, checkOptions, type ClusterRecord };

@@ -38,6 +38,17 @@ export interface Counter {
   value: bigint;
 }
 
+/**
+ * An integer table a model computes from its config and the reference stores in its state dict
+ * (Swin's `relative_position_index`): kept on the host, saved as int64, and checked on loading
+ * (a checkpoint whose table differs is not this model).
+ */
+export interface IndexTable {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly values: Int32Array;
+}
+
 export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 // A generation count of parameter values: bumped whenever weights or batch-norm statistics may
@@ -59,6 +70,7 @@ export class Module {
   readonly #slots = new Map<string, Slot>();
   readonly #counters = new Map<string, Counter>();
   readonly #children = new Map<string, Module>();
+  readonly #tables = new Map<string, IndexTable>();
 
   protected parameter(name: string, shape: readonly number[], init: Init): Slot {
     return this.#slot(name, shape, 'parameter', init);
@@ -72,6 +84,18 @@ export class Module {
     const c: Counter = { name, value: 0n };
     this.#counters.set(name, c);
     return c;
+  }
+
+  protected indexTable(name: string, shape: readonly number[], values: Int32Array): IndexTable {
+    const t: IndexTable = { name, shape: Object.freeze([...shape]), values };
+    this.#tables.set(name, t);
+    return t;
+  }
+
+  /** Every index table of the tree with its full name. */
+  *namedIndexTables(prefix = ''): Generator<[string, IndexTable]> {
+    for (const [n, t] of this.#tables) yield [prefix + n, t];
+    for (const [n, c] of this.#children) yield* c.namedIndexTables(`${prefix}${n}.`);
   }
 
   protected child<M extends Module>(name: string | number, m: M): M {
