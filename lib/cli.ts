@@ -16,7 +16,8 @@ import { fit, type Recipe } from './train/trainer.js';
 import { evaluate } from './train/evaluate.js';
 import { confusionPicture } from './vision/charts.js';
 import { packageRoot } from './native.js';
-import { modelFromCheckpoint, SecViT } from './models/secvit.js';
+import { buildModel, checkpointConfig, listModels, loadModel, modelFromCheckpointAny, resolveModelConfig } from './models/registry.js';
+import type { VisionModel } from './models/base.js';
 import { readCheckpoint, type LoadProgress } from './models/load.js';
 import { pipeline, type ImageClassificationPipeline, type Prediction } from './pipeline.js';
 import { clusterPicture } from './vision/clusters.js';
@@ -135,27 +136,36 @@ const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 
 // The options of every command that loads a model, and their help lines.
 const MODEL_OPTIONS: Options = {
-  weights: { type: 'string', short: 'w' }, config: { type: 'string' }, key: { type: 'string' }, device: { type: 'string' },
+  weights: { type: 'string', short: 'w' }, model: { type: 'string', short: 'm' }, config: { type: 'string' }, key: { type: 'string' },
+  device: { type: 'string' },
 };
 const MODEL_HELP = [
   '--weights, -w FILE  a .safetensors or .pth checkpoint (required)',
-  '--config NAME       secvit-t/s/b/l or the authors\' names, when the file does not say',
+  '--model, -m NAME    the model when the file does not say: secvit-t/s/b/l/fm, swin-t/s/b, vit-b-16/b-32/l-16, sec-swin-*, sec-vit-*, or a config as JSON (default: the file\'s metadata, else its keys say the family: SecViT, torchvision\'s Swin or ViT)',
+  '--config NAME|JSON  the same as --model',
   '--key KEY           .pth: the entry holding the weights (default: model_ema, state_dict, model, ...)',
   '--device D          auto (default: CUDA when usable, else the CPU), cpu, cuda, cuda-emu',
 ];
 
-/** The checkpoint and load options a command's --weights, --config, --key and --device name. */
+/** --model NAME|JSON, or its older spelling --config (both: they must agree). */
+function modelChoice(values: Record<string, unknown>, cmd: string): string | undefined {
+  const m = values.model as string | undefined, c = values.config as string | undefined;
+  if (m !== undefined && c !== undefined && m !== c) throw new UsageError(`${cmd}: --model and --config name different models ('${m}', '${c}'); give one`);
+  return m ?? c;
+}
+
+/** The checkpoint and load options a command's --weights, --model (--config), --key and --device name. */
 function modelOptions(values: Record<string, unknown>, cmd: string, bundled = false) {
   if (typeof values.weights !== 'string' && !bundled) throw new UsageError(`${cmd}: --weights FILE is required`);
   return {
     weights: typeof values.weights === 'string' ? values.weights : bundledModelPath(),
-    options: { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: values.config as string | undefined, key: values.key as string | undefined },
+    options: { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: modelChoice(values, cmd), key: values.key as string | undefined },
   };
 }
 
 const classify: Command = {
   summary: 'classify images (the bundled Fashion-MNIST model, or a checkpoint: its class names, else ImageNet-1k\'s)',
-  usage: 'secvit classify <images...> [--weights FILE] [--config NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
+  usage: 'secvit classify <images...> [--weights FILE] [--model NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
   options: { ...MODEL_OPTIONS, 'top-k': { type: 'string', short: 'k' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
   help: [
     ...MODEL_HELP.map((h) => h.replace('(required)', '(default: the bundled secvit-fm model, Fashion-MNIST)')),
@@ -201,8 +211,8 @@ const classify: Command = {
 };
 
 const clusters: Command = {
-  summary: 'picture how SEC clustered an image\'s tokens (the paper\'s figure 4) as a PNG',
-  usage: 'secvit clusters <image> --weights FILE -o out.png [--stage S] [--block B] [--head H] [--config NAME] [--device auto]',
+  summary: 'picture how SEC clustered an image\'s tokens (the paper\'s figure 4) as a PNG (SecViT, SEC-Swin, SEC-ViT)',
+  usage: 'secvit clusters <image> --weights FILE -o out.png [--stage S] [--block B] [--head H] [--model NAME] [--device auto]',
   options: { ...MODEL_OPTIONS, output: { type: 'string', short: 'o' }, stage: { type: 'string' }, block: { type: 'string' }, head: { type: 'string' } },
   help: [
     ...MODEL_HELP,
@@ -220,9 +230,9 @@ const clusters: Command = {
     const head = intOption(values, 'head', 'clusters', 0);
     const sharp = loadSharp('clusters');
     const loading = weightsBar(io);
-    let model: SecViT;
+    let model: VisionModel;
     try {
-      model = SecViT.load(weights, { ...options, onProgress: loading.onProgress });
+      model = loadModel(weights, { ...options, onProgress: loading.onProgress });
     } finally {
       loading.done();
     }
@@ -245,11 +255,12 @@ const clusters: Command = {
 
 const convert: Command = {
   summary: 'convert a PyTorch .pth checkpoint to safetensors (config and provenance in the metadata)',
-  usage: 'secvit convert <in.pth> <out.safetensors> [--key model_ema] [--config NAME]',
-  options: { key: { type: 'string' }, config: { type: 'string' } },
+  usage: 'secvit convert <in.pth> <out.safetensors> [--key model_ema] [--model NAME]',
+  options: { key: { type: 'string' }, model: { type: 'string', short: 'm' }, config: { type: 'string' } },
   help: [
-    '--key KEY      the entry holding the weights (default: timm\'s order: state_dict_ema, model_ema, state_dict, model)',
-    '--config NAME  the model config when the checkpoint does not name one',
+    '--key KEY           the entry holding the weights (default: timm\'s order: state_dict_ema, model_ema, state_dict, model)',
+    '--model, -m NAME    the model (a name or config JSON) when the checkpoint does not name one; default: inferred from its keys (SecViT, torchvision\'s Swin or ViT)',
+    '--config NAME|JSON  the same as --model',
   ],
   async run(values, positionals, io) {
     if (positionals.length !== 2) throw new UsageError(`convert: expects <in.pth> <out.safetensors>, got ${positionals.length} argument(s) (see secvit convert --help)`);
@@ -259,9 +270,9 @@ const convert: Command = {
     const ck = readCheckpoint(src, { key });
     const chosenKey = ck.key;
     const loading = weightsBar(io);
-    let model: SecViT;
+    let model: VisionModel;
     try {
-      model = modelFromCheckpoint(ck, { config: values.config as string | undefined, onProgress: loading.onProgress });
+      model = modelFromCheckpointAny(ck, { config: modelChoice(values, 'convert'), onProgress: loading.onProgress });
     } finally {
       loading.done();
       ck.close();
@@ -269,7 +280,7 @@ const convert: Command = {
     try {
       const sha256 = createHash('sha256').update(readFileSync(src)).digest('hex');
       model.save(dst, { source: path.basename(src), source_sha256: sha256, ...(chosenKey ? { source_key: chosenKey } : {}), converted_by: `secvit ${version()}` });
-      io.out(`${dst}: ${model.parameterCount.toLocaleString('en-US')} parameters, config ${JSON.stringify(model.referenceConfig())}${chosenKey ? `, from '${chosenKey}'` : ''}`);
+      io.out(`${dst}: ${model.className}, ${model.parameterCount.toLocaleString('en-US')} parameters, config ${JSON.stringify(model.referenceConfig())}${chosenKey ? `, from '${chosenKey}'` : ''}`);
     } finally {
       model.dispose();
     }
@@ -277,12 +288,47 @@ const convert: Command = {
 };
 
 const info: Command = {
-  summary: 'version, backends (and why one is unavailable), CPU features, threads: what a bug report needs',
-  usage: 'secvit info [--json]',
-  options: { json: { type: 'boolean' } },
-  help: ['--json  the same as one JSON object'],
+  summary: 'version, backends (and why one is unavailable), CPU features, threads, models: what a bug report needs; or one model\'s family, config and size',
+  usage: 'secvit info [--json] [--model NAME | --weights FILE]',
+  options: { json: { type: 'boolean' }, model: { type: 'string', short: 'm' }, weights: { type: 'string', short: 'w' }, key: { type: 'string' } },
+  help: [
+    '--json              the same as one JSON object',
+    '--model, -m NAME    one model (a name or config JSON): family, config, parameters, preprocessing (no weights allocated)',
+    '--weights, -w FILE  the same for a checkpoint: its family and config as loading would infer them (no weights read)',
+  ],
   async run(values, positionals, io) {
     if (positionals.length) throw new UsageError(`info: takes no arguments, got '${positionals[0]}'`);
+    if (values.model !== undefined || values.weights !== undefined) {
+      let m: VisionModel;
+      try {
+        if (typeof values.weights === 'string') {
+          const ck = readCheckpoint(values.weights, { key: values.key as string | undefined });
+          try {
+            const r = checkpointConfig(ck, values.model as string | undefined);
+            m = buildModel(r.config, 'cpu', 'float32', r.entry);
+          } finally {
+            ck.close();
+          }
+        } else {
+          const r = resolveModelConfig(values.model as string);
+          m = buildModel(r.config, 'cpu', 'float32', r.entry);
+        }
+      } catch (e) {
+        if (e instanceof RangeError || e instanceof TypeError) throw new UsageError(`info: ${e.message}`);
+        throw e;
+      }
+      const d = {
+        family: m.family, class: m.className, parameters: m.parameterCount, config: m.referenceConfig(), preprocessing: m.preprocessing(),
+      };
+      if (values.json) io.out(JSON.stringify(d, null, 2));
+      else {
+        io.out(`${d.class} (${d.family}): ${d.parameters.toLocaleString('en-US')} parameters`);
+        io.out(`config ${JSON.stringify(d.config)}`);
+        const p = d.preprocessing;
+        io.out(`preprocessing: resize ${p.resize} ${p.interpolation}, crop ${p.size}, mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]`);
+      }
+      return;
+    }
     const auto = selectDevice('auto');
     const report = {
       secvit: version(),
@@ -293,6 +339,7 @@ const info: Command = {
       backends: backends(),
       auto,
       bundledModels: bundledModels().map((m) => ({ name: m.name, path: m.path, data: m.data, classes: m.classes, inputSize: m.inputSize, testTop1: m.testTop1, command: m.command })),
+      models: listModels().map(({ name, family, attention, parameters }) => ({ name, family, attention, parameters })),
     };
     if (values.json) {
       io.out(JSON.stringify(report, null, 2));
@@ -304,6 +351,7 @@ const info: Command = {
     io.out(`device 'auto' picks: ${JSON.stringify(auto)}`);
     for (const m of report.bundledModels)
       io.out(`bundled model ${m.name}: ${m.data ?? '?'}, ${m.classes.length} classes${m.testTop1 !== null ? `, test top-1 ${(m.testTop1 * 100).toFixed(2)}%` : ''} (${m.path})`);
+    io.out(`models: ${report.models.map((m) => `${m.name} (${(m.parameters / 1e6).toFixed(1)}M)`).join(', ')}`);
   },
 };
 
@@ -338,12 +386,12 @@ const RECIPE_FLAGS: [string, keyof Recipe, string][] = [
 ];
 
 const train: Command = {
-  summary: 'train or fine-tune a SecViT on IDX files (MNIST, Fashion-MNIST) or an image folder',
-  usage: 'secvit train --data DIR --out DIR [--epochs N] [--batch-size N] [--lr X] [--config NAME|JSON] [--seed N] [--limit N] [--resume FILE] [--finetune FILE] [--threads N] [--device cpu] [recipe switches]',
+  summary: 'train or fine-tune a model (SecViT, Swin, ViT, their SEC variants) on IDX files (MNIST, Fashion-MNIST) or an image folder',
+  usage: 'secvit train --data DIR --out DIR [--epochs N] [--batch-size N] [--lr X] [--model NAME|JSON] [--seed N] [--limit N] [--resume FILE] [--finetune FILE] [--threads N] [--device cpu] [recipe switches]',
   options: {
     data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
-    config: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' }, resume: { type: 'string' }, finetune: { type: 'string' },
-    'linear-probe': { type: 'boolean' }, threads: { type: 'string' }, device: { type: 'string' }, holdout: { type: 'string' },
+    model: { type: 'string', short: 'm' }, config: { type: 'string' }, seed: { type: 'string' }, limit: { type: 'string' },
+    resume: { type: 'string' }, finetune: { type: 'string' }, 'linear-probe': { type: 'boolean' }, threads: { type: 'string' }, device: { type: 'string' }, holdout: { type: 'string' },
     'eval-every': { type: 'string' }, 'input-size': { type: 'string' }, workers: { type: 'string' },
     'crop-scale': { type: 'string' }, 'rand-augment': { type: 'string' },
     ...Object.fromEntries(RECIPE_FLAGS.map(([f]) => [f, { type: 'string' as const }])),
@@ -354,7 +402,8 @@ const train: Command = {
     '--epochs N          total epochs (a resumed run trains up to N) (10)',
     '--batch-size N      (128)',
     '--lr X              base rate for a batch of 512: the rate used is X * batch / 512 (5e-4, DeiT\'s)',
-    '--config NAME|JSON  secvit-fm (default), secvit-t/s/b/l, or a config object as JSON; the class count follows the data',
+    '--model, -m NAME    secvit-fm (default), secvit-t/s/b/l, swin-t/s/b, vit-b-16/b-32/l-16, sec-swin-*, sec-vit-*, or a config as JSON (any family: {"family":"swin",...}); the class count follows the data',
+    '--config NAME|JSON  the same as --model',
     '--seed N            weights, order, augmentation and drop path all follow it (0)',
     '--limit N           train on the first N training images only',
     '--holdout N         hold out the last N training images for validation (valTop1 in the log)',
@@ -416,7 +465,7 @@ const train: Command = {
     try {
       const result = await fit({
         ...recipe, data: values.data, out: values.out,
-        epochs: intOption(values, 'epochs', cmd, 1), batchSize: intOption(values, 'batch-size', cmd, 1), config: values.config as string | undefined,
+        epochs: intOption(values, 'epochs', cmd, 1), batchSize: intOption(values, 'batch-size', cmd, 1), config: modelChoice(values, cmd),
         seed: intOption(values, 'seed', cmd, 0), limit: intOption(values, 'limit', cmd, 1), holdout: intOption(values, 'holdout', cmd, 0),
         evalEvery: intOption(values, 'eval-every', cmd, 0), inputSize: intOption(values, 'input-size', cmd, 32),
         resume: values.resume as string | undefined, finetune: values.finetune as string | undefined, linearProbe: values['linear-probe'] === true,
@@ -476,10 +525,10 @@ const evalCommand: Command = {
     const threads = intOption(values, 'threads', cmd, 1);
     if (threads !== undefined) setNumThreads(threads);
     const weights = typeof values.weights === 'string' ? values.weights : bundledModelPath();
-    const model = SecViT.load(weights, { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: values.config as string | undefined, key: values.key as string | undefined });
+    const model = loadModel(weights, { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: modelChoice(values, cmd), key: values.key as string | undefined });
     try {
       const cfg = model.preprocessing();
-      const data = await loadImageData(values.data, { size: cfg.size, resize: Math.floor(cfg.size / cfg.cropPct), interpolation: cfg.interpolation, split });
+      const data = await loadImageData(values.data, { size: cfg.size, resize: cfg.resize, interpolation: cfg.interpolation, split });
       const set = split === 'test' ? data.test ?? data.train : data.train;
       const size = cfg.size;
       const prepared = resizeSet(set, size, cfg.interpolation);

@@ -10,10 +10,10 @@
 // own preprocessing (input size, mean, std, interpolation) and class names.
 import { noGrad } from './autograd/graph.js';
 import type { DeviceChoice } from './backends.js';
-import { SecViT } from './models/secvit.js';
+import { VisionModel } from './models/base.js';
+import { loadModel, type ModelConfigInput } from './models/registry.js';
 import { tidy } from './engine.js';
 import { type Tensor } from './tensor.js';
-import type { ConfigInput } from './models/config.js';
 import type { LoadProgress } from './models/load.js';
 import { IMAGENET_CLASSES } from './vision/imagenet-classes.js';
 import { bundledModelPath } from './models/bundled.js';
@@ -37,7 +37,7 @@ export interface ImageClassificationPipeline {
   /** One image: its predictions. Several (an array): one array of predictions per image. */
   (image: ImageInput, options?: ClassifyOptions): Promise<Prediction[]>;
   (images: readonly ImageInput[], options?: ClassifyOptions): Promise<Prediction[][]>;
-  readonly model: SecViT;
+  readonly model: VisionModel;
   readonly labels: readonly string[];
   /** Frees the model's weights (unless the caller passed the model). Idempotent. */
   dispose(): Promise<void>;
@@ -50,7 +50,7 @@ export interface PipelineOptions {
   /** Default classes per image. Default 5. */
   topK?: number;
   /** Model config when the checkpoint does not name one (a name or the reference's keys). */
-  config?: ConfigInput | string;
+  config?: ModelConfigInput;
   /** Key of the weights in a .pth training checkpoint (default: timm's order). */
   key?: string;
   /** Class names, one per model output. Default: ImageNet-1k's for 1000 outputs, else 'class N'. */
@@ -83,16 +83,16 @@ export function topKPredictions(logits: Float32Array, classes: number, k: number
 }
 
 /** A ready classifier: loads the model once; each call preprocesses, runs a batch, returns the top classes. */
-export async function pipeline(task: 'image-classification', weights?: string | Uint8Array | SecViT | null, options: PipelineOptions = {}): Promise<ImageClassificationPipeline> {
+export async function pipeline(task: 'image-classification', weights?: string | Uint8Array | VisionModel | null, options: PipelineOptions = {}): Promise<ImageClassificationPipeline> {
   if (task !== 'image-classification') throw new RangeError(`pipeline: the only task is 'image-classification', got '${String(task)}'`);
   if (typeof options !== 'object' || options === null) throw new TypeError('pipeline: options must be an object');
   // No weights: the bundled model (secvit-fm, Fashion-MNIST), with its own preprocessing and labels.
   if (weights === undefined || weights === null) weights = bundledModelPath();
-  const owned = !(weights instanceof SecViT);
-  const model = weights instanceof SecViT ? weights
-    : SecViT.load(weights, { device: options.device, dtype: options.dtype, config: options.config, key: options.key, onProgress: options.onProgress });
+  const owned = !(weights instanceof VisionModel);
+  const model = weights instanceof VisionModel ? weights
+    : loadModel(weights, { device: options.device, dtype: options.dtype, config: options.config, key: options.key, onProgress: options.onProgress });
   try {
-    const classes = model.config.numClasses;
+    const classes = model.numClasses;
     const labels = options.labels ?? model.classNames ?? (classes === IMAGENET_CLASSES.length ? IMAGENET_CLASSES : []);
     if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string'))
       throw new TypeError('pipeline: labels must be an array of strings');
@@ -101,7 +101,7 @@ export async function pipeline(task: 'image-classification', weights?: string | 
     const defaultK = checkTopK(options.topK ?? 5, 'pipeline', classes);
     // The checkpoint's own transform (secvit train writes it) unless the caller gives one.
     const own = model.preprocessing();
-    const pre = options.preprocess ?? { size: own.size, cropPct: own.cropPct, interpolation: own.interpolation, mean: own.mean, std: own.std };
+    const pre = options.preprocess ?? { size: own.size, resize: own.resize, cropPct: own.cropPct, interpolation: own.interpolation, mean: own.mean, std: own.std };
     let disposed = false;
     const classify = (async (images: ImageInput | readonly ImageInput[], opts: ClassifyOptions = {}) => {
       if (disposed) throw new Error('pipeline: this pipeline has been disposed');

@@ -3,21 +3,21 @@
 // norm's running statistics). Kept in float64 on the host, so the average does not lose the
 // small updates a float32 running sum with decay near 1 would round away.
 import { tensor, type Tensor } from '../tensor.js';
-import type { SecViT } from '../models/secvit.js';
+import type { VisionModel } from '../models/base.js';
 
 export class ModelEma {
   readonly names: string[];
   readonly shapes: number[][];
   readonly values: Float64Array[];
 
-  constructor(model: SecViT) {
+  constructor(model: VisionModel) {
     const sd = [...model.stateDict()];
     this.names = sd.map(([n]) => n);
     this.shapes = sd.map(([, t]) => [...t.shape]);
     this.values = sd.map(([, t]) => Float64Array.from(t.dataSync() as Float32Array));
   }
 
-  update(model: SecViT, decay: number): void {
+  update(model: VisionModel, decay: number): void {
     const sd = model.stateDict();
     const d = decay, e = 1 - decay;
     this.names.forEach((n, i) => {

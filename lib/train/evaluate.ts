@@ -2,7 +2,7 @@
 // the float32 logits) and the confusion matrix, batch by batch in eval mode without a graph.
 import { noGrad } from '../autograd/graph.js';
 import { tidy } from '../engine.js';
-import type { SecViT } from '../models/secvit.js';
+import type { VisionModel } from '../models/base.js';
 import { tensor } from '../tensor.js';
 import type { ImageTransform } from '../data/augment.js';
 import type { ImageSet } from '../data/dataset.js';
@@ -19,8 +19,8 @@ export interface EvalResult {
   confusion: Int32Array;
 }
 
-export async function evaluate(model: SecViT, set: ImageSet, transform: ImageTransform, options: { batchSize?: number; workers?: number } = {}): Promise<EvalResult> {
-  const classes = model.config.numClasses;
+export async function evaluate(model: VisionModel, set: ImageSet, transform: ImageTransform, options: { batchSize?: number; workers?: number } = {}): Promise<EvalResult> {
+  const classes = model.numClasses;
   if (set.classes.length > classes) throw new RangeError(`evaluate: the data has ${set.classes.length} classes, the model ${classes}`);
   const loader = new BatchLoader(set, { batchSize: options.batchSize ?? 256, transform: { ...transform, train: false }, workers: options.workers ?? 1 });
   const wasTraining = model.training;

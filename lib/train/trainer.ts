@@ -13,8 +13,9 @@ import { tidy } from '../engine.js';
 import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCheckpoint } from '../models/load.js';
-import { resolveConfig, toReferenceConfig, type ConfigInput, type SecViTConfig } from '../models/config.js';
-import { SecViT } from '../models/secvit.js';
+import { createModel, resolveModelConfig, type ModelConfig, type ModelConfigInput } from '../models/registry.js';
+import type { VisionModel } from '../models/base.js';
+import { MIN_INPUT_SIZE } from '../models/secvit.js';
 import { getRandomState, manualSeed, setRandomState } from '../ops/dropout.js';
 import { crossEntropy } from '../ops/loss.js';
 import { AdamW } from '../optim/adamw.js';
@@ -72,8 +73,11 @@ export interface TrainOptions extends Partial<Recipe> {
   /** Total epochs (a resumed run continues up to this). Default 10. */
   epochs?: number;
   batchSize?: number;
-  /** A config name or object; default 'secvit-fm'. The class count follows the data. */
-  config?: ConfigInput | string;
+  /**
+   * The model: a registered name ('secvit-fm', 'swin-t', 'sec-vit-b-16', ...) or a config object
+   * of any family; default 'secvit-fm'. The class count follows the data.
+   */
+  config?: ModelConfigInput;
   seed?: number;
   /** Train on the first N training images only. */
   limit?: number;
@@ -130,8 +134,27 @@ export class TrainingError extends Error {
   }
 }
 
-function configFor(c: ConfigInput | string | undefined): SecViTConfig {
-  return resolveConfig(c ?? 'secvit-fm');
+function configFor(c: ModelConfigInput | undefined): ModelConfig {
+  return resolveModelConfig(c ?? 'secvit-fm').config;
+}
+
+/** The config with the data's class count and, where the family has one, the recipe's drop-path rate. */
+function trainConfig(config: ModelConfig, classes: number, dropPath: number | null): ModelConfig {
+  const f = (config as { family?: string }).family ?? 'secvit';
+  if (f === 'swin') {
+    const c = config as Extract<ModelConfig, { family: 'swin' }>;
+    return { ...c, numClasses: classes, stochasticDepthProb: dropPath ?? c.stochasticDepthProb };
+  }
+  if (f === 'vit') return { ...config, numClasses: classes };
+  const c = config as Extract<ModelConfig, { dropPathRate: number }>;
+  return { ...c, numClasses: classes, dropPathRate: dropPath ?? c.dropPathRate };
+}
+
+/** What a training checkpoint records of the model (and a resume compares): the family's reference config. */
+function configRecord(model: VisionModel): Record<string, unknown> {
+  const ref = model.referenceConfig() as Record<string, unknown>;
+  if (model.family === 'secvit') return { ...ref, drop_path_rate: (model as unknown as { config: { dropPathRate: number } }).config.dropPathRate };
+  return ref;
 }
 
 const posInt = (op: string, name: string, v: unknown, min = 1): number => {
@@ -144,7 +167,7 @@ const round = (v: number, digits = 6) => Number(v.toPrecision(digits));
 
 interface CheckpointMeta {
   version: 1;
-  config: ReturnType<typeof toReferenceConfig> & { drop_path_rate: number };
+  config: Record<string, unknown>;
   /** Epochs finished, and batches finished of the next one. */
   epoch: number;
   batch: number;
@@ -189,10 +212,14 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
   if (limit < train.count) train = subset(train, Int32Array.from({ length: limit }, (_, i) => i));
 
   // Model.
-  let config = configFor(options.config);
-  config = { ...config, numClasses: data.classes.length, dropPathRate: recipe.dropPath ?? config.dropPathRate };
-  const inputSize = options.inputSize ?? (data.train.height <= 32 && data.train.width <= 32 ? 32 : 224);
-  posInt(op, 'inputSize', inputSize, 32);
+  const config = trainConfig(configFor(options.config), data.classes.length, recipe.dropPath);
+  const family = (config as { family?: string }).family ?? 'secvit';
+  // ViT's position embedding fixes its input size; the others take the data's default.
+  const fixedSize = family === 'vit' ? (config as { imageSize: number }).imageSize : undefined;
+  const inputSize = options.inputSize ?? fixedSize ?? (data.train.height <= 32 && data.train.width <= 32 ? 32 : 224);
+  posInt(op, 'inputSize', inputSize, family === 'secvit' ? MIN_INPUT_SIZE : 1);
+  if (fixedSize !== undefined && inputSize !== fixedSize)
+    throw new RangeError(`${op}: inputSize ${inputSize} does not fit the ViT's position embedding (imageSize ${fixedSize})`);
   const stats = pixelStats(data.train);
   const mean = stats.mean.length === 1 ? [stats.mean[0], stats.mean[0], stats.mean[0]] : stats.mean;
   const std = stats.std.length === 1 ? [stats.std[0], stats.std[0], stats.std[0]] : stats.std;
@@ -211,7 +238,7 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
     finetune: options.finetune ?? null, linearProbe: options.linearProbe === true,
   };
 
-  const model = SecViT.create(config, { seed, device: options.device });
+  const model = createModel(config, { seed, device: options.device });
   const disposeLater: { dispose(): void }[] = [model];
   let loader: BatchLoader | null = null;
   try {
@@ -222,7 +249,7 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
     }
     // A resume's weights go in before the optimizer is made (loading replaces the parameter
     // tensors); its optimizer state after.
-    const resume = options.resume ? readResume(options.resume, config, fixed) : null;
+    const resume = options.resume ? readResume(options.resume, configRecord(model), fixed) : null;
     let startEpoch = 0, startBatch = 0;
     let running = { lossSum: 0, seen: 0, seconds: 0, waitMs: 0 };
     const history: EpochLog[] = [];
@@ -233,7 +260,7 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
     const ema = recipe.ema > 0 ? new ModelEma(model) : null;
     // The EMA is evaluated in a model of its own: loading it into the trained one would replace
     // the tensors the optimizer holds.
-    const emaModel = ema ? SecViT.create(config, { device: options.device }) : null;
+    const emaModel = ema ? createModel(config, { device: options.device }) : null;
     if (emaModel) disposeLater.push(emaModel);
     manualSeed(seed);
     if (resume) {
@@ -258,7 +285,7 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
     const evalSets = { val: val ? prepared(val) : null, test: data.test ? prepared(data.test) : null };
     const saveCheckpoint = (epoch: number, batch: number) => {
       if (!out) return;
-      writeFileAtomic(path.join(out, 'checkpoint.safetensors'), encodeCheckpoint(model, opt, ema, config, fixed, epoch, batch, running, history));
+      writeFileAtomic(path.join(out, 'checkpoint.safetensors'), encodeCheckpoint(model, opt, ema, fixed, epoch, batch, running, history));
     };
     const evalWith = async (set: ImageSet): Promise<EvalResult> => {
       if (ema && emaModel) loadEma(emaModel, ema, model);
@@ -278,7 +305,7 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
         const loss = tidy(() => {
           const x = tensor(batch.x, [n, 3, inputSize, inputSize]);
           const logits = model.forward(x);
-          if (batch.targets) return crossEntropy(logits, tensor(batch.targets, [n, config.numClasses], { device: model.device }));
+          if (batch.targets) return crossEntropy(logits, tensor(batch.targets, [n, model.numClasses], { device: model.device }));
           return crossEntropy(logits, batch.labels, { labelSmoothing: recipe.smoothing });
         });
         await loss.backward();
@@ -391,7 +418,7 @@ function settingsOf(file: string): Partial<TrainOptions> {
       recipe = typeof f.recipe === 'string' ? (JSON.parse(f.recipe) as Partial<Recipe>) : {};
     } catch { /* compared (and refused) below */ }
     return {
-      ...recipe, config: meta.config as unknown as ConfigInput,
+      ...recipe, config: meta.config as ModelConfigInput,
       seed: f.seed as number | undefined, batchSize: f.batchSize as number | undefined, holdout: f.holdout as number | undefined,
       inputSize: f.inputSize as number | undefined, limit: f.trainCount as number | undefined,
       finetune: (f.finetune as string | null) ?? undefined, linearProbe: f.linearProbe === true ? true : undefined,
@@ -415,7 +442,7 @@ function formatEpoch(r: EpochLog, epochs: number): string {
 }
 
 /** The EMA's weights (and the trained model's batch-norm counters) into `target`. */
-function loadEma(target: SecViT, ema: ModelEma, model: SecViT): void {
+function loadEma(target: VisionModel, ema: ModelEma, model: VisionModel): void {
   const avg = ema.tensors();
   try {
     target.loadStateDict(avg, { strict: true });
@@ -426,7 +453,7 @@ function loadEma(target: SecViT, ema: ModelEma, model: SecViT): void {
   for (const [n, c] of model.namedCounters()) counters.get(n)!.value = c.value;
 }
 
-function encodeCheckpoint(model: SecViT, opt: AdamW, ema: ModelEma | null, config: SecViTConfig, fixed: Record<string, unknown>,
+function encodeCheckpoint(model: VisionModel, opt: AdamW, ema: ModelEma | null, fixed: Record<string, unknown>,
   epoch: number, batch: number, running: CheckpointMeta['running'], log: EpochLog[]): Uint8Array {
   const tensors: [string, TensorBytes][] = [];
   for (const [name, t] of model.stateDict()) tensors.push([`model.${name}`, { dtype: 'F32', shape: t.shape, data: f32Bytes(t.dataSync() as Float32Array) }]);
@@ -441,7 +468,7 @@ function encodeCheckpoint(model: SecViT, opt: AdamW, ema: ModelEma | null, confi
   const counters: Record<string, string> = {};
   for (const [n, c] of model.namedCounters()) counters[n] = c.value.toString();
   const meta: CheckpointMeta = {
-    version: 1, config: { ...toReferenceConfig(config), drop_path_rate: config.dropPathRate }, epoch, batch, fixed,
+    version: 1, config: configRecord(model), epoch, batch, fixed,
     random: getRandomState(), optimizer: { paramGroups: sd.paramGroups, steps }, counters, running, log,
   };
   return encodeSafetensors(tensors, { format: 'secvit-train', secvit_checkpoint: JSON.stringify(meta) });
@@ -449,17 +476,17 @@ function encodeCheckpoint(model: SecViT, opt: AdamW, ema: ModelEma | null, confi
 
 interface Resume {
   /** The checkpoint's weights and counters into the model (before the optimizer is made). */
-  loadModel(model: SecViT): void;
+  loadModel(model: VisionModel): void;
   /** The optimizer's state, the EMA, the generator; what the run had reached. */
   loadRest(opt: AdamW, ema: ModelEma | null): { epoch: number; batch: number; running: CheckpointMeta['running']; log: EpochLog[] };
 }
 
-function readResume(file: string, config: SecViTConfig, fixed: Record<string, unknown>): Resume {
+function readResume(file: string, record: Record<string, unknown>, fixed: Record<string, unknown>): Resume {
   const what = `resume ${file}`;
   const ck = openTrainingCheckpoint(file);
   const meta = ck.meta;
   try {
-    const theirs = JSON.stringify(meta.config), ours = JSON.stringify({ ...toReferenceConfig(config), drop_path_rate: config.dropPathRate });
+    const theirs = JSON.stringify(meta.config), ours = JSON.stringify(record);
     if (theirs !== ours) throw new TrainingError(`${what}: the checkpoint is of another config (${theirs}); this run's is ${ours}`);
     const differ = Object.keys(fixed).filter((k) => JSON.stringify(meta.fixed?.[k]) !== JSON.stringify(fixed[k]));
     if (differ.length) throw new TrainingError(`${what}: the checkpoint was trained with other settings: ${differ.map((k) => `${k} ${JSON.stringify(meta.fixed?.[k])} (now ${JSON.stringify(fixed[k])})`).join(', ')}; resume needs the same ones`);
@@ -517,7 +544,7 @@ function readResume(file: string, config: SecViTConfig, fixed: Record<string, un
  * name and shape match; the head is left at its initialisation when the class count differs
  * (the authors' main.py --finetune drops head.weight/head.bias then).
  */
-export function finetuneFrom(model: SecViT, file: string): { loaded: number; skipped: string[] } {
+export function finetuneFrom(model: VisionModel, file: string): { loaded: number; skipped: string[] } {
   const ck = readCheckpoint(file, {});
   try {
     const ours = model.stateDict();

@@ -4,7 +4,7 @@
 // [floor(cL/C), floor((c+1)L/C)) of that head's order (SPEC 1, step 4).
 import { noGrad } from '../autograd/graph.js';
 import { tensor } from '../tensor.js';
-import type { ClusterRecord, SecViT } from '../models/secvit.js';
+import type { ClusterRecord, VisionModel } from '../models/base.js';
 import { drawText, GLYPH_H, textWidth } from './font.js';
 import { decodeImage, type ImageInput } from './image.js';
 import { resizeAndCrop, resolveOptions, toNormalizedArray } from './preprocess.js';
@@ -81,21 +81,16 @@ function checkIndex(v: number | undefined, name: string, count: number, what: st
 }
 
 /**
- * Runs `model` on `image` (the evaluation transform: resize, 224 crop) and pictures the clusters
- * of the chosen blocks. The model's orders are read and released here.
+ * Runs `model` (any family with SEC attention: SecViT, SEC-Swin, SEC-ViT) on `image` (the
+ * model's evaluation transform) and pictures the clusters of the chosen blocks. The model's
+ * orders are read and released here.
  */
-export async function clusterPicture(model: SecViT, image: ImageInput, options: ClusterPictureOptions = {}): Promise<ClusterPicture> {
-  const { depths, numHeads } = model.config;
-  checkIndex(options.stage, 'stage', depths.length, `the model has ${depths.length} stages`);
-  const stages = options.stage !== undefined ? [options.stage] : [0, 1, 2].filter((s) => s < depths.length);
-  for (const s of stages) {
-    checkIndex(options.block, 'block', depths[s], `stage ${s} has ${depths[s]} blocks`);
-    checkIndex(options.head, 'head', numHeads[s], `stage ${s} has ${numHeads[s]} heads`);
-  }
+export async function clusterPicture(model: VisionModel, image: ImageInput, options: ClusterPictureOptions = {}): Promise<ClusterPicture> {
   const opacity = options.opacity ?? 0.6;
   if (typeof opacity !== 'number' || !(opacity >= 0 && opacity <= 1)) throw new RangeError(`clusters: opacity must be in [0, 1], got ${String(opacity)}`);
-  // The evaluation transform (preprocess's defaults), keeping the 8-bit crop to paint on.
-  const o = resolveOptions({});
+  // The model's evaluation transform, keeping the 8-bit crop to paint on.
+  const pre = model.preprocessing();
+  const o = resolveOptions({ size: pre.size, resize: pre.resize, interpolation: pre.interpolation, mean: pre.mean, std: pre.std });
   const crop = resizeAndCrop(await decodeImage(image, 'clusters'), o);
   const x = tensor(toNormalizedArray(crop, o), [1, 3, o.size, o.size], { device: model.device });
   let blocks: ClusterRecord[] = [];
@@ -103,18 +98,37 @@ export async function clusterPicture(model: SecViT, image: ImageInput, options: 
     const r = noGrad(() => model.clusters(x));
     r.logits.dispose();
     blocks = r.blocks;
+    if (blocks.length === 0) throw new RangeError(`clusters: the model (${model.className}) has no SEC attention block to picture`);
+    // Stages with SEC records, and per stage its blocks and heads, from what the model recorded.
+    const recStages = [...new Set(blocks.map((b) => b.stage))];
+    const stageCount = Math.max(...recStages) + 1;
+    checkIndex(options.stage, 'stage', stageCount, `the model has SEC attention in stages ${recStages.join(', ')}`);
+    if (options.stage !== undefined && !recStages.includes(options.stage))
+      throw new RangeError(`clusters: stage ${options.stage} has no SEC attention (stages with it: ${recStages.join(', ')})`);
+    // Default: the first three stages with several clusters (the last ones are often global).
+    const several = recStages.filter((st) => blocks.some((b) => b.stage === st && b.clusters > 1));
+    const stages = options.stage !== undefined ? [options.stage] : (several.length ? several : recStages).slice(0, 3);
+    for (const st of stages) {
+      const inStage = blocks.filter((b) => b.stage === st);
+      checkIndex(options.block, 'block', inStage.length, `stage ${st} has ${inStage.length} blocks`);
+      checkIndex(options.head, 'head', inStage[0].order.shape[1], `stage ${st} has ${inStage[0].order.shape[1]} heads`);
+    }
     const wanted: ClusterPanel[] = stages.map((stage) => ({ stage, block: options.block ?? 0, head: options.head ?? 0 }));
     const panels: ClusterPicture['panels'] = [];
     const tiles: RawImage[] = [];
     for (const w of wanted) {
       const rec = blocks.find((b) => b.stage === w.stage && b.block === w.block);
       if (!rec) throw new Error(`clusters: no SEC record for stage ${w.stage} block ${w.block}`);
-      const L = rec.height * rec.width;
+      const extra = rec.extraTokens ?? 0;
+      const L = rec.order.shape[2];
+      const grid = rec.height * rec.width;
       const heads = rec.order.shape[1];
       const order = (await rec.order.data()) as Int32Array;
       const own = order.subarray(w.head * L, (w.head + 1) * L);
       const clusters = Math.max(1, Math.min(rec.clusters, L));
-      tiles.push(tintByCluster(crop, clusterOfTokens(own, clusters), rec.height, rec.width, opacity));
+      // Tokens before the grid (ViT's class token) are clustered too, but have no patch to tint.
+      const ids = clusterOfTokens(own, clusters).subarray(extra, extra + grid);
+      tiles.push(tintByCluster(crop, ids, rec.height, rec.width, opacity));
       const caption = `stage ${w.stage} block ${w.block} head ${w.head} of ${heads}: ${clusters} cluster${clusters === 1 ? "" : "s"} of ${L} tokens`;
       panels.push({ ...w, clusters, gridHeight: rec.height, gridWidth: rec.width, caption });
     }
