@@ -280,7 +280,7 @@ const convert: Command = {
     try {
       const sha256 = createHash('sha256').update(readFileSync(src)).digest('hex');
       model.save(dst, { source: path.basename(src), source_sha256: sha256, ...(chosenKey ? { source_key: chosenKey } : {}), converted_by: `secvit ${version()}` });
-      io.out(`${dst}: ${model.className}, ${model.parameterCount.toLocaleString('en-US')} parameters, config ${JSON.stringify(model.referenceConfig())}${chosenKey ? `, from '${chosenKey}'` : ''}`);
+      io.out(`${dst}: ${model.parameterCount.toLocaleString('en-US')} parameters, config ${JSON.stringify(model.referenceConfig())}${chosenKey ? `, from '${chosenKey}'` : ''}`);
     } finally {
       model.dispose();
     }

@@ -205,6 +205,46 @@ describe('secvit CLI', () => {
     expect(run('--no-progress')).not.toMatch(/loading weights|\r\[/);
   });
 
+  it('every family: convert infers torchvision\'s Swin from its keys; info --model / --weights; classify and clusters take --model', () => {
+    // convert: a torchvision .pth with no metadata; the family and config come from its keys.
+    const out = join(tmp, 'swin.safetensors');
+    const c = cli('convert', join(FIX, 'swin_odd.pth'), out);
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toMatch(/25,678 parameters, config \{"family":"swin","patch_size":\[2,2\]/);
+    expect(readSafetensors(out).tensors.get('features.1.0.attn.relative_position_index')!.dtype).toBe('I64');
+    // info --model: the size without weights; --weights: what loading would infer.
+    const i = cli('info', '--model', 'swin-t', '--json');
+    expect(i.code, i.err).toBe(0);
+    expect(JSON.parse(i.out)).toMatchObject({ family: 'swin', parameters: 28_288_354, preprocessing: { resize: 232, size: 224, interpolation: 'bicubic' } });
+    const w = cli('info', '--weights', out);
+    expect(w.out).toMatch(/^SwinTransformer \(swin\): 25,678 parameters/);
+    expect(cli('info', '--model', 'swin-x').code).toBe(2);
+    const all = JSON.parse(cli('info', '--json').out) as { models: { name: string; parameters: number }[] };
+    expect(all.models.find((m) => m.name === 'vit-b-16')?.parameters).toBe(86_567_656);
+    // classify: the family from the file; --model for a .pth whose head count is not in the weights.
+    const img = join(ROOT, 'samples', 'fashion-0000-ankle-boot.png');
+    const k = cli('classify', img, '-w', out, '-k', '2', '--json', '--device', 'cpu');
+    expect(k.code, k.err).toBe(0);
+    expect((JSON.parse(k.out) as { predictions: unknown[] }[])[0].predictions).toHaveLength(2);
+    const vitCfg = JSON.stringify({ family: 'vit', imageSize: 40, patchSize: 8, numLayers: 2, numHeads: 3, hiddenDim: 24, mlpDim: 40, numClasses: 7 });
+    expect(cli('classify', img, '-w', join(FIX, 'vit_odd.pth'), '--device', 'cpu').code).toBe(1);
+    const v = cli('classify', img, '-w', join(FIX, 'vit_odd.pth'), '--model', vitCfg, '--json', '--device', 'cpu');
+    expect(v.code, v.err).toBe(0);
+    // clusters: a SEC-ViT picture (the class token is clustered but not drawn); plain Swin has no SEC block.
+    const sec = join(tmp, 'secvit.safetensors');
+    const cfg = { family: 'vit', imageSize: 32, patchSize: 8, numLayers: 1, numHeads: 1, hiddenDim: 8, mlpDim: 8, numClasses: 3, attention: 'sec', numClusters: 4 };
+    const made = spawnSync(process.execPath, ['--input-type=module', '-e',
+      `import { createModel } from ${JSON.stringify(join(ROOT, 'dist', 'esm', 'index.js'))}; const m = createModel(${JSON.stringify(cfg)}); m.save(${JSON.stringify(sec)}); m.dispose();`], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const png = join(tmp, 'sec-vit.png');
+    const p = cli('clusters', img, '-w', sec, '-o', png, '--device', 'cpu');
+    expect(p.code, p.err).toBe(0);
+    expect(p.out).toMatch(/stage 0 block 0 head 0 of 1: 4 clusters of 17 tokens/);
+    const q = cli('clusters', img, '-w', out, '-o', png, '--device', 'cpu');
+    expect(q.code).toBe(2);
+    expect(q.err).toMatch(/has no SEC attention block/);
+  });
+
   it('info: version, backends with reasons, JSON on request', () => {
     const r = cli('info', '--json');
     expect(r.code).toBe(0);

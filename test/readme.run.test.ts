@@ -29,7 +29,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The sections whose block this file runs, and those test/models/readme.test.ts runs. */
 const RUN_HERE = ['Tensors', 'Attention', 'Layers', 'Speed and where the time goes', 'Training'];
-const RUN_IN_MODELS_TEST = ['Models', 'Images and the one-call pipeline'];
+const RUN_IN_MODELS_TEST = ['Models', 'Images and the one-call pipeline', 'Swin, ViT and SEC inside them'];
 
 /** The ```ts and ```js blocks of README.md with the heading above each. */
 function readmeBlocks(): { section: string; code: string }[] {

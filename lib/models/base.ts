@@ -57,6 +57,14 @@ export interface PretrainedCfg {
 export const IMAGENET_MEAN = Object.freeze([0.485, 0.456, 0.406] as const);
 export const IMAGENET_STD = Object.freeze([0.229, 0.224, 0.225] as const);
 
+/**
+ * torchvision's IMAGENET1K_V1 evaluation transform, ImageClassification(crop_size=224,
+ * resize_size=resize, interpolation), as a pretrained configuration.
+ */
+export function torchvisionCfg(resize: number, interpolation: 'bicubic' | 'bilinear', firstConv: string, classifier: string): PretrainedCfg {
+  return { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / resize, resize, interpolation, numClasses: 1000, firstConv, classifier };
+}
+
 export interface ModelOptions {
   /** Default 'cpu'. 'auto': CUDA when usable, else the CPU. */
   device?: DeviceChoice;

@@ -9,7 +9,8 @@ import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safe
 import { readPth } from '../io/pth.js';
 import { checkedBytes, CheckpointError, openSource, STORED_DTYPE_SIZE, type StoredTensor } from '../io/source.js';
 import type { ConfigInput } from './config.js';
-import { checkOptions, type ModelOptions, type VisionModel } from './base.js';
+import type { ModelFamily } from './base.js';
+import type { ModelOptions, VisionModel } from './base.js';
 
 export interface Checkpoint {
   /** The state dict: names as the reference's (after `module.` prefixes are stripped). */
@@ -46,6 +47,15 @@ export function readCheckpoint(input: string | Uint8Array, options: ReadCheckpoi
   if (options.key !== undefined) throw new TypeError(`readCheckpoint: key applies to .pth files only`);
   const s = readSafetensors(input);
   return { ...s, format: 'safetensors' };
+}
+
+/** The family a state dict's keys belong to. */
+export function familyOfKeys(keys: Iterable<string>): ModelFamily | undefined {
+  const set = new Set(keys);
+  if (set.has('features.0.0.weight')) return 'swin';
+  if (set.has('conv_proj.weight') || set.has('encoder.pos_embedding')) return 'vit';
+  if (set.has('patch_embed.proj.0.weight') || [...set].some((k) => k.startsWith('layers.0.blocks.'))) return 'secvit';
+  return undefined;
 }
 
 /**
@@ -88,6 +98,21 @@ function progressReporter(fn: LoadProgress | undefined, total: number): (done: n
     reported = percent;
     fn(done, total);
   };
+}
+
+/**
+ * `model` (built empty) filled from a checkpoint already read: its weights, and its metadata when
+ * safetensors. On failure the model is disposed and the error rethrown.
+ */
+export function fillFromCheckpoint<M extends VisionModel>(model: M, ck: Checkpoint, options: LoadStateDictOptions & { strict?: boolean }): M {
+  try {
+    loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
+    if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }
 
 /**

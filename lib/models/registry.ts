@@ -15,7 +15,9 @@ import { SwinTransformer, SWIN_PRETRAINED, swinWindowCounts, type SwinConfig } f
 import { VisionTransformer, VIT_PRETRAINED, type VitConfig } from './vit.js';
 import { canonicalName, CONFIG_NAMES, inferConfig, resolveConfig, type SecViTConfig } from './config.js';
 import { checkOptions, type ModelFamily, type ModelOptions, type PretrainedCfg, type VisionModel } from './base.js';
-import { loadStateDict, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
+import { familyOfKeys, fillFromCheckpoint, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
+
+export { familyOfKeys };
 
 export type ModelConfig = (SecViTConfig & { family?: 'secvit' }) | SwinConfig | VitConfig;
 
@@ -267,15 +269,6 @@ export function createModel(model: ModelConfigInput, options: CreateModelOptions
 
 // ---- checkpoints -------------------------------------------------------------------------------
 
-/** The family a state dict's keys belong to. */
-export function familyOfKeys(keys: Iterable<string>): ModelFamily | undefined {
-  const set = new Set(keys);
-  if (set.has('features.0.0.weight')) return 'swin';
-  if (set.has('conv_proj.weight') || set.has('encoder.pos_embedding')) return 'vit';
-  if (set.has('patch_embed.proj.0.weight') || [...set].some((k) => k.startsWith('layers.0.blocks.'))) return 'secvit';
-  return undefined;
-}
-
 /** A Swin config read off torchvision's state dict shapes (window attention). */
 function inferSwin(shapes: Map<string, readonly number[]>): SwinConfig {
   const need = (k: string) => {
@@ -350,15 +343,7 @@ export function checkpointConfig(ck: Checkpoint, given?: ModelConfigInput): { co
 export function modelFromCheckpointAny(ck: Checkpoint, options: Omit<LoadOptions, 'key' | 'config'> & { config?: ModelConfigInput } = {}): VisionModel {
   const { device, dtype } = checkOptions('loadModel', options);
   const { config, entry } = checkpointConfig(ck, options.config);
-  const model = buildModel(config, device, dtype, entry);
-  try {
-    loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
-    if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+  return fillFromCheckpoint(buildModel(config, device, dtype, entry), ck, options);
 }
 
 export interface LoadModelOptions extends Omit<LoadOptions, 'config'> {

@@ -32,8 +32,8 @@ import {
 } from '../ops/layers.js';
 import { Module, type Slot } from '../nn/module.js';
 import { BatchNorm2d, Conv2d, Derived, LayerNorm, ModuleList, value } from '../nn/layers.js';
-import { Rng } from '../nn/random.js';
-import { checkProgress, loadStateDict, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
+import { checkProgress, familyOfKeys, fillFromCheckpoint, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
+import { CheckpointError } from '../io/source.js';
 import {
   checkOptions, IMAGENET_MEAN, IMAGENET_STD, VisionModel,
   type BackboneOptions, type ClusterRecord, type ModelDType, type ModelOptions, type PretrainedCfg, type Run,
@@ -491,6 +491,9 @@ export class SecViT extends VisionModel {
 
 function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<typeof resolveConfig> {
   if (given !== undefined) return resolveConfig(given);
+  const family = familyOfKeys(ck.tensors.keys());
+  if (family === 'swin' || family === 'vit')
+    throw new CheckpointError(`SecViT.load: this is a ${family === 'swin' ? 'Swin' : 'ViT'} checkpoint (torchvision's keys); load it with loadModel()`);
   const meta = ck.metadata.get('config');
   if (meta !== undefined) return resolveConfig(meta);
   const name = ck.metadata.get('model');
@@ -513,15 +516,7 @@ export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}
 /** @internal A new SecViT with the weights of a checkpoint already read (`ck` stays open). */
 export function modelFromCheckpoint(ck: Checkpoint, options: Omit<LoadOptions, 'key'> = {}): SecViT {
   const { device, dtype } = checkOptions('SecViT.load', options);
-  const model = new SecViT(configOf(ck, options.config), device, dtype);
-  try {
-    loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
-    if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+  return fillFromCheckpoint(new SecViT(configOf(ck, options.config), device, dtype), ck, options);
 }
 
 /**

@@ -29,7 +29,7 @@ import { pad } from '../ops/reduce.js';
 import { Module, type Slot } from '../nn/module.js';
 import { Conv2d, Derived, LayerNorm, Linear, ModuleList, value } from '../nn/layers.js';
 import {
-  IMAGENET_MEAN, IMAGENET_STD, VisionModel,
+  torchvisionCfg, VisionModel,
   type BackboneOptions, type ClusterRecord, type ModelDType, type PretrainedCfg, type Run,
 } from './base.js';
 
@@ -250,10 +250,9 @@ class PatchEmbed extends Module {
 class Stage extends ModuleList<SwinTransformerBlock> {}
 
 export const SWIN_PRETRAINED: Record<string, PretrainedCfg> = {
-  // torchvision's IMAGENET1K_V1 transforms: ImageClassification(crop_size=224, resize_size=232/246/238, BICUBIC).
-  'swin-t': { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / 232, resize: 232, interpolation: 'bicubic', numClasses: 1000, firstConv: 'features.0.0', classifier: 'head' },
-  'swin-s': { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / 246, resize: 246, interpolation: 'bicubic', numClasses: 1000, firstConv: 'features.0.0', classifier: 'head' },
-  'swin-b': { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / 238, resize: 238, interpolation: 'bicubic', numClasses: 1000, firstConv: 'features.0.0', classifier: 'head' },
+  'swin-t': torchvisionCfg(232, 'bicubic', 'features.0.0', 'head'),
+  'swin-s': torchvisionCfg(246, 'bicubic', 'features.0.0', 'head'),
+  'swin-b': torchvisionCfg(238, 'bicubic', 'features.0.0', 'head'),
 };
 
 export class SwinTransformer extends VisionModel {

@@ -22,8 +22,8 @@ import { pad } from '../ops/reduce.js';
 import { Module, type Slot } from '../nn/module.js';
 import { Conv2d, LayerNorm, Linear, ModuleList, value } from '../nn/layers.js';
 import {
-  IMAGENET_MEAN, IMAGENET_STD, VisionModel,
-  type BackboneOptions, type ModelDType, type PretrainedCfg, type Run,
+  torchvisionCfg, VisionModel,
+  type BackboneOptions, type ModelDType, type PretrainedCfg,
 } from './base.js';
 
 const LN_EPS = 1e-6;  // torchvision: partial(nn.LayerNorm, eps=1e-6)
@@ -129,10 +129,9 @@ class Heads extends Module {
 }
 
 export const VIT_PRETRAINED: Record<string, PretrainedCfg> = {
-  // torchvision's IMAGENET1K_V1 transforms: ImageClassification(crop_size=224, resize_size=256/256/242, BILINEAR).
-  'vit-b-16': { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / 256, resize: 256, interpolation: 'bilinear', numClasses: 1000, firstConv: 'conv_proj', classifier: 'heads.head' },
-  'vit-b-32': { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / 256, resize: 256, interpolation: 'bilinear', numClasses: 1000, firstConv: 'conv_proj', classifier: 'heads.head' },
-  'vit-l-16': { inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD, cropPct: 224 / 242, resize: 242, interpolation: 'bilinear', numClasses: 1000, firstConv: 'conv_proj', classifier: 'heads.head' },
+  'vit-b-16': torchvisionCfg(256, 'bilinear', 'conv_proj', 'heads.head'),
+  'vit-b-32': torchvisionCfg(256, 'bilinear', 'conv_proj', 'heads.head'),
+  'vit-l-16': torchvisionCfg(242, 'bilinear', 'conv_proj', 'heads.head'),
 };
 
 export class VisionTransformer extends VisionModel {

@@ -87,4 +87,27 @@ describe('README', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('the Swin/ViT example runs as written: torchvision\'s .pth by its keys, SEC-Swin, an empty ViT-L', async () => {
+    const code = readmeBlock('Swin, ViT and SEC inside them');
+    for (const p of ["'swin_t-704ceda3.pth'", "'cat.jpg'"]) expect(code).toContain(p);
+    const pth = resolve(__dirname, '../fixtures/swin_odd.pth');
+    const img = resolve(__dirname, '../fixtures/images/landscape.png');
+    const script = [
+      code.replace("'swin_t-704ceda3.pth'", JSON.stringify(pth)).replace("'cat.jpg'", JSON.stringify(img)),
+      'console.log(JSON.stringify({ logits: Array.from(logits.dataSync()), shape: logits.shape, stages: stages.map((f) => f.shape), sizes, x: x.shape }));',
+    ].join('\n');
+    const res = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8' }).trim());
+    const { createModel, listModels, loadModel, noGrad, preprocess } = await import('../../lib/index.js');
+    using swin = loadModel(pth);
+    expect(res.x).toEqual([1, 3, 224, 224]);
+    expect(res.shape).toEqual([1, 5]);
+    expect(res.stages).toEqual([[1, 112, 112, 8], [1, 56, 56, 16], [1, 28, 28, 32]]);
+    using x = await preprocess(img, swin.preprocessing());
+    using y = noGrad(() => swin.forward(x));
+    expect(res.logits).toEqual(Array.from(y.dataSync()));
+    expect(res.sizes).toEqual([304_326_632, listModels().length]);
+    using sec = createModel('sec-swin-t', { numClasses: 10, empty: true });
+    expect(sec.numClasses).toBe(10);
+  });
 });
