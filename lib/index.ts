@@ -33,7 +33,7 @@ export {
   type ClusterRecord, type SecViTOptions,
 } from './models/secvit.js';
 export {
-  resolveConfig, inferConfig, toReferenceConfig, hiddenDim, CONFIG_NAMES, PUBLISHED_CLUSTERS,
+  resolveConfig, inferConfig, toReferenceConfig, hiddenDim, windowFor, CONFIG_NAMES, PUBLISHED_CLUSTERS,
   type SecViTConfig, type ReferenceConfig, type ConfigName, type ConfigInput,
 } from './models/config.js';
 export {

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
   createModel, crossEntropy, listModels, loadModel, memory, modelNames, readSafetensors, resolveModelConfig, tensor,
-  AdamW, CheckpointError, SecViT, SwinTransformer, VisionTransformer, type Device, type StoredTensor, type Tensor, type VisionModel,
+  AdamW, CheckpointError, SecViT, windowFor, SwinTransformer, VisionTransformer, type Device, type StoredTensor, type Tensor, type VisionModel,
 } from '../../lib/index.js';
 import { readAll, sharedFile } from '../helpers/shared.js';
 import { relError, Rng } from '../helpers/random.js';
@@ -219,6 +219,39 @@ describe('checkpoints', () => {
     idx.dispose();
     model.dispose();
     back.dispose();
+  });
+});
+
+describe('SecViT\'s attention ablation (attention: window / global)', () => {
+  const base = { embed_dims: [8, 16, 16, 32], depths: [1, 1, 1, 1], num_heads: [2, 2, 2, 4], mlp_ratios: [3, 3, 3, 3], projection: 16, num_classes: 5 };
+  test('windows tile each grid into as many equal groups as the block has clusters; one cluster is global attention', () => {
+    expect(windowFor(32, 56, 56)).toEqual([14, 7]);   // 4 x 8 windows of 98 tokens, as SEC's 32 clusters
+    expect(windowFor(4, 8, 8)).toEqual([4, 4]);
+    expect(windowFor(2, 4, 4)).toEqual([4, 2]);
+    expect(windowFor(1, 7, 5)).toEqual([7, 5]);
+    expect(windowFor(-1, 7, 5)).toEqual([7, 5]);
+    const make = (attention: string | undefined, clusters: number[][]) =>
+      createModel({ ...base, num_clusterss: clusters, ...(attention ? { attention } : {}) }, { seed: 7 });
+    const x = tensor(new Rng(3).normals(2 * 3 * 64 * 64), [2, 3, 64, 64]);
+    const ones = [[1], [1], [1], [1]], four = [[4], [4], [1], [1]];
+    const out = (m: VisionModel) => {
+      const y = m.forward(x);
+      const v = y.dataSync().slice();
+      y.dispose();
+      m.dispose();
+      return v;
+    };
+    const globalRef = out(make(undefined, ones));            // SEC with one cluster: global attention
+    expect(relError(out(make('global', four)), globalRef)).toBeLessThan(1e-6);
+    expect(relError(out(make('window', ones)), globalRef)).toBeLessThan(1e-6);
+    const win = out(make('window', four)), sec = out(make(undefined, four));
+    expect(relError(win, globalRef)).toBeGreaterThan(1e-4);
+    expect(relError(win, sec)).toBeGreaterThan(1e-4);
+    x.dispose();
+    // The choice is saved with the config and read back.
+    const m = make('window', four) as SecViT;
+    expect(m.referenceConfig()).toMatchObject({ attention: 'window' });
+    m.dispose();
   });
 });
 
