@@ -4,7 +4,7 @@
 // themselves are checked in test/grads.test.ts.
 import { describe, expect, it } from 'vitest';
 import {
-  add, foldBatchNorm, gelu, memory, mul, noGrad, enableGrad, isGradEnabled, sum, tensor, tidy, zeros, DisposedError, type Tensor,
+  add, clipGradNorm, foldBatchNorm, gelu, matmul, memory, mul, noGrad, enableGrad, isGradEnabled, sum, tensor, tidy, zeros, DisposedError, type Tensor,
 } from '../lib/index.js';
 
 const data = (t: Tensor) => Array.from(t.dataSync() as Float32Array);
@@ -52,6 +52,22 @@ describe('requiresGrad', () => {
 });
 
 describe('backward', () => {
+  it('a leaf used through a transposing view gets a contiguous gradient (clipping and optimizers update it in place)', async () => {
+    // Swin's bias table enters its gather as table^T: the gradient arrives transposed.
+    const table = tensor([1, 2, 3, 4, 5, 6], [3, 2], { requiresGrad: true });
+    const onehot = tensor([1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0], [3, 4]);  // rows: t; columns: e
+    const y = tidy(() => sum(mul(matmul(table.permute([1, 0]), onehot), tensor([1, 2, 3, 4, 5, 6, 7, 8], [2, 4]))));
+    await y.backward();
+    const g = table.grad!;
+    expect(g.shape).toEqual([3, 2]);
+    expect(g.isContiguous()).toBe(true);
+    // d/dtable[t, h] = sum_e onehot[t, e] * w[h, e]: row t picks the columns e it is 1 in.
+    expect(data(g)).toEqual([1 + 4, 5 + 8, 2, 6, 1 + 2, 5 + 6]);
+    const norm = await clipGradNorm([table], 1);
+    expect(norm).toBeCloseTo(Math.hypot(5, 13, 2, 6, 3, 11), 4);
+    for (const t of [table, onehot, y]) t.dispose();
+  });
+
   it('accumulates into .grad over calls; retainGraph allows a second pass; a freed graph says so', async () => {
     const x = tensor([1, 2, 3], [3], { requiresGrad: true });
     const y = tidy(() => sum(mul(x, x)));

@@ -105,6 +105,35 @@ describe('training', () => {
     expect(bytes(join(a, 'curves.png')).subarray(1, 4).toString()).toBe('PNG');
   }, 240_000);
 
+  it('Swin and SEC-ViT train through fit too: resume to 2 epochs equals 2 straight; the model loads as its family with its transform', async () => {
+    const swin = JSON.stringify({ family: 'swin', patchSize: 4, embedDim: 8, depths: [1, 2], numHeads: [1, 2], windowSize: 3, mlpRatio: 2, imageSize: 32 });
+    const vit = { family: 'vit', imageSize: 32, patchSize: 8, numLayers: 2, numHeads: 2, hiddenDim: 16, mlpDim: 32, attention: 'sec', numClusters: 3 };
+    const base = memory().tensors;
+    const s1 = join(tmp, 'swin-straight'), s2 = join(tmp, 'swin-resumed');
+    const straight = await fit({ ...RECIPE, config: swin, data: IDX, out: s1, epochs: 2 });
+    await fit({ ...RECIPE, config: swin, data: IDX, out: s2, epochs: 1 });
+    const resumed = await fit({ data: IDX, out: s2, epochs: 2, resume: join(s2, 'checkpoint.safetensors'), threads: 2 });
+    expect(resumed.log.map((r) => r.trainLoss)).toEqual(straight.log.map((r) => r.trainLoss));
+    const wa = weightsOf(join(s1, 'model.safetensors')), wb = weightsOf(join(s2, 'model.safetensors'));
+    for (const [k, v] of wa) expect(wb.get(k)!.equals(v), k).toBe(true);
+    // 8x8 tokens padded to 9x9 for 3x3 windows, then 4x4 padded to 6x6 with a shifted block.
+    expect(wa.has('features.3.1.attn.relative_position_index')).toBe(true);
+    const v = await fit({ ...RECIPE, config: vit, data: IDX, out: join(tmp, 'vit'), epochs: 1 });
+    expect(Number.isFinite(v.log[0].trainLoss)).toBe(true);
+    // A ViT's input size is its position embedding's.
+    await expect(fit({ ...RECIPE, config: vit, data: IDX, out: join(tmp, 'vit2'), epochs: 1, inputSize: 64 })).rejects.toThrow(/does not fit the ViT's position embedding \(imageSize 32\)/);
+    const { loadModel, SwinTransformer } = await import('../lib/index.js');
+    const m = loadModel(join(s1, 'model.safetensors'));
+    try {
+      expect(m).toBeInstanceOf(SwinTransformer);
+      expect(m.preprocessing()).toMatchObject({ size: 32, cropPct: 1, resize: 32, interpolation: 'bilinear' });
+      expect(m.classNames).toHaveLength(10);
+    } finally {
+      m.dispose();
+    }
+    expect(memory().tensors).toBe(base);
+  }, 240_000);
+
   it('a run stopped mid-epoch (Ctrl-C) saves a checkpoint; resuming it equals the straight run', async () => {
     const a = join(tmp, 'a');  // from the test above: 2 epochs straight
     if (!existsSync(join(a, 'model.safetensors'))) await fit({ ...RECIPE, data: IDX, out: a, epochs: 2 });

@@ -68,7 +68,10 @@ async function runBackward(root: Tensor, gradOutput: Tensor | null, options: { r
     const prev = leaf.grad;
     if (prev === null) {
       const owned = (holders.get(storageOf(g)) ?? 0) === 1 && g.isContiguous();
-      const mine = owned ? g : keep(g.cast(g.dtype));
+      // A leaf's gradient is contiguous (clipGradNorm and the optimizers update it in place): a
+      // gradient that reached it through a view (a transposed parameter: Swin's bias table
+      // enters a matmul as table^T) is packed.
+      const mine = owned ? g : keep(g.isContiguous() ? g.cast(g.dtype) : g.contiguous());
       if (owned) holders.delete(storageOf(g));
       else drop(g);
       leaf.grad = mine;
