@@ -304,6 +304,18 @@ describe.each(DEVICES.flatMap((d) => (['bfloat16', 'float16'] as const).map((t) 
     disposeAll(...x.t, out);
   });
 
+  it('windowAttention with a float32 relative position bias, shifted with padding (the tensor-core kernels add it)', () => {
+    const s = { b: 2, h: 2, l: 63, d: 32 };
+    const x = half(inputs(4200, s.b, s.h, s.l, s.d));
+    const b = new Rng(78).normals(2 * 12 * 12, 4);
+    const bias = tensor(b, [2, 12, 12], { device });
+    const out = windowAttentionSync(x.t[0], x.t[1], x.t[2], { height: 7, width: 9, window: [3, 4], shift: [1, 2], bias });
+    const ref = windowAttentionRef(x.q, x.k, x.v, s, 7, 9, 3, 4, 1, 2, b);
+    expect(relError(decode(out), ref)).toBeLessThan(HALF_TOL[dtype]);
+    expect(relError(decode(out), windowAttentionRef(x.q, x.k, x.v, s, 7, 9, 3, 4, 1, 2))).toBeGreaterThan(0.05);
+    disposeAll(...x.t, out, bias);
+  });
+
   it('globalAttention', () => {
     const s = { b: 2, h: 1, l: 150, d: 32 };
     const x = half(inputs(4200, s.b, s.h, s.l, s.d));

@@ -83,7 +83,7 @@ export function relativePositionIndex(wh: number, ww: number): Int32Array {
 }
 
 interface BlockContext {
-  /** The one-hot [T, N*N] matrix that gathers a bias table into [heads, N, N] (a model constant). */
+  /** The one-hot float32 [T, N*N] matrix that gathers a bias table into [heads, N, N] (a model constant). */
   gather: () => Tensor;
   stage: number;
   block: number;
@@ -111,11 +111,18 @@ export class ShiftedWindowAttention extends Module {
     }
   }
 
-  /** The bias [heads, N, N] from the table (differentiable; cached outside gradient recording). */
+  /**
+   * The bias [heads, N, N] from the table, float32 whatever the model's dtype (the attention op
+   * takes a float32 bias): a gather as a matmul with a one-hot matrix, so it is differentiable;
+   * cached outside gradient recording.
+   */
   #bias(ctx: BlockContext, live: boolean): Tensor {
     const n = this.window[0] * this.window[1];
-    return this.#derived.get('bias', (own) => own(
-      matmul(value(this.relativePositionBiasTable!).permute([1, 0]), ctx.gather()).reshape([this.heads, n, n])), live);
+    return this.#derived.get('bias', (own) => {
+      const table = value(this.relativePositionBiasTable!);
+      const t32 = table.dtype === 'float32' ? table : table.cast('float32');
+      return own(matmul(t32.permute([1, 0]), ctx.gather()).reshape([this.heads, n, n]));
+    }, live);
   }
 
   /**
@@ -340,7 +347,12 @@ export class SwinTransformer extends VisionModel {
       const t = (2 * wh - 1) * (2 * ww - 1);
       const onehot = new Float32Array(t * idx.length);
       idx.forEach((r, e) => (onehot[r * idx.length + e] = 1));
-      return this.makeTensor(tensor(onehot, [t, idx.length]));
+      // float32 on the model's device (the bias is float32 in every dtype).
+      const host = tensor(onehot, [t, idx.length]);
+      if (this.device === 'cpu') return host;
+      const dev = host.toSync(this.device);
+      host.dispose();
+      return dev;
     });
   }
 

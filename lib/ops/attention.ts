@@ -91,9 +91,9 @@ export interface WindowAttentionOptions {
   /** Cyclic shift: true for half a window (Swin's shifted windows), or [sh, sw] smaller than the window. */
   shift?: boolean | readonly [number, number];
   /**
-   * Swin's relative position bias, [H, wh*ww, wh*ww] of q's dtype (float32 on CUDA): added to
+   * Swin's relative position bias, float32 [H, wh*ww, wh*ww] whatever q's dtype: added to
    * every window's logits, bias[h, i, j] for the query in window slot i and the key in slot j
-   * (slot = row * ww + column inside the window). Differentiable.
+   * (slot = row * ww + column inside the window). Differentiable (its gradient is float32).
    */
   bias?: Tensor | null;
 }

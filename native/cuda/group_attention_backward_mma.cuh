@@ -11,7 +11,8 @@
 //   dK/dV: grid (group, key tile of 64, head); 4 warps x 16 keys. K and V of the warp's keys are
 //          A fragments in registers. Per query tile of 32 (q, dO, lse, delta, labels staged):
 //            S^T  = K Q^T, dP^T = V dO^T                   (16 x 32 each)
-//            P^T  = exp(S^T - lse_q) (0 where masked), dS^T = P^T (dP^T - delta_q)
+//            P^T  = exp(S^T + bias - lse_q) (0 where masked), dS^T = P^T (dP^T - delta_q)
+//            (with the Map's bias, dS^T also goes to its gradient by fp32 atomics)
 //            dV  += P^T dO, dK += dS^T Q                   (P^T, dS^T rounded to T)
 //   dQ:    grid (group, query tile of 64, head); 4 warps x 16 queries. Q and dO are A fragments.
 //          Per key tile of 32 (k, v staged, k also transposed):
@@ -204,9 +205,16 @@ __global__ void __launch_bounds__(kMmaWarps * 32) attn_bwd_dkdv_mma_kernel(Group
       for (int e = 0; e < 4; ++e) {
         const int col = nb * 8 + 2 * tq + (e & 1);
         const bool valid = tok[col] >= 0 && (!Map::kMasked || lab[col] == row_lab[e >> 1]);
+        const int kslot = blockIdx.y * kBwdMmaRows + warp * 16 + g + 8 * (e >> 1);
+        if constexpr (MapHasBias<Map>::value) {
+          if (valid && kslot < n) s[nb][e] += map.bias_at(bh, q0 + col, kslot);
+        }
         const float p = valid ? expf(s[nb][e] - ls[col]) : 0.0f;
         s[nb][e] = p;
         dp[nb][e] = p * (dp[nb][e] - dl[col]);
+        if constexpr (MapHasBias<Map>::value) {
+          if (valid && ktok[warp * 16 + g + 8 * (e >> 1)] >= 0) map.add_dbias(bh, q0 + col, kslot, dp[nb][e]);
+        }
       }
     mma_acc<kBf16, DMAX>(s, gt, g, tq, dv);   // dV += P^T dO
     mma_acc<kBf16, DMAX>(dp, qt, g, tq, dk);  // dK += dS^T Q
@@ -283,6 +291,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32) attn_bwd_dq_mma_kernel(GroupGr
         const int col = nb * 8 + 2 * tq + (e & 1);
         const int r = e >> 1;
         const bool valid = tok[col] >= 0 && (!Map::kMasked || lab[col] == row_lab[r]);
+        if constexpr (MapHasBias<Map>::value) {
+          const int qslot = blockIdx.y * kBwdMmaRows + warp * 16 + g + 8 * r;
+          if (valid && qslot < n) s[nb][e] += map.bias_at(bh, qslot, k0 + col);
+        }
         dp[nb][e] = valid ? expf(s[nb][e] - lse[r]) * (dp[nb][e] - delta[r]) : 0.0f;
       }
     mma_acc<kBf16, DMAX>(dp, kt, g, tq, dq);  // dQ += dS K

@@ -7,7 +7,8 @@
 // 16 queries. Per key tile of KT keys (gathered through the Map into shared memory; V stored
 // transposed so its mma fragments are 32-bit loads):
 //   S[16 x KT] = Q K^T          mma over D in chunks of 16, KT/8 n-blocks
-//   mask (padding, Swin regions), online softmax per row: rows g and g+8 of the fragment, the
+//   + the Map's logit bias (Swin's relative position bias, fp32), mask (padding, Swin regions),
+//   online softmax per row: rows g and g+8 of the fragment, the
 //   row max and sum reduced over the 4 lanes of a quad with shuffles
 //   O[16 x D] += P V            the S accumulators of two n-blocks are exactly the A fragment
 //                               of one k-chunk of P (converted to T), so P never leaves registers
@@ -142,6 +143,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
         const int col = nb * 8 + 2 * tq + (e & 1);
         const int r = e >> 1;
         const bool valid = tok[col] >= 0 && (!Map::kMasked || lab[col] == row_lab[r]);
+        if constexpr (MapHasBias<Map>::value) {
+          const int qslot = q0 + warp * 16 + g + 8 * r;
+          if (valid && qslot < n) s[nb][e] += map.bias_at(bh, qslot, k0 + col);
+        }
         s[nb][e] = valid ? s[nb][e] : -INFINITY;
         mx[r] = fmaxf(mx[r], s[nb][e]);
       }

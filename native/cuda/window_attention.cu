@@ -11,8 +11,9 @@ namespace {
 
 struct WindowMap {
   int height, width, hp, wp, wh, ww, sh, sw, nwx;
-  // Relative position bias [heads, N, N] (N = wh * ww) by window slot, and its gradient
-  // (accumulated with atomics: every image and window adds to one [N, N] per head); null: none.
+  // Relative position bias [heads, N, N] (N = wh * ww) by window slot, float32 whatever q's dtype
+  // (both kernel families read it: fp32 and tensor-core), and its float32 gradient (accumulated
+  // with atomics: every image and window adds to one [N, N] per head); null: none.
   const float* bias;
   float* dbias;
   int heads;
@@ -79,21 +80,10 @@ void window_backward_kernel(const KernelArgs& a) {
                                    p.has_bias ? a.in[6].ptr<float>() : nullptr, dbias, int(p.h));
   launch_attention_backward(a, map, windows, int(p.win_h * p.win_w), "window attention backward kernel");
 }
-// The relative position bias rides on the fp32 kernels (forward and backward): 16-bit q, k, v
-// with a bias are not supported on CUDA (the tensor-core kernels take no bias).
-bool window_supports(const OpCall& c, std::string* why) {
-  if (!attention_supports(c, why)) return false;
-  const bool biased = c.params<AttentionOpParams>().has_bias;
-  if (biased && c.in(0).dtype != DType::Float32) {
-    *why = str("a relative position bias needs float32 q, k, v on ", SV_CUDA_BACKEND_NAME, ", got ", dtype_name(c.in(0).dtype));
-    return false;
-  }
-  return true;
-}
 }  // namespace
 
-SECVIT_KERNEL(windowAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_kernel, window_supports, 0);
-SECVIT_KERNEL(windowAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_backward_kernel, window_supports, 0);
+SECVIT_KERNEL(windowAttention, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_kernel, attention_supports, 0);
+SECVIT_KERNEL(windowAttentionBackward, SV_CUDA_DEVICE, kF32 | kF16 | kBF16, window_backward_kernel, attention_supports, 0);
 
 }  // namespace SV_CUDA_NS
 }  // namespace secvit

@@ -87,13 +87,15 @@ void window_geometry(OpCall& c, AttentionOpParams& p) {
                       "] must be smaller than the window [", p.win_h, ", ", p.win_w, "]");
 }
 
-// Swin's relative position bias: an optional float input [H, N, N] (N = wh * ww) of q's dtype,
-// added to the logits of every window: bias[h, i, j] for the query in window slot i and the key
-// in slot j (slot = row * ww + column inside the window of the rolled, padded grid).
+// Swin's relative position bias: an optional float32 input [H, N, N] (N = wh * ww), whatever
+// q's dtype (a logit offset; 16-bit q, k, v with it run on the tensor-core kernels), added to
+// the logits of every window: bias[h, i, j] for the query in window slot i and the key in slot j
+// (slot = row * ww + column inside the window of the rolled, padded grid). Its gradient (the
+// backward's dbias) is float32 too.
 void window_bias(OpCall& c, AttentionOpParams& p, int index) {
   p.has_bias = c.has(index);
   if (!p.has_bias) return;
-  c.require_same_dtype(0, index);
+  c.require_dtype(index, DType::Float32);
   const int64_t n = p.win_h * p.win_w;
   if (c.in(index).shape != Shape{p.h, n, n})
     throw_range_error(c.op(), ": bias must be [H, wh*ww, wh*ww] = [", p.h, ", ", n, ", ", n, "], got ",

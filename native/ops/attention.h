@@ -11,7 +11,7 @@
 // dV = P^T dO, dP = dO V^T, dS = P (dP - D), dQ = dS K, dK = dS^T Q. SEC's order is a constant
 // (the argsort has no gradient, as in the authors' model): gradients land at each member's token
 // through the same index lists the forward gathered with (no atomics, no scatter-add).
-// windowAttention's optional bias [H, wh*ww, wh*ww] (Swin's relative position bias, gathered
+// windowAttention's optional bias, float32 [H, wh*ww, wh*ww] in every dtype (Swin's relative position bias, gathered
 // from its table) is added to every window's logits by window slot; the backward then has a
 // fourth output dbias = sum over images and windows of dS (the table's gradient is a gather's
 // backward in the model). No d^-0.5 scale inside (the model folds it into k). Gradients: none for secAttentionUnfused

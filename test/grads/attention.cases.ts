@@ -108,14 +108,15 @@ export const cases: GradCase[] = [
 ];
 
 // Window attention with Swin's relative position bias [H, N, N] (a differentiable input: its
-// gradient sums dS over images and windows by window slot). fp32 only on CUDA (the tensor-core
-// kernels take no bias); 16-bit runs on the CPU, which widens.
+// gradient sums dS over images and windows by window slot). The bias is float32 in every dtype:
+// a 16-bit case holds it as a leaf of the case's dtype cast to float32 (as the Swin model does),
+// so the gradient returns through the cast; on CUDA 16-bit q, k, v run the tensor-core kernels.
 function windowBias(name: string, s: AttnShape, height: number, width: number, wh: number, ww: number, sh: number, sw: number): GradCase {
   const n = wh * ww;
   const geometry = [height, width, wh, ww, sh, sw] as const;
   return {
     name: `windowAttention with a relative position bias, ${name}`,
-    inputs: { ...qkv(s), bias: { shape: [s.h, n, n] } },
+    inputs: { ...qkv(s), bias: { shape: [s.h, n, n], view: (t) => (t.dtype === 'float32' ? t : t.cast('float32')) } },
     run: (t) => windowAttention(t.q, t.k, t.v, { height, width, window: [wh, ww], shift: [sh, sw], bias: t.bias }),
     forward: (v) => windowAttentionRef(v.q, v.k, v.v, s, ...geometry, v.bias),
     backward: (v, dy) => {
@@ -127,6 +128,6 @@ function windowBias(name: string, s: AttnShape, height: number, width: number, w
       });
       return { ...grads(g), bias: gb };
     },
-    tol: { float32: TOL.float32 },
+    tol: TOL,
   };
 }
