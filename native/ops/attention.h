@@ -11,12 +11,13 @@
 // dV = P^T dO, dP = dO V^T, dS = P (dP - D), dQ = dS K, dK = dS^T Q. SEC's order is a constant
 // (the argsort has no gradient, as in the authors' model): gradients land at each member's token
 // through the same index lists the forward gathered with (no atomics, no scatter-add).
-// windowAttention's optional bias, float32 [H, wh*ww, wh*ww] in every dtype (Swin's relative position bias, gathered
-// from its table) is added to every window's logits by window slot; the backward then has a
-// fourth output dbias = sum over images and windows of dS (the table's gradient is a gather's
-// backward in the model). No d^-0.5 scale inside (the model folds it into k). Gradients: none for secAttentionUnfused
-// (the benchmark's unfused baseline) nor for the backward ops themselves (no second
-// derivatives); asking raises an Error naming the op. Rules: native/ops/attention.cpp; kernels:
+// windowAttention's optional bias, float32 [H, wh*ww, wh*ww] in every dtype (Swin's relative
+// position bias, gathered from its table), is added to every window's logits by window slot; the
+// backward then has a fourth output, float32 dbias = sum over images and windows of dS (the
+// table's gradient is a gather's backward in the model; on CUDA accumulated with atomics).
+// No d^-0.5 scale inside (the model folds it into k or q). Gradients: none for
+// secAttentionUnfused (the benchmark's unfused baseline) nor for the backward ops themselves (no
+// second derivatives); asking raises an Error naming the op. Rules: native/ops/attention.cpp; kernels:
 // native/cpu/attention.cpp, native/cuda/{sec,window,global}_attention.cu.
 #pragma once
 
