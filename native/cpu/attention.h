@@ -68,7 +68,9 @@ struct WindowGroups {
     if (bias != nullptr) {
       g.bias = bias;
       g.bias_n = wsize;
-      g.slots = slots.data() + win * wsize;
+      // A window without padding lists its members in slot order: slots are the identity
+      // (nullptr), and the bias rows are read contiguously (vectorised).
+      g.slots = count[size_t(win)] == wsize ? nullptr : slots.data() + win * wsize;
     }
     return g;
   }

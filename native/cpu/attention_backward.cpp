@@ -94,11 +94,7 @@ void group_backward(const HeadGrads& t, const TokenGroup& g, bool avx2, float* d
     for (int64_t q0 = 0; q0 < n; q0 += qt) {
       const int64_t nq = std::min(qt, n - q0);
       matmul_f32_serial(MatmulParams{q + q0 * d, kT, s, 1, nq, d, nk, 0, 0, 0, false});
-      if (g.bias != nullptr)
-        for (int64_t i = 0; i < nq; ++i) {
-          const float* brow = g.bias + int64_t(g.slots[q0 + i]) * g.bias_n;
-          for (int64_t j = 0; j < nk; ++j) s[i * nk + j] += brow[g.slots[k0 + j]];
-        }
+      if (g.bias != nullptr) add_group_bias(g, s, q0, nq, k0, nk);
       if (labels != nullptr)
         for (int64_t i = 0; i < nq; ++i)
           for (int64_t j = 0; j < nk; ++j)
@@ -108,8 +104,13 @@ void group_backward(const HeadGrads& t, const TokenGroup& g, bool avx2, float* d
       else attention_backward_probs_scalar(s, dp, nq, nk, lse + q0, dvec + q0);
       if (dbias != nullptr)
         for (int64_t i = 0; i < nq; ++i) {
-          float* drow = dbias + int64_t(g.slots[q0 + i]) * g.bias_n;
-          for (int64_t j = 0; j < nk; ++j) drow[g.slots[k0 + j]] += dp[i * nk + j];
+          float* drow = dbias + int64_t(g.slots ? g.slots[q0 + i] : q0 + i) * g.bias_n;
+          const float* ds = dp + i * nk;
+          if (g.slots == nullptr) {
+            for (int64_t j = 0; j < nk; ++j) drow[k0 + j] += ds[j];
+          } else {
+            for (int64_t j = 0; j < nk; ++j) drow[g.slots[k0 + j]] += ds[j];
+          }
         }
       transpose(s, nq, nk, pT);
       transpose(dp, nq, nk, dsT);

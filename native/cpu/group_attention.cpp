@@ -142,12 +142,7 @@ void attend_group(const HeadTensors& t, const TokenGroup& g) {
     }
     // S = Q K^T
     matmul_f32_serial(MatmulParams{qa, kt, s, 1, nq, d, nk, 0, 0, 0, false});
-    if (g.bias != nullptr) {
-      for (int64_t i = 0; i < nq; ++i) {
-        const float* brow = g.bias + int64_t(g.slots[g.q_begin + i]) * g.bias_n;
-        for (int64_t j = 0; j < nk; ++j) s[i * nk + j] += brow[g.slots[k0 + j]];
-      }
-    }
+    if (g.bias != nullptr) add_group_bias(g, s, g.q_begin, nq, k0, nk);
     if (g.labels != nullptr) {
       for (int64_t i = 0; i < nq; ++i) {
         const int32_t li = g.labels[g.q_begin + i];

@@ -47,13 +47,27 @@ struct TokenGroup {
   // still gathered by members (it is built anyway), and outputs go to out[members[i]].
   int64_t rows = -1;
   // Optional additive logit bias (Swin's relative position bias): s_ij += bias[slots[i] *
-  // bias_n + slots[j]] for members i, j (their places in the window).
+  // bias_n + slots[j]] for members i, j (their places in the window; slots nullptr: member i is
+  // in slot i).
   const float* bias = nullptr;
   const int32_t* slots = nullptr;
   int64_t bias_n = 0;
 };
 
 void attend_group(const HeadTensors& t, const TokenGroup& g);
+
+// S[i, j] += the group's bias for members (i0 + i, j0 + j), an nq x nk tile of row stride nk.
+inline void add_group_bias(const TokenGroup& g, float* s, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+  for (int64_t i = 0; i < nq; ++i) {
+    const float* brow = g.bias + int64_t(g.slots ? g.slots[i0 + i] : i0 + i) * g.bias_n;
+    float* row = s + i * nk;
+    if (g.slots == nullptr) {
+      for (int64_t j = 0; j < nk; ++j) row[j] += brow[j0 + j];
+    } else {
+      for (int64_t j = 0; j < nk; ++j) row[j] += brow[g.slots[j0 + j]];
+    }
+  }
+}
 
 // Row copies of the gathers. For the common head dims the size is a constant, so the copy is a
 // few inline vector moves rather than a memmove call per row.
