@@ -216,7 +216,7 @@ const clusters: Command = {
   options: { ...MODEL_OPTIONS, output: { type: 'string', short: 'o' }, stage: { type: 'string' }, block: { type: 'string' }, head: { type: 'string' } },
   help: [
     ...MODEL_HELP,
-    '--output, -o FILE   the PNG to write (required)',
+    '--output, -o FILE   the picture to write: .png, .jpg or .webp (required)',
     '--stage S           one stage only (default: a panel for each of stages 0, 1, 2)',
     '--block B           block within the stage (default 0)',
     '--head H            attention head (default 0)',
@@ -225,6 +225,10 @@ const clusters: Command = {
     if (positionals.length !== 1) throw new UsageError(`clusters: expects one image, got ${positionals.length} (see secvit clusters --help)`);
     const { weights, options } = modelOptions(values, 'clusters');
     if (typeof values.output !== 'string') throw new UsageError('clusters: -o/--output FILE.png is required');
+    // The format the extension names (PNG bytes in a .jpg would mislead every viewer).
+    const ext = path.extname(values.output).toLowerCase();
+    const format = ({ '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' } as const)[ext as '.png'];
+    if (format === undefined) throw new UsageError(`clusters: -o must name a .png, .jpg or .webp file, got '${values.output}'`);
     const stage = intOption(values, 'stage', 'clusters', 0);
     const block = intOption(values, 'block', 'clusters', 0);
     const head = intOption(values, 'head', 'clusters', 0);
@@ -245,7 +249,8 @@ const clusters: Command = {
         throw e;
       }
       const { image } = picture;
-      await sharp(image.data as Uint8Array, { raw: { width: image.width, height: image.height, channels: 3 } } as Record<string, unknown>).png().toFile(values.output);
+      const raw = sharp(image.data as Uint8Array, { raw: { width: image.width, height: image.height, channels: 3 } } as Record<string, unknown>);
+      await (format === 'png' ? raw.png() : format === 'jpeg' ? raw.jpeg({ quality: 95 }) : raw.webp({ lossless: true })).toFile(values.output);
       io.out(`${values.output}: ${picture.panels.map((p) => p.caption).join('; ')}`);
     } finally {
       model.dispose();

@@ -56,6 +56,7 @@ export { Linear, ModuleList } from './nn/layers.js';
 export * from './optim/index.js';
 export { Module, type Slot, type SlotKind, type Counter, type Init } from './nn/module.js';
 export { Rng } from './nn/random.js';
+export { randn, rand, type RandomOptions } from './random.js';
 export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type SafetensorsFile, type TensorBytes } from './io/safetensors.js';
 export { readPth, WEIGHT_KEYS, type PthFile } from './io/pth.js';
 export { CheckpointError, type StoredTensor, type StoredDType } from './io/source.js';

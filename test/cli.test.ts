@@ -2,7 +2,7 @@
 // results on stdout, one-line errors on stderr, exit codes 0 / 1 (failure) / 2 (usage). Progress
 // bars need a terminal; `main()`'s `io.progress` (what a TTY on stderr gives) shows them here.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -243,6 +243,27 @@ describe('secvit CLI', () => {
     const q = cli('clusters', img, '-w', out, '-o', png, '--device', 'cpu');
     expect(q.code).toBe(2);
     expect(q.err).toMatch(/has no SEC attention block/);
+  });
+
+  it('clusters writes the format its -o extension names (png, jpg, webp) and refuses others; a directory given as an image is named as one', () => {
+    const img = join(ROOT, 'samples', 'sample.png');
+    const magic: Record<string, (b: Buffer) => boolean> = {
+      'x.png': (b) => b.subarray(1, 4).toString() === 'PNG',
+      'x.jpg': (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff,
+      'x.webp': (b) => b.subarray(0, 4).toString() === 'RIFF' && b.subarray(8, 12).toString() === 'WEBP',
+    };
+    for (const [name, ok] of Object.entries(magic)) {
+      const out = join(tmp, name);
+      const r = cli('clusters', img, '-w', MICRO, '-o', out, '--device', 'cpu');
+      expect(r.code, r.err).toBe(0);
+      expect(ok(readFileSync(out)), name).toBe(true);
+    }
+    const gif = cli('clusters', img, '-w', MICRO, '-o', join(tmp, 'x.gif'), '--device', 'cpu');
+    expect(gif.code).toBe(2);
+    expect(gif.err).toMatch(/-o must name a \.png, \.jpg or \.webp file/);
+    const dir = cli('classify', tmp, '--device', 'cpu');
+    expect(dir.code).toBe(1);
+    expect(dir.err).toMatch(/is a directory, not an image file/);
   });
 
   it('info: version, backends with reasons, JSON on request', () => {

@@ -1,7 +1,37 @@
 // Construction, validation, reading back and moving tensors.
 import { describe, expect, it } from 'vitest';
-import { decodeHalf, DisposedError, encodeHalf, memory, Tensor, tensor, zeros } from '../lib/index.js';
+import { decodeHalf, DisposedError, encodeHalf, memory, rand, randn, Tensor, tensor, zeros } from '../lib/index.js';
 import { Rng } from './helpers/random.js';
+
+describe('randn and rand', () => {
+  it('a seed gives the same values everywhere; the distributions are the stated ones; options are checked', () => {
+    const a = randn([100, 100], { seed: 7 }), b = randn([100, 100], { seed: 7 }), c = randn([100, 100], { seed: 8 });
+    const va = Array.from(a.dataSync() as Float32Array);
+    expect(Array.from(b.dataSync() as Float32Array)).toEqual(va);
+    expect(Array.from(c.dataSync() as Float32Array)).not.toEqual(va);
+    const mean = va.reduce((x, y) => x + y, 0) / va.length;
+    const sd = Math.sqrt(va.reduce((x, y) => x + (y - mean) ** 2, 0) / va.length);
+    expect(Math.abs(mean)).toBeLessThan(0.05);      // 4 standard errors of the mean of 10,000
+    expect(Math.abs(sd - 1)).toBeLessThan(0.03);
+    const u = rand([10000], { seed: 1, low: -2, high: 3 });
+    const vu = Array.from(u.dataSync() as Float32Array);
+    expect(Math.min(...vu)).toBeGreaterThanOrEqual(-2);
+    expect(Math.max(...vu)).toBeLessThan(3);
+    expect(Math.abs(vu.reduce((x, y) => x + y, 0) / vu.length - 0.5)).toBeLessThan(0.06);
+    // Unseeded calls continue one generator: two calls differ.
+    const d = randn([8]), e = randn([8]);
+    expect(Array.from(d.dataSync())).not.toEqual(Array.from(e.dataSync()));
+    const h = randn([3, 5], { seed: 7, dtype: 'bfloat16', requiresGrad: true });
+    expect(h.dtype).toBe('bfloat16');
+    expect(h.shape).toEqual([3, 5]);
+    expect(h.requiresGrad).toBe(true);
+    expect(() => randn([2], { seed: 1.5 })).toThrow(TypeError);
+    expect(() => randn([2], { dtype: 'int32' as never })).toThrow(TypeError);
+    expect(() => randn([-1])).toThrow(RangeError);
+    expect(() => rand([2], { low: 1, high: 1 })).toThrow(RangeError);
+    for (const t of [a, b, c, u, d, e, h]) t.dispose();
+  });
+});
 
 describe('tensor() construction', () => {
   it('takes a Float32Array without copying it', () => {

@@ -5,6 +5,7 @@
 // - alpha is dropped, not composited: the authors' loader (torchvision's ImageFolder,
 //   `PIL.Image.convert('RGB')`) drops it, and the published accuracies are measured that way;
 // - animated images (GIF, WebP) and multi-page TIFFs give their first frame.
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { packageRoot } from '../native.js';
@@ -20,6 +21,8 @@ interface SharpInstance {
   raw(opts?: { depth?: string }): SharpInstance;
   toBuffer(opts: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }>;
   png(): SharpInstance;
+  jpeg(opts?: { quality?: number }): SharpInstance;
+  webp(opts?: { lossless?: boolean }): SharpInstance;
   toFile(path: string): Promise<unknown>;
 }
 type SharpFactory = (input: string | Uint8Array, opts?: Record<string, unknown>) => SharpInstance;
@@ -68,6 +71,13 @@ export async function decodeImage(input: ImageInput, what = 'image'): Promise<Ra
   if (isRaw(input)) return toRgb(input, what);
   if (typeof input !== 'string' && !(input instanceof Uint8Array))
     throw new TypeError(`${what}: expected a file path, a Buffer/Uint8Array of an encoded image, or raw pixels { data, width, height, channels }, got ${input === null ? 'null' : typeof input}`);
+  if (typeof input === 'string') {
+    let dir = false;
+    try {
+      dir = statSync(input).isDirectory();
+    } catch { /* missing or unreadable: sharp says so below */ }
+    if (dir) throw new Error(`${what}: '${input}' is a directory, not an image file`);
+  }
   const sharp = loadSharp(what);
   try {
     // rotate() with no angle applies the EXIF orientation. 'srgb' gives three bands from grey
