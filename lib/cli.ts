@@ -596,12 +596,14 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
     const progress = !values['no-progress'] && (io.progress ?? Boolean(process.stderr.isTTY));
     return (await cmd.run(values, positionals, { out, err, write, progress })) ?? 0;
   } catch (e) {
+    // One line, as promised: messages of parseArgs, sharp and the loaders may span several.
+    const oneLine = (m: string) => m.replace(/\s*\n\s*/g, ' ').trim();
     if (e instanceof UsageError) {
-      err(`secvit ${e.message}`);
+      err(`secvit ${oneLine(e.message)}`);
       return 2;
     }
     const error = e as Error;
-    err(`secvit ${name}: ${error?.message ?? String(e)}`);
+    err(`secvit ${name}: ${oneLine(error?.message ?? String(e))}`);
     if (verbose && error?.stack) err(error.stack);
     return 1;
   }

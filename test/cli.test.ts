@@ -2,7 +2,7 @@
 // results on stdout, one-line errors on stderr, exit codes 0 / 1 (failure) / 2 (usage). Progress
 // bars need a terminal; `main()`'s `io.progress` (what a TTY on stderr gives) shows them here.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -261,6 +261,15 @@ describe('secvit CLI', () => {
     const gif = cli('clusters', img, '-w', MICRO, '-o', join(tmp, 'x.gif'), '--device', 'cpu');
     expect(gif.code).toBe(2);
     expect(gif.err).toMatch(/-o must name a \.png, \.jpg or \.webp file/);
+    // Every failure is one line: parseArgs' multi-line message, a write into a directory.
+    const ambiguous = cli('classify', img, '--top-k', '-1');
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.err.trimEnd().split('\n')).toHaveLength(1);
+    const intoDir = join(tmp, 'adir.png');
+    mkdirSync(intoDir, { recursive: true });
+    const w = cli('clusters', img, '-w', MICRO, '-o', intoDir, '--device', 'cpu');
+    expect(w.code).toBe(1);
+    expect(w.err.trimEnd().split('\n')).toHaveLength(1);
     const dir = cli('classify', tmp, '--device', 'cpu');
     expect(dir.code).toBe(1);
     expect(dir.err).toMatch(/is a directory, not an image file/);
