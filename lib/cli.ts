@@ -260,9 +260,10 @@ const clusters: Command = {
 
 const convert: Command = {
   summary: 'convert a PyTorch .pth checkpoint to safetensors (config and provenance in the metadata)',
-  usage: 'secvit convert <in.pth> <out.safetensors> [--key model_ema] [--model NAME]',
-  options: { key: { type: 'string' }, model: { type: 'string', short: 'm' }, config: { type: 'string' } },
+  usage: 'secvit convert <in.pth> <out.safetensors> [--key model_ema] [--model NAME] [--dtype T]',
+  options: { key: { type: 'string' }, model: { type: 'string', short: 'm' }, config: { type: 'string' }, dtype: { type: 'string' } },
   help: [
+    '--dtype T           float32, bfloat16 or float16 (default: the checkpoint\'s own: a float16 file stays float16; float64 becomes float32)',
     '--key KEY           the entry holding the weights (default: timm\'s order: state_dict_ema, model_ema, state_dict, model)',
     '--model, -m NAME    the model (a name or config JSON) when the checkpoint does not name one; default: inferred from its keys (SecViT, torchvision\'s Swin or ViT)',
     '--config NAME|JSON  the same as --model',
@@ -274,10 +275,18 @@ const convert: Command = {
     const key = values.key as string | undefined;
     const ck = readCheckpoint(src, { key });
     const chosenKey = ck.key;
+    // The checkpoint's own floating dtype (the most common among its tensors) unless asked.
+    let dtype = values.dtype === undefined ? undefined : choice(values, 'dtype', 'convert', DTYPES, 'float32');
+    if (dtype === undefined) {
+      const count = { F32: 0, F16: 0, BF16: 0 } as Record<string, number>;
+      for (const t of ck.tensors.values()) if (t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F32' || t.dtype === 'F64') count[t.dtype === 'F64' ? 'F32' : t.dtype] += t.numel;
+      const top = Object.entries(count).sort((a, b) => b[1] - a[1])[0][0];
+      dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[top as 'F32'];
+    }
     const loading = weightsBar(io);
     let model: VisionModel;
     try {
-      model = modelFromCheckpointAny(ck, { config: modelChoice(values, 'convert'), onProgress: loading.onProgress });
+      model = modelFromCheckpointAny(ck, { config: modelChoice(values, 'convert'), dtype, onProgress: loading.onProgress });
     } finally {
       loading.done();
       ck.close();

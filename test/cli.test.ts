@@ -275,6 +275,19 @@ describe('secvit CLI', () => {
     expect(dir.err).toMatch(/is a directory, not an image file/);
   });
 
+  it('convert keeps the checkpoint\'s dtype (a float16 file stays float16) unless --dtype says otherwise', () => {
+    const src = join(FIX, 'micro_bare_fp16.pth');
+    const dtypes = (f: string) => new Set([...readSafetensors(f).tensors.values()].map((t) => t.dtype));
+    const cfg = readSafetensors(MICRO).metadata.get('config')!;  // the bare file names no config
+    const a = join(tmp, 'fp16.safetensors'), b = join(tmp, 'fp32.safetensors');
+    const ra = cli('convert', src, a, '--model', cfg);
+    expect(ra.code, ra.err).toBe(0);
+    expect(dtypes(a)).toEqual(new Set(['F16', 'I64']));
+    expect(cli('convert', src, b, '--model', cfg, '--dtype', 'float32').code).toBe(0);
+    expect(dtypes(b)).toEqual(new Set(['F32', 'I64']));
+    expect(cli('convert', src, b, '--model', cfg, '--dtype', 'float64').code).toBe(2);
+  });
+
   it('info: version, backends with reasons, JSON on request', () => {
     const r = cli('info', '--json');
     expect(r.code).toBe(0);
