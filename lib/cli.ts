@@ -181,7 +181,9 @@ const classify: Command = {
     const loading = weightsBar(io);
     let classifier: ImageClassificationPipeline;
     try {
-      classifier = await pipeline('image-classification', weights, { ...options, dtype, topK, onProgress: loading.onProgress });
+      classifier = await pipeline('image-classification', weights, {
+        ...options, dtype, topK, onProgress: loading.onProgress, onWarning: (m) => io.err(`secvit classify: warning: ${m}`),
+      });
     } finally {
       loading.done();
     }
@@ -240,6 +242,7 @@ const clusters: Command = {
     } finally {
       loading.done();
     }
+    if (model.randomWeights) io.err(`secvit clusters: warning: '${weights}' holds random (untrained) weights, so its clusters mean little`);
     try {
       let picture;
       try {

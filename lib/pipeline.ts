@@ -45,6 +45,12 @@ export interface ImageClassificationPipeline {
 }
 
 export interface PipelineOptions {
+  /**
+   * Called once when the model's weights are known to be random (untrained: its metadata says
+   * so, or it was created and never trained), whose predictions mean nothing. Default:
+   * process.emitWarning (type 'SecvitWarning', code 'SECVIT_RANDOM_WEIGHTS').
+   */
+  onWarning?: (message: string) => void;
   device?: DeviceChoice;
   dtype?: 'float32' | 'bfloat16' | 'float16';
   /** Default classes per image. Default 5. */
@@ -93,6 +99,12 @@ export async function pipeline(task: 'image-classification', weights?: string | 
     : loadModel(weights, { device: options.device, dtype: options.dtype, config: options.config, key: options.key, onProgress: options.onProgress });
   try {
     const classes = model.numClasses;
+    if (model.randomWeights) {
+      const what = typeof weights === 'string' ? `'${weights}'` : 'the model';
+      const msg = `${what} holds random (untrained) weights, so its predictions mean nothing`;
+      if (options.onWarning !== undefined) options.onWarning(msg);
+      else process.emitWarning(msg, { type: 'SecvitWarning', code: 'SECVIT_RANDOM_WEIGHTS' });
+    }
     const labels = options.labels ?? model.classNames ?? (classes === IMAGENET_CLASSES.length ? IMAGENET_CLASSES : []);
     if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string'))
       throw new TypeError('pipeline: labels must be an array of strings');

@@ -288,6 +288,27 @@ describe('secvit CLI', () => {
     expect(cli('convert', src, b, '--model', cfg, '--dtype', 'float64').code).toBe(2);
   });
 
+  it('weights known to be random (untrained) get one warning on stderr from classify and clusters; trained ones none', () => {
+    const rnd = join(tmp, 'untrained.safetensors');
+    const cfg = { family: 'vit', imageSize: 32, patchSize: 8, numLayers: 1, numHeads: 1, hiddenDim: 8, mlpDim: 8, numClasses: 3, attention: 'sec', numClusters: 2 };
+    const made = spawnSync(process.execPath, ['--input-type=module', '-e',
+      `import { createModel } from ${JSON.stringify(join(ROOT, 'dist', 'esm', 'index.js'))}; const m = createModel(${JSON.stringify(cfg)}, { seed: 4 }); m.save(${JSON.stringify(rnd)}); m.dispose();`], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    expect(readSafetensors(rnd).metadata.get('weights')).toBe('random initialisation (seed 4), untrained');
+    const img = join(ROOT, 'samples', 'fashion-0000-ankle-boot.png');
+    const c = cli('classify', img, '-w', rnd, '--json', '--device', 'cpu');
+    expect(c.code, c.err).toBe(0);
+    expect(JSON.parse(c.out)).toHaveLength(1);
+    expect(c.err.trimEnd().split('\n')).toEqual([expect.stringMatching(/^secvit classify: warning: '.*untrained\.safetensors' holds random \(untrained\) weights/)]);
+    const p = cli('clusters', img, '-w', rnd, '-o', join(tmp, 'u.png'), '--device', 'cpu');
+    expect(p.code, p.err).toBe(0);
+    expect(p.err).toMatch(/^secvit clusters: warning: .* holds random \(untrained\) weights/);
+    // The bundled model (trained) classifies without a word on stderr.
+    const b = cli('classify', img, '--json', '--device', 'cpu');
+    expect(b.code).toBe(0);
+    expect(b.err).toBe('');
+  });
+
   it('info: version, backends with reasons, JSON on request', () => {
     const r = cli('info', '--json');
     expect(r.code).toBe(0);

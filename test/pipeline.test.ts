@@ -71,4 +71,30 @@ describe('pipeline("image-classification")', () => {
     await classify.dispose();
     expect(model.disposed).toBe(false);
   });
+
+  it('warns once when the model\'s weights are random (onWarning, else a process warning); a loaded checkpoint does not', async () => {
+    const { createModel } = await import('../lib/index.js');
+    const m = createModel({ family: 'vit', imageSize: 32, patchSize: 8, numLayers: 1, numHeads: 1, hiddenDim: 8, mlpDim: 8, numClasses: 3 }, { seed: 1 });
+    expect(m.randomWeights).toBe(true);
+    const said: string[] = [];
+    const c = await pipeline('image-classification', m, { onWarning: (w) => said.push(w) });
+    await c.dispose();
+    expect(said).toEqual(['the model holds random (untrained) weights, so its predictions mean nothing']);
+    const seen: Error[] = [];
+    const listener = (w: Error) => seen.push(w);
+    process.on('warning', listener);
+    try {
+      const d = await pipeline('image-classification', m);
+      await d.dispose();
+      await new Promise((r) => setTimeout(r, 10));  // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', listener);
+    }
+    expect(seen.map((w) => (w as Error & { code?: string }).code)).toEqual(['SECVIT_RANDOM_WEIGHTS']);
+    m.dispose();
+    const quiet: string[] = [];
+    const e = await pipeline('image-classification', MICRO, { onWarning: (w) => quiet.push(w) });
+    await e.dispose();
+    expect(quiet).toEqual([]);
+  });
 });

@@ -8,7 +8,7 @@ import { keep, tidy } from '../engine.js';
 import { checkDevice, type Device, type DeviceChoice } from '../backends.js';
 import { tensor, Tensor, type DType } from '../tensor.js';
 import { Rng } from '../nn/random.js';
-import { Module, numelOf, parametersChanged } from '../nn/module.js';
+import { Module, numelOf, parameterGeneration, parametersChanged } from '../nn/module.js';
 import { loadStateDict, saveModel, type LoadStateDictOptions } from './load.js';
 import type { StoredTensor } from '../io/source.js';
 
@@ -157,6 +157,26 @@ export abstract class VisionModel extends Module {
       if (slot.kind === 'parameter') t.requiresGrad = true;
       return t;
     });
+    this.#initialized = { seed, generation: parameterGeneration() };
+  }
+
+  #initialized: { seed: number; generation: number } | null = null;
+
+  /**
+   * Whether the weights are known to be random (untrained): the checkpoint's metadata says so
+   * (`weights` or `source` naming random weights, as the goldens and untrained saves do), or the
+   * model was created with random initialisation and no parameter has changed since. Predictions
+   * of such a model mean nothing; the CLI and pipeline warn.
+   */
+  get randomWeights(): boolean {
+    const said = [this.metadata.get('weights'), this.metadata.get('source')].some((v) => v !== undefined && /\brandom\b/i.test(v));
+    return said || (this.#initialized !== null && this.#initialized.generation === parameterGeneration());
+  }
+
+  /** @internal The metadata an untrained save records (`weights`). */
+  randomWeightsMetadata(): Record<string, string> {
+    return this.#initialized !== null && this.#initialized.generation === parameterGeneration()
+      ? { weights: `random initialisation (seed ${this.#initialized.seed}), untrained` } : {};
   }
 
   /** Class names from the checkpoint's metadata (`class_names`, as `secvit train` writes), if any. */
@@ -265,11 +285,12 @@ export abstract class VisionModel extends Module {
   /** Replaces the weights from a state dict (a checkpoint's stored tensors, or Tensors by name). */
   loadStateDict(state: Map<string, StoredTensor | Tensor>, options: LoadStateDictOptions = {}): void {
     loadStateDict(this, state, options);
+    this.#initialized = null;
   }
 
   /** Writes the model as safetensors: the reference's names, shapes and dtype, family and config in the metadata. */
   save(path: string, metadata: Record<string, string> = {}): void {
-    saveModel(this, path, metadata);
+    saveModel(this, path, { ...this.randomWeightsMetadata(), ...metadata });
   }
 
   /** Elements of every slot (parameters and buffers) for memory estimates. */
