@@ -1,5 +1,5 @@
 // The benchmark suite behind `npx secvit bench` / `npm run bench`. Prints a table per group and
-// writes every median to JSON (--out FILE, default ./secvit-bench.json). Default: a quick
+// writes every median to JSON when asked (--out FILE; nothing otherwise). Default: a quick
 // run (under a minute); --full: every size.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -30,8 +30,8 @@ export const HELP = `usage: secvit bench [--full] [--groups dispatch,gemm,layers
 Microbenchmarks and whole-model timings on the CPU (--gpu: the CUDA tables). Quick by default
 (under a minute); --full runs every size. Each table shows medians in ms with [min-max] and the
 run count; lower is better; GFLOP/s higher is better; ratio columns say which side they divide
-(targets in BENCHMARKS.md). Every median is written as JSON to --out (default
-./secvit-bench.json, or ./secvit-bench-gpu.json with --gpu). The train group (only when named)
+(targets in BENCHMARKS.md). With --out FILE every median is also written there as JSON
+(nothing is written without it). The train group (only when named)
 times whole training steps; with PyTorch present (/usr/bin/python3 with torch, or --torch) the
 same model in PyTorch (bench/torch_train.py) runs interleaved with it, step for step.`;
 
@@ -69,7 +69,6 @@ function parseArgs(argv) {
   }
   for (const [k, v] of [['stages', opts.stages], ['batches', opts.batches], ['threads', opts.threads ?? [1]], ['rounds', opts.rounds ?? [1]]])
     if (!v.every((n) => Number.isInteger(n) && n >= (k === 'stages' ? 0 : 1))) throw new UsageError(`bench: --${k} expects a comma-separated list of integers, got '${v.join(',')}'`);
-  opts.json ??= path.resolve(opts.gpu ? 'secvit-bench-gpu.json' : 'secvit-bench.json');
   return opts;
 }
 
@@ -293,9 +292,11 @@ export async function main(argv = process.argv.slice(2)) {
     }
     console.log(`secvit bench --gpu on ${opts.device}: ${info.description}`);
     const results = await gpuGroups(opts);
-    mkdirSync(path.dirname(opts.json), { recursive: true });
-    writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), device: info, results }, null, 2));
-    console.log(`\nwrote ${opts.json}`);
+    if (opts.json) {
+      mkdirSync(path.dirname(path.resolve(opts.json)), { recursive: true });
+      writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), device: info, results }, null, 2));
+      console.log(`\nwrote ${opts.json}`);
+    }
     return;
   }
   const defaultThreads = secvit.getNumThreads();
@@ -356,9 +357,11 @@ export async function main(argv = process.argv.slice(2)) {
     if (opts.full && groups.has('gemm')) results.push(...(await matmulGroup(opts, t)));
   }
   secvit.setNumThreads(defaultThreads);
-  mkdirSync(path.dirname(opts.json), { recursive: true });
-  writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), machine, full: opts.full, results, ...extra }, null, 2));
-  console.log(`\nwrote ${opts.json}`);
+  if (opts.json) {
+    mkdirSync(path.dirname(path.resolve(opts.json)), { recursive: true });
+    writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), machine, full: opts.full, results, ...extra }, null, 2));
+    console.log(`\nwrote ${opts.json}`);
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) await main();

@@ -3,7 +3,7 @@
 // the only way to exercise it without a GPU.
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +27,14 @@ async function bench(args: string[]): Promise<{ out: string; json: BenchJson }> 
 }
 
 describe('benchmark scripts', () => {
+  it('writes a file only when asked (--out): nothing lands in the directory it runs in', async () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'secvit-bench-cwd-'));
+    const out = (await promisify(execFile)(process.execPath, [path.resolve('bin/secvit.mjs'), 'bench', '--groups', 'dispatch', '--threads', '1'],
+      { encoding: 'utf8', cwd, maxBuffer: 64 << 20 })).stdout;
+    expect(out).not.toMatch(/wrote /);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   it('CPU: whole-model rows with a breakdown by layer kind', async () => {
     const { out, json } = await bench(['--groups', 'model', '--batches', '1', '--threads', '1']);
     const rows = (json as unknown as { model: Array<{ rows: Array<{ model: string; batch: number; medianMs: number; imagesPerS: number; activationPeakMB: number; kindsMs: Record<string, number> }> }> }).model[0].rows;
