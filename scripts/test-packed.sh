@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 npm pack --silent --pack-destination "$work" >/dev/null
 tarball=$(ls "$work"/secvit-*.tgz)
 echo "test-packed: $(basename "$tarball"), $(tar tzf "$tarball" | wc -l) files"
-tar tzf "$tarball" | grep -qx 'package/LICENSE' || { echo "test-packed: the tarball has no LICENSE"; exit 1; }
+tar tzf "$tarball" | grep -x 'package/LICENSE' > /dev/null || { echo "test-packed: the tarball has no LICENSE"; exit 1; }  # not grep -q: its early exit would SIGPIPE tar under pipefail
 if tar tzf "$tarball" | grep -E '^package/(test|build|dist/.*\.test\.|bench/results)/'; then
   echo "test-packed: the tarball holds files users do not need (above)"; exit 1
 fi
