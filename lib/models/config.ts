@@ -230,16 +230,24 @@ export function toReferenceConfig(c: SecViTConfig): ReferenceConfig {
 }
 
 /**
+ * `need(key)`: the shape of a state-dict entry a config is read off, or a RangeError
+ * "`what`: the checkpoint has no 'key' (pass { config })".
+ */
+export function shapeReader(shapes: Map<string, readonly number[]>, what: string): (key: string) => readonly number[] {
+  return (key) => {
+    const s = shapes.get(key);
+    if (!s) throw new RangeError(`${what}: the checkpoint has no '${key}' (pass { config })`);
+    return s;
+  };
+}
+
+/**
  * A config read off a state dict's shapes, for checkpoints that carry none: widths, depths,
  * heads (from the RoPE angle length, d/2), FFN ratios, layer scale, projection and classes.
  * Cluster counts cannot be seen in weights; the published schedule (32, 8, 2, global) is used.
  */
 export function inferConfig(shapes: Map<string, readonly number[]>): SecViTConfig {
-  const need = (k: string): readonly number[] => {
-    const s = shapes.get(k);
-    if (!s) throw new RangeError(`SecViT: cannot infer the config: the checkpoint has no '${k}' (pass { config })`);
-    return s;
-  };
+  const need = shapeReader(shapes, 'SecViT: cannot infer the config');
   const embedDims: number[] = [], depths: number[] = [], numHeads: number[] = [], mlpRatios: number[] = [], layerScales: boolean[] = [];
   for (let i = 0; i < 4; i++) {
     const e = need(`layers.${i}.blocks.0.attn.qkv.weight`)[1];

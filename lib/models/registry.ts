@@ -13,7 +13,7 @@
 import { SecViT } from './secvit.js';
 import { SwinTransformer, SWIN_PRETRAINED, swinWindowCounts, type SwinConfig } from './swin.js';
 import { VisionTransformer, VIT_PRETRAINED, type VitConfig } from './vit.js';
-import { canonicalName, CONFIG_NAMES, inferConfig, resolveConfig, type SecViTConfig } from './config.js';
+import { canonicalName, CONFIG_NAMES, inferConfig, resolveConfig, shapeReader, type SecViTConfig } from './config.js';
 import { checkOptions, type ModelFamily, type ModelOptions, type PretrainedCfg, type VisionModel } from './base.js';
 import { familyOfKeys, fillFromCheckpoint, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
 
@@ -235,7 +235,8 @@ export interface CreateModelOptions extends ModelOptions {
   empty?: boolean;
 }
 
-function familyOf(c: ModelConfig): ModelFamily {
+/** The family of a resolved config (SecViT's carry none). */
+export function familyOf(c: ModelConfig): ModelFamily {
   return (c as { family?: ModelFamily }).family ?? 'secvit';
 }
 
@@ -271,11 +272,7 @@ export function createModel(model: ModelConfigInput, options: CreateModelOptions
 
 /** A Swin config read off torchvision's state dict shapes (window attention). */
 function inferSwin(shapes: Map<string, readonly number[]>): SwinConfig {
-  const need = (k: string) => {
-    const s = shapes.get(k);
-    if (!s) throw new RangeError(`loadModel: cannot infer the Swin config: the checkpoint has no '${k}' (pass { config })`);
-    return s;
-  };
+  const need = shapeReader(shapes, 'loadModel: cannot infer the Swin config');
   const conv = need('features.0.0.weight');
   const embedDim = conv[0];
   const depths: number[] = [], numHeads: number[] = [];
@@ -296,11 +293,7 @@ function inferSwin(shapes: Map<string, readonly number[]>): SwinConfig {
 const VIT_HEADS: Record<number, number> = { 768: 12, 1024: 16, 1280: 16 };
 
 function inferVit(shapes: Map<string, readonly number[]>): VitConfig {
-  const need = (k: string) => {
-    const s = shapes.get(k);
-    if (!s) throw new RangeError(`loadModel: cannot infer the ViT config: the checkpoint has no '${k}' (pass { config })`);
-    return s;
-  };
+  const need = shapeReader(shapes, 'loadModel: cannot infer the ViT config');
   const conv = need('conv_proj.weight');
   const hiddenDim = conv[0], patchSize = conv[2];
   const seq = need('encoder.pos_embedding')[1];

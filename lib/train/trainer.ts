@@ -13,7 +13,7 @@ import { tidy } from '../engine.js';
 import { encodeSafetensors, readSafetensors, type TensorBytes } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readCheckpoint } from '../models/load.js';
-import { createModel, resolveModelConfig, type ModelConfig, type ModelConfigInput } from '../models/registry.js';
+import { createModel, familyOf, resolveModelConfig, type ModelConfig, type ModelConfigInput } from '../models/registry.js';
 import type { VisionModel } from '../models/base.js';
 import { MIN_INPUT_SIZE } from '../models/secvit.js';
 import { getRandomState, manualSeed, setRandomState } from '../ops/dropout.js';
@@ -140,7 +140,7 @@ function configFor(c: ModelConfigInput | undefined): ModelConfig {
 
 /** The config with the data's class count and, where the family has one, the recipe's drop-path rate. */
 function trainConfig(config: ModelConfig, classes: number, dropPath: number | null): ModelConfig {
-  const f = (config as { family?: string }).family ?? 'secvit';
+  const f = familyOf(config);
   if (f === 'swin') {
     const c = config as Extract<ModelConfig, { family: 'swin' }>;
     return { ...c, numClasses: classes, stochasticDepthProb: dropPath ?? c.stochasticDepthProb };
@@ -213,7 +213,7 @@ export async function fit(givenOptions: TrainOptions): Promise<TrainResult> {
 
   // Model.
   const config = trainConfig(configFor(options.config), data.classes.length, recipe.dropPath);
-  const family = (config as { family?: string }).family ?? 'secvit';
+  const family = familyOf(config);
   // ViT's position embedding fixes its input size; the others take the data's default.
   const fixedSize = family === 'vit' ? (config as { imageSize: number }).imageSize : undefined;
   const inputSize = options.inputSize ?? fixedSize ?? (data.train.height <= 32 && data.train.width <= 32 ? 32 : 224);

@@ -102,16 +102,7 @@ void group_backward(const HeadGrads& t, const TokenGroup& g, bool avx2, float* d
       matmul_f32_serial(MatmulParams{go + q0 * d, vT, dp, 1, nq, d, nk, 0, 0, 0, false});
       if (avx2) attention_backward_probs_avx2(s, dp, nq, nk, lse + q0, dvec + q0);
       else attention_backward_probs_scalar(s, dp, nq, nk, lse + q0, dvec + q0);
-      if (dbias != nullptr)
-        for (int64_t i = 0; i < nq; ++i) {
-          float* drow = dbias + int64_t(g.slots ? g.slots[q0 + i] : q0 + i) * g.bias_n;
-          const float* ds = dp + i * nk;
-          if (g.slots == nullptr) {
-            for (int64_t j = 0; j < nk; ++j) drow[k0 + j] += ds[j];
-          } else {
-            for (int64_t j = 0; j < nk; ++j) drow[g.slots[k0 + j]] += ds[j];
-          }
-        }
+      if (dbias != nullptr) add_group_bias_grad(g, dbias, dp, q0, nq, k0, nk);
       transpose(s, nq, nk, pT);
       transpose(dp, nq, nk, dsT);
       matmul_f32_serial(MatmulParams{pT, go + q0 * d, dv + k0 * d, 1, nk, nq, d, 0, 0, 0, true});

@@ -69,6 +69,19 @@ inline void add_group_bias(const TokenGroup& g, float* s, int64_t i0, int64_t nq
   }
 }
 
+// Its gradient over the same tile: dbias[the same entries] += dS[i, j] (dbias laid out as the bias).
+inline void add_group_bias_grad(const TokenGroup& g, float* dbias, const float* ds, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* drow = dbias + int64_t(g.slots ? g.slots[i0 + i] : i0 + i) * g.bias_n;
+    const float* row = ds + i * nk;
+    if (g.slots == nullptr) {
+      for (int64_t j = 0; j < nk; ++j) drow[j0 + j] += row[j];
+    } else {
+      for (int64_t j = 0; j < nk; ++j) drow[g.slots[j0 + j]] += row[j];
+    }
+  }
+}
+
 // Row copies of the gathers. For the common head dims the size is a constant, so the copy is a
 // few inline vector moves rather than a memmove call per row.
 inline void copy_row(const float* src, float* dst, int64_t d) {
