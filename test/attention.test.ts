@@ -228,6 +228,23 @@ describe.each(DEVICES)('windowAttention on %s', (device) => {
     disposeAll(q, k, v, bias, out, plain);
   });
 
+  it('a NaN in the bias poisons exactly the rows of queries that read it (their window slot), as the reference', () => {
+    const x = inputs(4300, 1, 2, 8 * 8, 8);
+    const b = new Rng(79).normals(2 * 16 * 16);
+    b[0 * 256 + 5 * 16 + 6] = NaN;  // head 0: query slot 5, key slot 6
+    const [q, k, v] = upload(x, device);
+    const bias = tensor(b, [2, 16, 16], { device });
+    const o = windowAttentionSync(q, k, v, { height: 8, width: 8, window: [4, 4], shift: true, bias });
+    const out = o.dataSync();
+    const ref = windowAttentionRef(x.q, x.k, x.v, x.s, 8, 8, 4, 4, 2, 2, b);
+    const nanAt = (a: ArrayLike<number>) => Array.from(a, (y, i) => (Number.isNaN(y) ? i : -1)).filter((i) => i >= 0);
+    expect(nanAt(ref).length).toBeGreaterThan(0);
+    expect(nanAt(out)).toEqual(nanAt(ref));
+    const finite = Array.from(ref, (y, i) => (Number.isNaN(y) ? 0 : out[i] - y));
+    expect(Math.hypot(...finite)).toBeLessThan(1e-4);
+    disposeAll(q, k, v, bias, o);
+  });
+
   it('rejects a bias of the wrong shape or dtype', () => {
     const x = inputs(5, 1, 2, 16, 8);
     const [q, k, v] = upload(x, device);

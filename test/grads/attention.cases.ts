@@ -76,6 +76,9 @@ export const cases: GradCase[] = [
   },
   windowBias('3x4 windows shifted by (1, 2) on a padded 7 x 9 grid, 3 heads, B=2', { b: 2, h: 3, l: 63, d: 8 }, 7, 9, 3, 4, 1, 2),
   windowBias('Swin-T\'s 7x7 windows shifted by 3 on a 14 x 14 grid', { b: 1, h: 2, l: 196, d: 16 }, 14, 14, 7, 7, 3, 3),
+  // Hard numerics: a bias of scale 30 (logits in the tens, near-one-hot softmax rows) must not
+  // overflow P = exp(s + bias - lse) nor lose dbias.
+  { ...windowBias('bias in the tens, padded 5 x 7 grid', { b: 2, h: 2, l: 35, d: 8 }, 5, 7, 3, 3, 1, 1, 30), tol: { float32: TOL.float32 }, fd: { eps: 1e-7, tol: 1e-4 } },
   // Hard numerics. Scores in the hundreds: P = exp(s - lse) must not overflow (q, k ~ 6 sigma,
   // D = 16: |s| up to ~600). A NaN key element of head 0 (window attention: no order depends on
   // it): its window's rows are NaN in dq, dk and dv, every other window finite.
@@ -111,12 +114,12 @@ export const cases: GradCase[] = [
 // gradient sums dS over images and windows by window slot). The bias is float32 in every dtype:
 // a 16-bit case holds it as a leaf of the case's dtype cast to float32 (as the Swin model does),
 // so the gradient returns through the cast; on CUDA 16-bit q, k, v run the tensor-core kernels.
-function windowBias(name: string, s: AttnShape, height: number, width: number, wh: number, ww: number, sh: number, sw: number): GradCase {
+function windowBias(name: string, s: AttnShape, height: number, width: number, wh: number, ww: number, sh: number, sw: number, biasScale = 1): GradCase {
   const n = wh * ww;
   const geometry = [height, width, wh, ww, sh, sw] as const;
   return {
     name: `windowAttention with a relative position bias, ${name}`,
-    inputs: { ...qkv(s), bias: { shape: [s.h, n, n], view: (t) => (t.dtype === 'float32' ? t : t.cast('float32')) } },
+    inputs: { ...qkv(s), bias: { shape: [s.h, n, n], scale: biasScale, view: (t) => (t.dtype === 'float32' ? t : t.cast('float32')) } },
     run: (t) => windowAttention(t.q, t.k, t.v, { height, width, window: [wh, ww], shift: [sh, sw], bias: t.bias }),
     forward: (v) => windowAttentionRef(v.q, v.k, v.v, s, ...geometry, v.bias),
     backward: (v, dy) => {
