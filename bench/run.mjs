@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
-import { median, seeded } from './util.mjs';
+import { busyNote, median, seeded } from './util.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const secvit = await import(path.join(root, 'dist', 'esm', 'index.js'));
@@ -309,6 +309,12 @@ export async function main(argv = process.argv.slice(2)) {
     backends: secvit.backends(),
   };
   console.log(`secvit bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; threads ${threadCounts.join(', ')}${opts.full ? ', full' : ''}`);
+  // The load before this run is other processes' alone; after it, it includes this run's own
+  // threads (at most the thread count), which are subtracted.
+  const loadBefore = os.loadavg()[0];
+  const notes = [busyNote(loadBefore, machine.cores, 'before the run')].filter(Boolean);
+  for (const n of notes) console.log(`note: ${n}`);
+  const misses = [];
   // Groups: dispatch (op layer), gemm (vs OpenBLAS), layers (a row per layer kind), attention,
   // model (whole SecViT forwards with a breakdown by layer kind), train (whole training steps).
   const groups = new Set(opts.groups ?? DEFAULT_GROUPS);
@@ -318,7 +324,7 @@ export async function main(argv = process.argv.slice(2)) {
     secvit.setNumThreads(t);
     if (groups.has('dispatch') && t === threadCounts[0]) {
       extra.dispatch = await dispatchRows(secvit, { rounds: opts.full ? 50 : 15 });
-      printDispatch(extra.dispatch);
+      misses.push(...printDispatch(extra.dispatch));
     }
     if (groups.has('gemm')) {
       // Quick: three SecViT-T shapes and 1024^3, the plain product; --full: every shape, and the
@@ -357,9 +363,15 @@ export async function main(argv = process.argv.slice(2)) {
     if (opts.full && groups.has('gemm')) results.push(...(await matmulGroup(opts, t)));
   }
   secvit.setNumThreads(defaultThreads);
+  const loadAfter = os.loadavg()[0];
+  const after = busyNote(loadAfter - Math.max(...threadCounts), machine.cores, 'during the run');
+  if (after) notes.push(after);
+  machine.load = { before: loadBefore, after: loadAfter };
+  console.log(misses.length ? `\n${misses.length} result(s) missed a stated target:\n${misses.map((m) => `  ${m}`).join('\n')}` : '\nevery stated target was met');
+  for (const n of notes) console.log(`note: ${n}`);
   if (opts.json) {
     mkdirSync(path.dirname(path.resolve(opts.json)), { recursive: true });
-    writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), machine, full: opts.full, results, ...extra }, null, 2));
+    writeFileSync(opts.json, JSON.stringify({ date: new Date().toISOString(), machine, full: opts.full, misses, notes, results, ...extra }, null, 2));
     console.log(`\nwrote ${opts.json}`);
   }
 }

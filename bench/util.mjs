@@ -34,3 +34,24 @@ const KIND = {
   adamwStep: 'optimizer', sgdStep: 'optimizer',
 };
 export const kindOf = (label) => KIND[label] ?? KIND[label.split(':')[0]] ?? label;
+
+/**
+ * A measured value against its stated target: { ok, text }. `text` is 'ok' or 'MISSED (...)'.
+ * Every row that states a target gets this verdict beside it, and the run ends with a list of
+ * the misses, so a result that misses its own target cannot pass unremarked.
+ */
+export function verdict(value, target, unit) {
+  const ok = target.max !== undefined ? value <= target.max : value >= target.min;
+  const bound = target.max !== undefined ? `<= ${target.max}` : `>= ${target.min}`;
+  return { ok, text: ok ? 'ok' : `MISSED (${value.toFixed(2)} ${unit}, target ${bound} ${unit})` };
+}
+
+/**
+ * What the machine's load says about the numbers: null when quiet, else a sentence. Load above
+ * the core count means other work was runnable on every core while the benchmark ran or was
+ * about to, so medians mean little (and ratios measured side by side less little).
+ */
+export function busyNote(load1, cores, when) {
+  if (!(load1 > cores)) return null;
+  return `the machine was busy ${when} (1-minute load ${load1.toFixed(2)} on ${cores} cores): these numbers mean little; rerun when it is quiet`;
+}

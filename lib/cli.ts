@@ -15,7 +15,7 @@ import { bundledModelPath, bundledModels } from './models/bundled.js';
 import { fit, type Recipe } from './train/trainer.js';
 import { evaluate } from './train/evaluate.js';
 import { confusionPicture } from './vision/charts.js';
-import { packageRoot } from './native.js';
+import { addonOrigin, packageRoot } from './native.js';
 import { buildModel, checkpointConfig, listModels, loadModel, modelFromCheckpointAny, resolveModelConfig } from './models/registry.js';
 import type { VisionModel } from './models/base.js';
 import { readCheckpoint, type LoadProgress } from './models/load.js';
@@ -163,6 +163,14 @@ function modelOptions(values: Record<string, unknown>, cmd: string, bundled = fa
   };
 }
 
+// What 16 bits mean, device by device (README "Precision"): on CUDA the tensor cores; on the CPU
+// half the weight memory but no speed, every op widening to float32 and rounding its output.
+const DTYPE_HELP = [
+  '--dtype T           float32 (default), bfloat16 or float16: weights and activations in 16 bits,',
+  '                    logits in float32. CUDA: tensor cores. CPU: half the weight memory, not faster;',
+  '                    each layer rounds its output (logits ~1e-2 (bf16), ~5e-3 (fp16) from float32)',
+];
+
 const classify: Command = {
   summary: 'classify images (the bundled Fashion-MNIST model, or a checkpoint: its class names, else ImageNet-1k\'s)',
   usage: 'secvit classify <images...> [--weights FILE] [--model NAME] [--key KEY] [--top-k 5] [--device auto] [--dtype float32] [--json]',
@@ -170,7 +178,7 @@ const classify: Command = {
   help: [
     ...MODEL_HELP.map((h) => h.replace('(required)', '(default: the bundled secvit-fm model, Fashion-MNIST)')),
     '--top-k, -k N       classes per image, best first (default 5)',
-    '--dtype T           float32 (default), bfloat16 or float16 (CUDA tensor cores)',
+    ...DTYPE_HELP,
     '--json              one JSON array on stdout: [{ image, predictions: [{ index, label, score }] }]',
   ],
   async run(values, images, io) {
@@ -353,6 +361,7 @@ const info: Command = {
       napi: process.versions.napi,
       platform: `${os.platform()} ${os.arch()} (${os.release()})`,
       cpu: `${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism?.() ?? os.cpus().length}`,
+      addon: addonOrigin(),
       backends: backends(),
       auto,
       bundledModels: bundledModels().map((m) => ({ name: m.name, path: m.path, data: m.data, classes: m.classes, inputSize: m.inputSize, testTop1: m.testTop1, command: m.command })),
@@ -364,6 +373,7 @@ const info: Command = {
     }
     io.out(`secvit ${report.secvit}, Node ${report.node} (N-API ${report.napi}), ${report.platform}`);
     io.out(`CPU: ${report.cpu}`);
+    io.out(`addon: ${report.addon.kind === 'prebuilt' ? 'prebuilt' : report.addon.kind === 'source' ? 'built from source' : 'SECVIT_ADDON_PATH'} (${report.addon.file})`);
     for (const b of report.backends) io.out(`  ${b.name.padEnd(9)} ${b.available ? `available: ${b.description ?? ''}` : `unavailable: ${b.reason ?? ''}`}`);
     io.out(`device 'auto' picks: ${JSON.stringify(auto)}`);
     for (const m of report.bundledModels)
@@ -522,8 +532,8 @@ const train: Command = {
 
 const evalCommand: Command = {
   summary: 'evaluate a classifier on a dataset: top-1, top-5, loss (the bundled model without --weights)',
-  usage: 'secvit eval --data DIR [--weights FILE] [--split test] [--json] [--confusion FILE.png] [--batch-size 256] [--device auto]',
-  options: { ...MODEL_OPTIONS, data: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, confusion: { type: 'string' }, 'batch-size': { type: 'string' }, threads: { type: 'string' } },
+  usage: 'secvit eval --data DIR [--weights FILE] [--split test] [--json] [--confusion FILE.png] [--batch-size 256] [--device auto] [--dtype float32]',
+  options: { ...MODEL_OPTIONS, data: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, confusion: { type: 'string' }, 'batch-size': { type: 'string' }, threads: { type: 'string' }, dtype: { type: 'string' } },
   help: [
     '--data DIR          IDX files or an image folder (DIR/val/<class>/*)',
     '--weights, -w FILE  a checkpoint (default: the bundled secvit-fm model)',
@@ -532,6 +542,7 @@ const evalCommand: Command = {
     '--confusion FILE    the confusion matrix as a PNG',
     '--batch-size N      (256)',
     '--device D          auto (default), cpu, cuda, cuda-emu',
+    ...DTYPE_HELP,
     '--threads N         CPU threads',
   ],
   async run(values, positionals, io) {
@@ -542,7 +553,8 @@ const evalCommand: Command = {
     const threads = intOption(values, 'threads', cmd, 1);
     if (threads !== undefined) setNumThreads(threads);
     const weights = typeof values.weights === 'string' ? values.weights : bundledModelPath();
-    const model = loadModel(weights, { device: choice(values, 'device', cmd, DEVICES, 'auto'), config: modelChoice(values, cmd), key: values.key as string | undefined });
+    const dtype = choice(values, 'dtype', cmd, DTYPES, 'float32');
+    const model = loadModel(weights, { device: choice(values, 'device', cmd, DEVICES, 'auto'), dtype, config: modelChoice(values, cmd), key: values.key as string | undefined });
     try {
       const cfg = model.preprocessing();
       const data = await loadImageData(values.data, { size: cfg.size, resize: cfg.resize, interpolation: cfg.interpolation, split });

@@ -116,18 +116,68 @@ export function packageRoot(): string {
   }
 }
 
-function load(): NativeAddon {
-  // SECVIT_ADDON_PATH picks a specific build (e.g. the AddressSanitizer one in CI).
+/** Where the loaded addon came from: `SECVIT_ADDON_PATH`, a source build, or the package's prebuilt. */
+export interface AddonOrigin {
+  kind: 'env' | 'source' | 'prebuilt';
+  file: string;
+}
+
+/** The prebuilt addon's folder for this platform: `prebuilds/<platform>-<arch>` (prebuildify's layout). */
+export function prebuildDir(root: string = packageRoot()): string {
+  return path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+}
+
+/**
+ * The addon to load, in order: `SECVIT_ADDON_PATH` (a specific build, e.g. the sanitizer one),
+ * a source build (`build/Release/secvit.node`: made by `npm run build:native`, by the install
+ * script when no prebuilt fits, or by `SECVIT_BUILD_FROM_SOURCE=1 npm rebuild secvit`), then the
+ * prebuilt for this platform and architecture. Null when there is none.
+ */
+export function findAddon(root: string = packageRoot()): AddonOrigin | null {
   const explicit = process.env.SECVIT_ADDON_PATH;
-  if (explicit) return createRequire(process.cwd() + '/')(explicit) as NativeAddon;
-  try {
-    return bindings({ bindings: 'secvit', module_root: packageRoot() }) as NativeAddon;
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+  if (explicit) return { kind: 'env', file: path.resolve(explicit) };
+  const source = path.join(root, 'build', 'Release', 'secvit.node');
+  if (existsSync(source)) return { kind: 'source', file: source };
+  const prebuilt = path.join(prebuildDir(root), 'secvit.node');
+  if (existsSync(prebuilt)) return { kind: 'prebuilt', file: prebuilt };
+  return null;
+}
+
+// The advice a user can follow in their own project (not the repository's npm scripts).
+const REBUILD = 'npm rebuild secvit';
+
+let origin: AddonOrigin | null = null;
+
+/** Which addon this process loaded (for `secvit info` and bug reports). */
+export function addonOrigin(): AddonOrigin {
+  if (!origin) throw new Error('secvit: the native addon is not loaded');
+  return origin;
+}
+
+function load(): NativeAddon {
+  const root = packageRoot();
+  const found = findAddon(root);
+  const platform = `${process.platform}-${process.arch}`;
+  if (!found) {
     throw new Error(
-      `secvit: the native addon could not be loaded (${why.split('\n')[0]}). ` +
-        'Build it with `npm run build:native` (needs cmake and a C++ compiler).',
+      `secvit: no native addon for ${platform}: no prebuilt in ${prebuildDir(root)} and no source build in ` +
+        `${path.join(root, 'build', 'Release')}. Build it from source with \`${REBUILD}\` in your project ` +
+        '(needs cmake and a C++20 compiler; a few minutes), or set SECVIT_ADDON_PATH to a secvit.node.',
     );
+  }
+  try {
+    const addon = createRequire(path.join(root, 'package.json'))(found.file) as NativeAddon;
+    origin = found;
+    return addon;
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    const fix =
+      found.kind === 'prebuilt'
+        ? `Build one for this machine instead with \`SECVIT_BUILD_FROM_SOURCE=1 ${REBUILD}\` in your project (needs cmake and a C++20 compiler).`
+        : found.kind === 'source'
+          ? `Rebuild it with \`SECVIT_BUILD_FROM_SOURCE=1 ${REBUILD}\` in your project, or delete ${path.dirname(path.dirname(found.file))} to use the prebuilt.`
+          : 'Check SECVIT_ADDON_PATH.';
+    throw new Error(`secvit: the native addon ${found.file} (${found.kind}) could not be loaded for ${platform}: ${why}. ${fix}`);
   }
 }
 

@@ -1,15 +1,46 @@
-// npm's install step: builds the native addon (cmake-js), printing a short summary instead of
-// the compiler's output. The whole log (with ptxas's register/spill report of every CUDA kernel)
-// goes to build/secvit-build.log; SECVIT_VERBOSE_BUILD=1 streams it instead. On failure the
-// log's last lines are printed. SECVIT_CUDA=ON|OFF|AUTO picks the CUDA backend (CMakeLists.txt).
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+// npm's install step. A packed secvit carries prebuilt addons (prebuilds/<platform>-<arch>/
+// secvit.node, made by scripts/prebuild.mjs at pack time): when one fits this platform and loads
+// here, nothing is compiled. Otherwise (no prebuilt for this platform, one that does not load,
+// e.g. an older glibc or musl, a git checkout, or SECVIT_BUILD_FROM_SOURCE=1) the addon is built
+// from source with cmake-js into build/, which the loader prefers over the prebuilt.
+// The build prints a short summary instead of the compiler's output. The whole log (with
+// ptxas's register/spill report of every CUDA kernel) goes to build/secvit-build.log;
+// SECVIT_VERBOSE_BUILD=1 streams it instead. On failure the log's last lines are printed.
+// SECVIT_CUDA=ON|OFF|AUTO picks the CUDA backend (CMakeLists.txt).
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const cmakeJs = createRequire(path.join(root, 'package.json')).resolve('cmake-js/bin/cmake-js');
+const platform = `${process.platform}-${process.arch}`;
+const prebuilt = path.join(root, 'prebuilds', platform, 'secvit.node');
+
+// Why the source build runs, or null when the prebuilt serves.
+function reasonToBuild() {
+  if (process.env.SECVIT_BUILD_FROM_SOURCE === '1') return 'SECVIT_BUILD_FROM_SOURCE=1';
+  if (existsSync(path.join(root, '.git'))) return 'a git checkout builds its own addon';
+  if (!existsSync(prebuilt)) return `no prebuilt addon for ${platform} in this package`;
+  // Load it in a child process: a prebuilt linked against a newer glibc, or for glibc on musl,
+  // fails here, and then the source build is the way.
+  const probe = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(prebuilt)}); if (!a.backends().length) process.exit(3)`], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).split('\n').find((l) => /error/i.test(l)) ?? `exit ${probe.status}`;
+    return `the prebuilt addon for ${platform} does not load here (${why.trim()})`;
+  }
+  return null;
+}
+
+const why = reasonToBuild();
+if (why === null) {
+  const cuda = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(prebuilt)}).builtWithCuda`], { encoding: 'utf8' }).stdout.trim() === 'true';
+  console.log(`secvit: using the prebuilt addon for ${platform} (${cuda ? 'CPU and CUDA backends' : 'CPU backend'}); nothing to compile`);
+  process.exit(0);
+}
+console.log(`secvit: building the native addon from source: ${why} (needs cmake and a C++20 compiler; a few minutes)`);
+
 const verbose = process.env.SECVIT_VERBOSE_BUILD === '1';
 const logPath = path.join(root, 'build', 'secvit-build.log');
 mkdirSync(path.dirname(logPath), { recursive: true });
@@ -32,13 +63,21 @@ child.on('close', (code) => {
     const secs = ((Date.now() - t0) / 1000).toFixed(0);
     if (code !== 0) {
       const tail = text.trimEnd().split('\n').slice(-40).join('\n');
-      console.error(`${tail}\nsecvit: the native build failed (exit ${code}) after ${secs} s; the whole log is ${logPath}`);
+      console.error(`${tail}\nsecvit: the native build failed (exit ${code}) after ${secs} s; the whole log is ${logPath}` +
+        (existsSync(prebuilt) ? '' : `. No prebuilt addon ships for ${platform}: install cmake and a C++20 compiler, then \`npm rebuild secvit\`.`));
       process.exitCode = code ?? 1;
       return;
     }
     const kernels = (text.match(/Compiling entry function/g) ?? []).length;
     const spills = text.split('\n').filter((l) => /[1-9][0-9]* bytes spill (stores|loads)/.test(l)).length;
-    const cuda = kernels > 0 ? `CUDA backend: ${kernels} kernel compilations, ${spills ? `${spills} spilling (see the log)` : 'none spilling'}` : 'CUDA backend: not built (no nvcc, or SECVIT_CUDA=OFF)';
+    // Whether CUDA is in the addon is the addon's to say (an incremental build compiles no kernel).
+    const built = path.join(root, 'build', 'Release', 'secvit.node');
+    const withCuda = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(built)}).builtWithCuda`], { encoding: 'utf8' }).stdout.trim() === 'true';
+    const cuda = !withCuda
+      ? 'CUDA backend: not built (no nvcc, or SECVIT_CUDA=OFF)'
+      : kernels > 0
+        ? `CUDA backend: ${kernels} kernel compilations, ${spills ? `${spills} spilling (see the log)` : 'none spilling'}`
+        : 'CUDA backend: built (no kernel recompiled)';
     console.log(`secvit: native addon built in ${secs} s; ${cuda}; log: ${path.relative(process.cwd(), logPath) || logPath}`);
   });
 });

@@ -26,6 +26,51 @@ async function bench(args: string[]): Promise<{ out: string; json: BenchJson }> 
   return { out, json: JSON.parse(readFileSync(file, 'utf8')) };
 }
 
+// The benchmark scripts are plain .mjs (no declarations): their helpers, typed here.
+interface BenchUtil {
+  verdict(value: number, target: { max?: number; min?: number }, unit: string): { ok: boolean; text: string };
+  busyNote(load1: number, cores: number, when: string): string | null;
+}
+type Stat = { median: number; min: number; max: number; samples: number };
+interface BenchDispatch { printDispatch(r: { returnUs: Stat; chainMs: Stat; awaitedChainMs: Stat }): string[] }
+const benchModule = <T>(name: string): Promise<T> => import(path.resolve('bench', name)) as Promise<T>;
+
+describe('benchmark verdicts (issue 21, item 8)', () => {
+  it('a result that misses its stated target is marked, and listed among the misses', async () => {
+    const { printDispatch } = await benchModule<BenchDispatch>('dispatch.mjs');
+    const { verdict } = await benchModule<BenchUtil>('util.mjs');
+    expect(verdict(4.2, { max: 5 }, 'us')).toEqual({ ok: true, text: 'ok' });
+    expect(verdict(6.35, { max: 5 }, 'us')).toEqual({ ok: false, text: 'MISSED (6.35 us, target <= 5 us)' });
+    expect(verdict(0.8, { min: 1 }, 'x').ok).toBe(false);
+    const s = (m: number) => ({ median: m, min: m, max: m, samples: 1 });
+    const log = console.log, table = console.table;
+    const printed: string[] = [];
+    console.log = (...a: unknown[]) => printed.push(a.join(' '));
+    console.table = (rows: unknown) => printed.push(JSON.stringify(rows));
+    try {
+      expect(printDispatch({ returnUs: s(6.35), chainMs: s(3), awaitedChainMs: s(12) })).toEqual(['op layer: small op, time to return: MISSED (6.35 us, target <= 5 us)']);
+      expect(printed.join('\n')).toMatch(/MISSED \(6\.35 us, target <= 5 us\)/);
+      expect(printDispatch({ returnUs: s(4.9), chainMs: s(3), awaitedChainMs: s(12) })).toEqual([]);
+    } finally {
+      console.log = log;
+      console.table = table;
+    }
+  });
+
+  it('a busy machine (load above the core count) is said to be busy', async () => {
+    const { busyNote } = await benchModule<BenchUtil>('util.mjs');
+    expect(busyNote(1.9, 2, 'before the run')).toBeNull();
+    expect(busyNote(3.1, 2, 'before the run')).toBe('the machine was busy before the run (1-minute load 3.10 on 2 cores): these numbers mean little; rerun when it is quiet');
+  });
+
+  it('every run ends by saying whether the stated targets were met', async () => {
+    const out = execFileSync(process.execPath, ['bin/secvit.mjs', 'bench', '--groups', 'dispatch', '--threads', '1'], { encoding: 'utf8' });
+    expect(out).toMatch(/\n(every stated target was met|1 result\(s\) missed a stated target:\n  op layer: small op, time to return: MISSED)/);
+    const load = os.loadavg()[0];
+    if (load > os.cpus().length + 1) expect(out).toMatch(/note: the machine was busy/);
+  });
+});
+
 describe('benchmark scripts', () => {
   it('writes a file only when asked (--out): nothing lands in the directory it runs in', async () => {
     const cwd = mkdtempSync(path.join(os.tmpdir(), 'secvit-bench-cwd-'));

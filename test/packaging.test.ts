@@ -1,7 +1,10 @@
 // The package loads as ESM and as CommonJS (from dist/, built by `npm install`), and in worker
 // threads, where the synchronous ops are meant to be used.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+
+// npm's own policy for dependencies' install scripts (package.json "allowScripts"), where npm has it.
+const npmHasAllowScripts = spawnSync('npm', ['approve-scripts', '--help'], { encoding: 'utf8' }).status === 0;
 
 function run(args: string[]): string {
   return execFileSync(process.execPath, args, { encoding: 'utf8', cwd: process.cwd() }).trim();
@@ -34,4 +37,18 @@ describe('packaging', () => {
       }`;
     expect(run(['-e', script])).toBe('7,10,15,22;7,10,15,22;7,10,15,22');
   });
+
+  // Issue 21, item 7: a project .npmrc key (onnxruntime-node-install=skip) made npm warn
+  // "Unknown project config" on every command. package.json's allowScripts denies the download
+  // (onnxruntime-node's CPU build ships in its npm package) without a warning.
+  it.skipIf(!npmHasAllowScripts)('npm warns about no project config, and onnxruntime-node downloads nothing', () => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(npm_|ONNXRUNTIME_NODE_INSTALL)/i.test(k)));
+    const r = spawnSync('npm', ['rebuild', 'onnxruntime-node', '--foreground-scripts'], { encoding: 'utf8', cwd: process.cwd(), env });
+    const said = `${r.stdout}${r.stderr}`;
+    expect(said).not.toMatch(/Unknown (project|user|env) config/);
+    // Not denied, its script tries to download CUDA providers from NuGet: unreachable, it fails.
+    expect(r.status, said).toBe(0);
+    expect(said).not.toMatch(/script\/install/);
+  });
 });
+

@@ -432,7 +432,7 @@ export class SecViT extends VisionModel {
       p = fusedConv2d(x, value(this.proj.weight), rt.projBias, { scale: rt.scale, activation: 'silu' });
     }
     const pooled = globalAvgPool2d(p).reshape([b, this.config.projection]);
-    return preLogits ? pooled : linear(pooled, value(this.head.weight), value(this.head.bias));
+    return preLogits ? pooled : this.classifier(pooled, value(this.head.weight), value(this.head.bias));
   }
 
   /**

@@ -382,7 +382,7 @@ export class SwinTransformer extends VisionModel {
     const [b, , , c] = last.shape;
     const n = layerNorm(last.contiguous(), value(this.norm.weight), value(this.norm.bias), { eps: LN_EPS });
     const pooled = globalAvgPool2d(n.permute([0, 3, 1, 2])).reshape([b, c]);
-    return preLogits ? pooled : linear(pooled, this.head.w, this.head.b);
+    return preLogits ? pooled : this.classifier(pooled, this.head.w, this.head.b);
   }
 
   releaseDerived(): void {

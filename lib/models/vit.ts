@@ -218,7 +218,7 @@ export class VisionTransformer extends VisionModel {
   protected runHead(last: Tensor, preLogits: boolean): Tensor {
     const [b, , e] = last.shape;
     const cls = last.narrow(1, 0, 1).reshape([b, e]);
-    return preLogits ? cls : linear(cls, this.heads.head.w, this.heads.head.b);
+    return preLogits ? cls : this.classifier(cls, this.heads.head.w, this.heads.head.b);
   }
 
   releaseDerived(): void {}

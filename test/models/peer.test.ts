@@ -1,8 +1,8 @@
 // secvit against the yardstick users compare it with: the authors' SecViT-T exported to ONNX and
 // run by onnxruntime-node (../shared/peers; see its README). Same weights (the safetensors file
 // holds the float16-exact values the ONNX file was made from), same random input.
-// onnxruntime-node is a devDependency, installed with ONNXRUNTIME_NODE_INSTALL=skip (its CPU
-// build ships in the npm package; .npmrc sets the same for plain `npm install`).
+// onnxruntime-node is a devDependency whose download of CUDA providers package.json denies (its CPU
+// build ships in the npm package; allowScripts: { "onnxruntime-node": false }).
 import { createRequire } from 'node:module';
 import { describe, expect, test } from 'vitest';
 import { SecViT, tensor } from '../../lib/index.js';
