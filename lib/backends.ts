@@ -65,3 +65,13 @@ export function setNumThreads(n: number): void {
 export function emptyCache(device: Device): void {
   native.emptyCache(checkDevice(device, 'emptyCache: device'));
 }
+
+/**
+ * Blocks until every op queued so far on `device` has run (torch.cuda.synchronize). Ops read
+ * their inputs when they run, not when they are called: a tensor made over your TypedArray
+ * borrows it, so write to that array only after the work reading it has run (after this, or after
+ * reading a result computed from it), or make the tensor with `{ copy: true }`.
+ */
+export function synchronize(device: Device = 'cpu'): void {
+  native.synchronize(checkDevice(device, 'synchronize: device'));
+}

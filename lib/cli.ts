@@ -3,7 +3,7 @@
 // expects; runtime failures exit 1 with one line (the stack with --verbose). Results go to
 // stdout, progress and messages to stderr (progress only on a TTY, never with --no-progress).
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -163,7 +163,7 @@ function modelOptions(values: Record<string, unknown>, cmd: string, bundled = fa
   };
 }
 
-// What 16 bits mean, device by device (README "Precision"): on CUDA the tensor cores; on the CPU
+// What 16 bits mean, device by device (README, Models: dtype): on CUDA the tensor cores; on the CPU
 // half the weight memory but no speed, every op widening to float32 and rounding its output.
 const DTYPE_HELP = [
   '--dtype T           float32 (default), bfloat16 or float16: weights and activations in 16 bits,',
@@ -282,7 +282,19 @@ const convert: Command = {
   async run(values, positionals, io) {
     if (positionals.length !== 2) throw new UsageError(`convert: expects <in.pth> <out.safetensors>, got ${positionals.length} argument(s) (see secvit convert --help)`);
     const [src, dst] = positionals;
-    if (path.resolve(src) === path.resolve(dst)) throw new UsageError('convert: the output must not be the input');
+    // The same file by another name (a symlink, a hard link, a path through a linked folder) is
+    // the same device and inode. (The output is written to a temporary file and renamed anyway,
+    // so even a link to the input would be replaced, not the input written through.)
+    const same = (() => {
+      if (path.resolve(src) === path.resolve(dst)) return true;
+      try {
+        const a = statSync(src), b = statSync(dst);
+        return a.dev === b.dev && a.ino === b.ino;
+      } catch {
+        return false; // the output does not exist yet (or the input does not: reading says so)
+      }
+    })();
+    if (same) throw new UsageError(`convert: the output ${dst} is the input ${src} (the same file)`);
     const key = values.key as string | undefined;
     const ck = readCheckpoint(src, { key });
     const chosenKey = ck.key;

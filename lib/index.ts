@@ -11,6 +11,7 @@ export {
   getNumThreads,
   setNumThreads,
   emptyCache,
+  synchronize,
   type BackendInfo,
   type Device,
   type DeviceChoice,
@@ -51,13 +52,14 @@ export {
   SwinTransformer, SwinTransformerBlock, ShiftedWindowAttention, PatchMerging, relativePositionIndex, swinWindowCounts,
   type SwinConfig, type SwinAttention,
 } from './models/swin.js';
+export { MODEL_LIMITS } from './models/limits.js';
 export { VisionTransformer, EncoderBlock, MultiheadAttention, type VitConfig, type VitAttention } from './models/vit.js';
 export { Linear, ModuleList } from './nn/layers.js';
 export * from './optim/index.js';
 export { Module, type Slot, type SlotKind, type Counter, type Init } from './nn/module.js';
 export { Rng } from './nn/random.js';
 export { randn, rand, type RandomOptions } from './random.js';
-export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, type SafetensorsFile, type TensorBytes } from './io/safetensors.js';
+export { readSafetensors, encodeSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER, SAFETENSORS_MAX_TENSORS, type SafetensorsFile, type TensorBytes } from './io/safetensors.js';
 export { readPth, WEIGHT_KEYS, type PthFile } from './io/pth.js';
 export { CheckpointError, type StoredTensor, type StoredDType } from './io/source.js';
 export { PickleError } from './io/pickle.js';

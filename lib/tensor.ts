@@ -269,7 +269,12 @@ export class Tensor {
       parts = [];
       for (let s = 0; s < total; s += sizes) parts.push(Math.min(sizes, total - s));
     } else {
+      if (!Array.isArray(sizes)) throw new TypeError(`split: sizes must be a positive integer or an array of them, got ${typeof sizes}`);
       parts = [...sizes];
+      // Each size checked here, so a bad one is split's error (it surfaced as narrow's).
+      parts.forEach((p, i) => {
+        if (typeof p !== 'number' || !Number.isInteger(p) || p < 0) throw new RangeError(`split: sizes[${i}] must be a non-negative integer, got ${String(p)}`);
+      });
       if (parts.reduce((a, b) => a + b, 0) !== total)
         throw new RangeError(`split: sizes [${parts.join(', ')}] do not add up to dim ${d}'s size ${total}`);
     }

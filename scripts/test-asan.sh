@@ -22,5 +22,11 @@ export SECVIT_SKIP_SLOW_DATA=1
 # benchmark script, the CLI and the README's commands are front ends timed or spawned as
 # processes (3.3 of the 8.5 minutes of test time under ASan); the kernels and loaders
 # they drive are the ones the rest of the suite checks here.
+# The Swin/ViT models (2 minutes here) and the training loops (trainer, training memory: 1.2
+# minutes) also run kernels the op, attention, gradient and SecViT tests check here one by one.
+# The emulated CUDA kernels run under the emulator's lifo schedule here (SECVIT_EMU_SCHEDULE may
+# say otherwise), so this run is also one of test:emu-schedules' (CI runs only random there).
+export SECVIT_EMU_SCHEDULE=${SECVIT_EMU_SCHEDULE:-lifo}
 npx vitest run --exclude test/packaging.test.ts --exclude test/bench.test.ts --exclude test/cli.test.ts \
-  --exclude test/readme.run.test.ts "$@"
+  --exclude test/readme.run.test.ts --exclude test/models/families.test.ts --exclude test/training.test.ts \
+  --exclude test/trainer.test.ts "$@"

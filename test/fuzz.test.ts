@@ -17,6 +17,8 @@ import { CheckpointError, decodeImage, encodeSafetensors, PickleError, readPth, 
 import { unpickle } from '../lib/io/pickle.js';
 import { readZip } from '../lib/io/zip.js';
 import { openSource } from '../lib/io/source.js';
+import { PickleWriter, pth } from './helpers/pth.js';
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 
 const RUNS = Number(process.env.SECVIT_FUZZ_RUNS ?? 150);
 const SEED = Number(process.env.SECVIT_FUZZ_SEED ?? 20261122);
@@ -120,6 +122,84 @@ describe('fuzzing the loaders', () => {
   it('the model loader: corrupted checkpoints are errors of the loader, and memory() returns to its baseline', () => {
     check(fc.property(corrupted(MODEL), (b) => expectCleanFailure(() => SecViT.load(b).dispose(), [CheckpointError], ['SecViT config', 'SecViT.load'])));
   });
+});
+
+// Structures, not byte flips (issue 22, classes 2-5): valid archives whose pickle places hostile
+// structures where the loader reads them, with random sizes. Each case must load or be refused
+// with the loader's own error, quickly (a slow case is a failure: the timeout below).
+const SLOTS = ['size', 'stride', 'offset', 'numel', 'pid', 'value', 'key'] as const;
+type Slot = typeof SLOTS[number];
+
+/** A state dict { w: tensor, extra: value } with `hostile` pushed in place of slot `at`. */
+function hostileArchive(at: Slot, hostile: (w: PickleWriter) => void, storage?: { declared: number; copies: number; extentElems: number }): Uint8Array {
+  const w = new PickleWriter();
+  const put = (slot: Slot, normal: () => void) => (slot === at ? hostile(w) : normal());
+  w.emptyDict();
+  put('key', () => w.str('w'));
+  if (at === 'pid') {
+    hostile(w);
+    w.binpersid();
+  } else {
+    const numel = storage ? storage.declared / 4 : 16;
+    w.global('torch._utils', '_rebuild_tensor_v2').mark();
+    w.mark().str('storage').global('torch', 'FloatStorage').str('0').str('cpu');
+    put('numel', () => w.int(numel));
+    w.tuple().binpersid();
+    put('offset', () => w.int(0));
+    put('size', () => w.mark().int(storage ? storage.extentElems : 4).tuple());
+    put('stride', () => w.mark().int(1).tuple());
+    w.newFalse().global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+  }
+  w.setitem();
+  w.str('extra');
+  put('value', () => w.int(7));
+  w.setitem();
+  const chunk = deflateRawSync(Buffer.alloc(1 << 20), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const files = storage
+    ? [{ key: '0', data: new Uint8Array(0), declaredSize: storage.declared, deflated: Buffer.concat([...new Array(storage.copies).fill(chunk), deflateRawSync(Buffer.alloc(0))]) }]
+    : [{ key: '0', data: new Uint8Array(64) }];
+  return pth(w.stop(), files);
+}
+
+const hostileStructure: fc.Arbitrary<(w: PickleWriter) => void> = fc.oneof(
+  // Class 2: memo-shared lists of 2^depth leaves.
+  fc.integer({ min: 0, max: 60 }).map((depth) => (w: PickleWriter) => {
+    w.emptyList().mark().int(1).int(1).appends().put(5000).pop();
+    for (let i = 1; i <= depth; i++) w.emptyList().mark().get(5000 + i - 1).get(5000 + i - 1).appends().put(5000 + i).pop();
+    w.get(5000 + depth);
+  }),
+  // Class 3: long integers, binary and text.
+  fc.tuple(fc.integer({ min: 0, max: 300_000 }), fc.integer({ min: 0, max: 255 })).map(([n, fill]) => (w: PickleWriter) => void w.long4(new Uint8Array(n).fill(fill))),
+  fc.integer({ min: 1, max: 300_000 }).map((n) => (w: PickleWriter) => void w.longText('9'.repeat(n))),
+  // Class 4: deep nesting.
+  fc.integer({ min: 0, max: 300_000 }).map((depth) => (w: PickleWriter) => {
+    w.int(1);
+    for (let i = 0; i < depth; i++) w.tuple1();
+  }),
+);
+
+describe('fuzzing the loaders with hostile structures (classes 2-5)', () => {
+  it('memo-shared, long and deep structures in every slot the loader reads: loaded or CheckpointErrors, quickly', () => {
+    const runs = Math.max(20, Math.floor(RUNS / 3));
+    fc.assert(fc.property(fc.constantFrom(...SLOTS), hostileStructure, (at, hostile) => {
+      const t0 = performance.now();
+      expectCleanFailure(() => readEveryPth(hostileArchive(at, hostile)), [CheckpointError]);
+      expect(performance.now() - t0).toBeLessThan(3000);
+    }), { numRuns: runs, seed: SEED });
+  }, 600_000);
+
+  it('deflated storages of any declared size and tensor extent: loaded or CheckpointErrors, never inflating past the tensor', () => {
+    const runs = Math.max(20, Math.floor(RUNS / 3));
+    fc.assert(fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 0, max: 1024 }), fc.integer({ min: 1, max: 1 << 22 }), (copies, extraMiB, extentElems) => {
+      const declared = (copies + extraMiB) << 20;
+      const before = process.memoryUsage().arrayBuffers;
+      const t0 = performance.now();
+      expectCleanFailure(() => readEveryPth(hostileArchive('value', (w) => void w.int(1), { declared, copies, extentElems: Math.min(extentElems, declared / 4) })), [CheckpointError]);
+      expect(performance.now() - t0).toBeLessThan(3000);
+      // At most the tensor (16 MiB here) and the inflate cap: never the declared gigabyte.
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(160 << 20);
+    }), { numRuns: runs, seed: SEED });
+  }, 600_000);
 });
 
 describe('fuzzing image decoding', () => {

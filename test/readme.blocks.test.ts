@@ -1,11 +1,12 @@
-// Every fenced TypeScript block of README.md compiles against the package's own declarations
-// (dist/esm/index.d.ts, imported as 'secvit'), so the README cannot name an export, an option
-// or a method that does not exist, or pass one the wrong type. The reference listings use
-// placeholders (`q`, `weight`, `img`...): names a block uses without defining are declared as
-// `any` for it, so only the listing's own calls are checked. Every block is also run as written:
-// the Models and Images/pipeline examples by test/models/readme.test.ts, the others by
-// test/readme.run.test.ts.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Every code block of README.md is JavaScript (an ES module, as a user's .mjs on Node 20) that
+// parses on this Node, typechecks (checkJs) against the package's own declarations
+// (dist/esm/index.d.ts, imported as 'secvit') with every name it uses defined in it, and opens only
+// files the package ships. So the README cannot name an export, an option or a method that does
+// not exist, pass one the wrong type, or leave the reader to supply an input. Every block is also
+// run as written: the Models, Images/pipeline and Swin/ViT examples by
+// test/models/readme.test.ts, the others by test/readme.run.test.ts.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ts from 'typescript';
@@ -24,6 +25,7 @@ function blocks(): { section: string; code: string }[] {
   for (let i = 0; i < lines.length; i++) {
     if (/^#{1,4} /.test(lines[i])) section = lines[i].replace(/^#+ /, '');
     if (lines[i] === '```ts' || lines[i] === '```js') {
+      expect(lines[i], `the block under "${section}" is JavaScript`).toBe('```js');
       const start = i + 1;
       while (i < lines.length && lines[++i] !== '```');
       out.push({ section, code: lines.slice(start, i).join('\n') });
@@ -34,7 +36,9 @@ function blocks(): { section: string; code: string }[] {
 
 function compile(files: string[]): readonly ts.Diagnostic[] {
   const program = ts.createProgram(files, {
-    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, allowJs: true, checkJs: true,
+    // JavaScript callbacks are not annotated: their parameters may be implicitly any.
+    noImplicitAny: false,
     lib: ['lib.es2023.d.ts', 'lib.esnext.disposable.d.ts'], strict: true, noEmit: true, skipLibCheck: true, types: ['node'],
     typeRoots: [join(repo, 'node_modules', '@types')],
     paths: { secvit: [join(repo, 'dist', 'esm', 'index.d.ts')] },
@@ -52,35 +56,52 @@ describe('README code blocks', () => {
     for (const s of ['Models', 'Images and the one-call pipeline', 'Tensors', 'Attention', 'Layers']) expect(all.map((b) => b.section)).toContain(s);
   });
 
-  it('every block typechecks against the published declarations', () => {
-    const files = all.map((b, i) => join(dir, `block${i}.mts`));
-    const placeholders = all.map(() => new Set<string>());
-    // Declare the names a block leaves undefined (the listings' placeholders), then check again.
-    for (let round = 0; round < 3; round++) {
-      all.forEach((b, i) => {
-        const decl = [...placeholders[i]].map((n) => `declare const ${n}: any;`).join('\n');
-        writeFileSync(files[i], `${b.code}\n${decl}\nexport {};\n`);
-      });
-      const diags = compile(files);
-      let added = 0;
-      for (const d of diags) {
-        const m = /^(?:Cannot find name|No value exists in scope for the shorthand property) '(\w+)'/.exec(text(d));
-        const i = files.indexOf(d.file?.fileName ?? '');
-        if (m && i >= 0 && !placeholders[i].has(m[1])) {
-          placeholders[i].add(m[1]);
-          added++;
-        }
-      }
-      if (added === 0) {
-        const problems = diags.map((d) => {
-          const i = files.indexOf(d.file?.fileName ?? '');
-          const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0;
-          return `README block ${i} ("${all[i]?.section}") line ${line}: ${text(d)}`;
-        });
-        expect(problems).toEqual([]);
-        return;
-      }
+  // Issue 21, item 9: the examples run as written on Node 20. They are JavaScript ES modules: no
+  // `using` (a SyntaxError in a Node 20 .mjs), no name a reader has to supply (the listings once
+  // used rgb01, f32, data, shape, img, a, b), no file the user does not have.
+  it('every block is JavaScript this Node parses as an ES module (no `using` on Node 20)', () => {
+    all.forEach((b, i) => {
+      const file = join(dir, `syntax${i}.mjs`);
+      writeFileSync(file, b.code);
+      const r = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8' });
+      expect(r.status, `README block ${i} ("${b.section}"): ${r.stderr}`).toBe(0);
+    });
+    // The Node this suite supports first: a `using` declaration is not JavaScript there.
+    if (Number(process.versions.node.split('.')[0]) === 20) {
+      const file = join(dir, 'using.mjs');
+      writeFileSync(file, 'import { zeros } from "secvit";\n{ using t = zeros([1]); }\n');
+      expect(spawnSync(process.execPath, ['--check', file], { encoding: 'utf8' }).status).not.toBe(0);
     }
-    throw new Error('placeholders did not settle');
+  });
+
+  it('every block typechecks against the published declarations, with every name defined in it', () => {
+    const files = all.map((b, i) => join(dir, `block${i}.mjs`));
+    all.forEach((b, i) => writeFileSync(files[i], `${b.code}\nexport {};\n`));
+    const problems = compile(files).map((d) => {
+      const i = files.indexOf(d.file?.fileName ?? '');
+      const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0;
+      return `README block ${i} ("${all[i]?.section}") line ${line}: ${text(d)}`;
+    });
+    expect(problems).toEqual([]);
+  });
+
+  it('the files the examples open ship in the package (the bundled model, the samples)', () => {
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { files: string[] };
+    for (const b of all)
+      for (const m of b.code.matchAll(/'node_modules\/secvit\/([^']+)'/g)) {
+        const rel = m[1].endsWith('/') ? m[1].slice(0, -1) : m[1];
+        expect(existsSync(join(repo, rel)), `${b.section}: ${rel}`).toBe(true);
+        expect(pkg.files.some((f) => rel === f || rel.startsWith(`${f}/`)), `${b.section}: ${rel} is in package.json's files`).toBe(true);
+      }
+  });
+
+  // Issue 21, item 10: a user learns where weights come from, and that ../shared is the repository's.
+  it('says where weights come from, and how the repository finds its shared data', () => {
+    const md = readFileSync(join(repo, 'README.md'), 'utf8');
+    const at = md.indexOf('\n## Weights\n');
+    expect(at).toBeGreaterThan(0);
+    const section = md.slice(at, md.indexOf('\n## ', at + 5));
+    for (const needle of ['secvit-fm', 'node_modules/secvit/samples/', 'github.com/qhfan/SecViT', 'torchvision', 'swin_t-704ceda3.pth', 'SECVIT_SHARED_DIR', 'downloads nothing'])
+      expect(section, needle).toContain(needle);
   });
 });

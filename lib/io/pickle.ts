@@ -73,6 +73,10 @@ const BUILTIN_CALLABLES = new Map<string, (args: unknown[]) => unknown>([
 const BUILTIN_MARKERS = new Set(['builtins.object']);
 
 const MAX_DEPTH_STACK = 1 << 24;
+/** Integers: 1 KiB of two's complement (LONG1/LONG4), 2,466 decimal digits (LONG, INT). */
+const MAX_INT_BYTES = 1024;
+const MAX_INT_DIGITS = 2466;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
  * Unpickles `data` into inert values. Throws PickleError for a refused global, an unknown or
@@ -158,10 +162,15 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks = {}): unknown {
     for (let i = 0; i < items.length; i += 2) (d as PyDict).set(items[i], items[i + 1]);
   };
   const toNumber = (v: bigint): number | bigint => (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
-  const long = (b: Uint8Array): number | bigint => {
+  // Little-endian two's complement, in linear time: one hex string, one BigInt (shifting a
+  // BigInt byte by byte was quadratic: 160 KB took over 30 s). A state dict's integers are small;
+  // longer ones are refused.
+  const long = (b: Uint8Array, what: string): number | bigint => {
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    if (b.length > MAX_INT_BYTES) fail(`${what}: an integer of ${b.length} bytes (at most ${MAX_INT_BYTES})`);
+    let hex = '';
+    for (let i = b.length - 1; i >= 0; i--) hex += HEX[b[i]];
+    let v = BigInt(`0x${hex}`);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return toNumber(v);
   };
@@ -169,7 +178,8 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks = {}): unknown {
     const t = s.replace(/L$/, '').trim();
     if (t === '00') return false;
     if (t === '01') return true;
-    if (!/^[-+]?\d+$/.test(t)) fail(`${what}: not an integer: ${JSON.stringify(s)}`);
+    if (t.length > MAX_INT_DIGITS) fail(`${what}: an integer of ${t.length} digits (at most ${MAX_INT_DIGITS})`);
+    if (!/^[-+]?\d+$/.test(t)) fail(`${what}: not an integer: ${JSON.stringify(t.slice(0, 40))}`);
     return toNumber(BigInt(t));
   };
 
@@ -197,8 +207,8 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks = {}): unknown {
       case 0x4a: push(view.getInt32(need(4, 'BININT'), true)); break;
       case 0x4b: push(data[need(1, 'BININT1')]); break;
       case 0x4d: push(view.getUint16(need(2, 'BININT2'), true)); break;
-      case 0x8a: push(long(bytes(data[need(1, 'LONG1')], 'LONG1'))); break;
-      case 0x8b: push(long(bytes(view.getInt32(need(4, 'LONG4'), true), 'LONG4'))); break;
+      case 0x8a: push(long(bytes(data[need(1, 'LONG1')], 'LONG1'), 'LONG1')); break;
+      case 0x8b: push(long(bytes(view.getInt32(need(4, 'LONG4'), true), 'LONG4'), 'LONG4')); break;
       case 0x49: push(textInt(line('INT'), 'INT')); break; // INT
       case 0x4c: push(textInt(line('LONG'), 'LONG')); break; // LONG
       case 0x47: push(view.getFloat64(need(8, 'BINFLOAT'), false)); break;

@@ -9,6 +9,7 @@ import {
   type ByteSource, type StoredDType, type StoredTensor,
 } from './source.js';
 import { readZip, type ZipEntry } from './zip.js';
+import { brief } from '../brief.js';
 import { PickleError, PyDict, PyGlobal, PyObject, unpickle } from './pickle.js';
 
 const STORAGE_DTYPES: Record<string, StoredDType> = {
@@ -27,6 +28,8 @@ class StorageRef {
 export class PickledTensor implements StoredTensor {
   readonly pickleBuildable = true;
   readonly numel: number;
+  /** Elements of the storage up to this tensor's last one: what is read (or inflated) of it. */
+  private readonly extent: number;
   constructor(
     readonly storage: StorageRef,
     readonly offset: number,
@@ -35,11 +38,13 @@ export class PickledTensor implements StoredTensor {
     private readonly file: string,
   ) {
     this.numel = checkedNumel(shape, `${file}: tensor`);
+    this.extent = 0;
     if (this.numel > 0) {
       let last = offset;
       for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * stride[i];
       if (!Number.isSafeInteger(last) || last >= storage.numel)
         throw new CheckpointError(`${file}: a tensor [${shape.join(', ')}] at offset ${offset} with strides [${stride.join(', ')}] reaches element ${last} of a ${storage.numel}-element storage '${storage.key}'`);
+      this.extent = last + 1;
     }
   }
   get dtype(): StoredDType {
@@ -55,7 +60,9 @@ export class PickledTensor implements StoredTensor {
       throw new CheckpointError(`${this.file}: storage '${key}' holds ${entry.size} bytes; ${this.storage.numel} ${dtype} elements need ${bytes}`);
     const out = readBuffer(into, this.numel * el);
     if (this.numel === 0) return out;
-    const data = entry.read();
+    // Only the storage's bytes up to this tensor's last element (a view of a large storage, or
+    // a deflated storage that inflates to far more than the tensor uses, costs what it reads).
+    const data = entry.readPrefix(this.extent * el);
     const nd = this.shape.length;
     let contiguous = true;
     for (let i = nd - 1, expect = 1; i >= 0; i--) {
@@ -86,7 +93,7 @@ export class PickledTensor implements StoredTensor {
 
 function intTuple(v: unknown, what: string, file: string): number[] {
   if (!Array.isArray(v) || v.length > 8 || !v.every((x) => Number.isSafeInteger(x) && (x as number) >= 0))
-    throw new CheckpointError(`${file}: ${what} must be a tuple of at most 8 non-negative integers, got ${String(v)}`);
+    throw new CheckpointError(`${file}: ${what} must be a tuple of at most 8 non-negative integers, got ${brief(v)}`);
   return v as number[];
 }
 
@@ -116,6 +123,10 @@ export function readPth(input: string | Uint8Array, options: { key?: string } = 
   } catch (e) {
     src.close();
     if (e instanceof PickleError) throw new CheckpointError(e.message);
+    // A backstop: no step of reading recurses over the pickle's structures (messages describe
+    // them within bounds), but an engine error never leaves the loader as one.
+    if (e instanceof RangeError && /call stack|string length|array length/i.test(e.message))
+      throw new CheckpointError(`${src.name}: the pickle's structures are too deep or too large (${e.message})`);
     throw e;
   }
 }
@@ -139,7 +150,7 @@ function parsePth(src: ByteSource, options: { key?: string }): PthFile {
   const rebuild = (a: unknown[]): PickledTensor => {
     const [storage, offset, size, stride] = a;
     if (!(storage instanceof StorageRef)) throw new CheckpointError(`${file}: _rebuild_tensor_v2 on something that is not a storage`);
-    if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new CheckpointError(`${file}: bad storage offset ${String(offset)}`);
+    if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new CheckpointError(`${file}: bad storage offset ${brief(offset)}`);
     const shape = intTuple(size, 'tensor size', file);
     const strides = intTuple(stride, 'tensor stride', file);
     if (strides.length !== shape.length) throw new CheckpointError(`${file}: tensor size and stride have different lengths`);
@@ -154,16 +165,16 @@ function parsePth(src: ByteSource, options: { key?: string }): PthFile {
       // nn.Parameter: the tensor itself (requires_grad and hooks are training state).
       ['torch._utils._rebuild_parameter', (a) => a[0]],
       ['torch._utils._rebuild_parameter_with_state', (a) => a[0]],
-      ['torch.device', (a) => String(a[0])],
+      ['torch.device', (a) => (typeof a[0] === 'string' ? a[0] : brief(a[0]))],
     ]),
     persistentLoad: (pid) => {
       if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage')
-        throw new CheckpointError(`${file}: unsupported persistent id ${String(pid)}`);
+        throw new CheckpointError(`${file}: unsupported persistent id ${brief(pid)}`);
       const [, type, key, , numel] = pid;
       if (!(type instanceof PyGlobal) || !Object.hasOwn(STORAGE_DTYPES, type.name))
-        throw new CheckpointError(`${file}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : String(type)}`);
-      if (typeof key !== 'string' || !/^[\w.-]+$/.test(key)) throw new CheckpointError(`${file}: bad storage key ${String(key)}`);
-      if (!Number.isSafeInteger(numel) || (numel as number) < 0) throw new CheckpointError(`${file}: bad storage size ${String(numel)}`);
+        throw new CheckpointError(`${file}: unsupported storage type ${type instanceof PyGlobal ? type.qualname : brief(type)}`);
+      if (typeof key !== 'string' || !/^[\w.-]+$/.test(key)) throw new CheckpointError(`${file}: bad storage key ${brief(key)}`);
+      if (!Number.isSafeInteger(numel) || (numel as number) < 0) throw new CheckpointError(`${file}: bad storage size ${brief(numel)}`);
       const dtype = STORAGE_DTYPES[type.name];
       const prev = storages.get(key);
       if (prev) {

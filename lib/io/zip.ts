@@ -2,13 +2,51 @@
 // stored uncompressed (torch aligns them to 64 bytes) or, from other writers, deflated. Only the
 // directory is parsed up front; an entry's bytes are read when asked for, bounds-checked
 // against the file and against its declared size.
-import { inflateRawSync } from 'node:zlib';
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { CheckpointError, type ByteSource } from './source.js';
 
 export interface ZipEntry {
   readonly name: string;
   readonly size: number;
   read(): Uint8Array;
+  /**
+   * The first `n` bytes only (n <= size). A deflated entry is inflated no further than that (a
+   * few compressed bytes can stand for a gigabyte: a 7 MB file whose storage inflated to 1 GB to
+   * read 432 elements took 2 GB): at most twice the bytes asked for plus 64 KiB at a time.
+   */
+  readPrefix(n: number): Uint8Array;
+}
+
+/**
+ * The first `n` bytes of raw deflate data `raw`: inflates growing prefixes of the compressed
+ * bytes with a sync flush (a truncated stream then gives what it decodes instead of an error),
+ * each with an output cap, until `n` bytes come out or the input is used up.
+ */
+function inflatePrefix(raw: Uint8Array, n: number, fail: (m: string) => never, name: string): Uint8Array {
+  if (n === 0) return new Uint8Array(0);
+  const cap = 2 * n + (64 << 10);
+  // Compressed prefixes known to give too little (lo) and too much (hi) output. One compressed
+  // byte decodes to at most a few hundred bytes, far under the cap's slack, so the search ends.
+  let lo = 0;
+  let hi = Infinity;
+  let take = Math.min(raw.length, Math.max(4096, Math.ceil(n / 1032) + 1024));
+  for (;;) {
+    let out: Buffer | null = null;
+    try {
+      out = inflateRawSync(raw.subarray(0, take), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: cap });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') return fail(`entry '${name}': deflate data is corrupt (${(err as Error).message})`);
+    }
+    if (out && out.length >= n) return out.subarray(0, n);
+    if (out) {
+      if (take === raw.length) return fail(`entry '${name}': inflated to ${out.length} bytes, expected at least ${n}`);
+      lo = take;
+    } else {
+      hi = take;
+    }
+    take = hi === Infinity ? Math.min(raw.length, take * 2) : Math.floor((lo + hi) / 2);
+    if (take <= lo) return fail(`entry '${name}': deflate data does not decode to ${n} bytes`);
+  }
 }
 
 const EOCD = 0x06054b50;
@@ -117,7 +155,15 @@ export function readZip(src: ByteSource): Map<string, ZipEntry> {
       if (out.length !== usize) fail(`entry '${name}': inflated to ${out.length} bytes, expected ${usize}`);
       return out;
     };
-    entries.set(name, { name, size: usize, read });
+    const readPrefix = (n: number): Uint8Array => {
+      if (!Number.isSafeInteger(n) || n < 0 || n > usize) fail(`entry '${name}': ${n} bytes asked of ${usize}`);
+      const h = dv(src.read(local, 30, `local header of '${name}'`));
+      if (h.getUint32(0, true) !== LOCAL) fail(`entry '${name}': bad local header`);
+      const start = local + 30 + h.getUint16(26, true) + h.getUint16(28, true);
+      if (method === 0) return src.read(start, n, `entry '${name}'`);
+      return inflatePrefix(src.read(start, csize, `entry '${name}'`), n, fail, name);
+    };
+    entries.set(name, { name, size: usize, read, readPrefix });
   }
   return entries;
 }

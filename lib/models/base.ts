@@ -75,9 +75,17 @@ export interface ModelOptions {
   seed?: number;
 }
 
-export function checkOptions(op: string, options: unknown): { device: Device; dtype: ModelDType; seed: number } {
+/** The options each model entry point takes: any other key is a mistake, and said to be one. */
+export const LOAD_OPTION_KEYS = ['device', 'dtype', 'config', 'key', 'strict', 'onProgress'] as const;
+export const CREATE_OPTION_KEYS = ['device', 'dtype', 'seed', 'numClasses', 'empty'] as const;
+
+export function checkOptions(op: string, options: unknown, known?: readonly string[]): { device: Device; dtype: ModelDType; seed: number } {
   if (typeof options !== 'object' || options === null) throw new TypeError(`${op}: options must be an object`);
   const o = options as Record<string, unknown>;
+  if (known) {
+    const unknown = Object.keys(o).filter((k) => !known.includes(k));
+    if (unknown.length) throw new RangeError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k.slice(0, 40)}'`).join(', ')}; expected ${known.join(', ')}`);
+  }
   const device = checkDevice(o.device ?? 'cpu', `${op}: device`);
   const dtype = o.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16')

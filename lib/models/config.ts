@@ -1,6 +1,7 @@
 // SecViT configurations: the published ones (SPEC 3.5) by our names and the authors' registry
 // names, the authors' own config keys (snake_case, as in checkpoints' `config` metadata), and
 // camelCase equivalents. Everything resolves to one normalised, validated SecViTConfig.
+import { boundedInt, brief, MODEL_LIMITS, sameValue } from './limits.js';
 
 /** A resolved SecViT configuration (four stages). */
 export interface SecViTConfig {
@@ -106,20 +107,15 @@ const KEYS: [keyof SecViTConfig, string][] = [
 
 const W = 'SecViT config';
 
-function intList(v: unknown, key: string, min: number): number[] {
-  if (!Array.isArray(v) || v.length !== 4) throw new TypeError(`${W}: ${key} must be an array of 4 integers (one per stage), got ${JSON.stringify(v)}`);
-  return v.map((x, i) => {
-    if (typeof x !== 'number' || !Number.isInteger(x)) throw new TypeError(`${W}: ${key}[${i}] must be an integer, got ${JSON.stringify(x)}`);
-    if (x < min) throw new RangeError(`${W}: ${key}[${i}] must be >= ${min}, got ${x}`);
-    return x;
-  });
+function intList(v: unknown, key: string, min: number, max: number): number[] {
+  if (!Array.isArray(v) || v.length !== 4) throw new TypeError(`${W}: ${key} must be an array of 4 integers (one per stage), got ${brief(v)}`);
+  return v.map((x, i) => boundedInt(x, `${key}[${i}]`, W, min, max));
 }
 
-function posInt(v: unknown, key: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${W}: ${key} must be an integer, got ${JSON.stringify(v)}`);
-  if (v < 1) throw new RangeError(`${W}: ${key} must be >= 1, got ${v}`);
-  return v;
+function posInt(v: unknown, key: string, max: number): number {
+  return boundedInt(v, key, W, 1, max);
 }
+
 
 /**
  * Resolves a name, a config object (reference snake_case keys or camelCase; absent optional keys
@@ -146,7 +142,7 @@ export function resolveConfig(input: ConfigInput | string): SecViTConfig {
   const get = (camel: string, snake: string): unknown => {
     const a = Object.hasOwn(src, camel) ? src[camel] : undefined;
     const b = Object.hasOwn(src, snake) ? src[snake] : undefined;
-    if (a !== undefined && b !== undefined && camel !== snake && JSON.stringify(a) !== JSON.stringify(b))
+    if (a !== undefined && b !== undefined && camel !== snake && !sameValue(a, b))
       throw new RangeError(`${W}: both ${camel} and ${snake} are given, with different values`);
     return a ?? b;
   };
@@ -156,9 +152,11 @@ export function resolveConfig(input: ConfigInput | string): SecViTConfig {
   for (const [c, s] of KEYS.slice(0, 4))
     if (get(c, s) === undefined) throw new TypeError(`${W}: ${c} (${s}) is required`);
 
-  const embedDims = intList(get('embedDims', 'embed_dims'), 'embedDims', 1);
-  const depths = intList(get('depths', 'depths'), 'depths', 1);
-  const numHeads = intList(get('numHeads', 'num_heads'), 'numHeads', 1);
+  const embedDims = intList(get('embedDims', 'embed_dims'), 'embedDims', 1, MODEL_LIMITS.width);
+  const depths = intList(get('depths', 'depths'), 'depths', 1, MODEL_LIMITS.blocksPerStage);
+  if (depths.reduce((a, b) => a + b, 0) > MODEL_LIMITS.blocks)
+    throw new RangeError(`${W}: depths [${depths.join(', ')}] add up to more than ${MODEL_LIMITS.blocks} blocks`);
+  const numHeads = intList(get('numHeads', 'num_heads'), 'numHeads', 1, MODEL_LIMITS.heads);
   for (let i = 0; i < 4; i++) {
     if (embedDims[i] % numHeads[i] !== 0)
       throw new RangeError(`${W}: embedDims[${i}] = ${embedDims[i]} is not divisible by numHeads[${i}] = ${numHeads[i]}`);
@@ -167,32 +165,32 @@ export function resolveConfig(input: ConfigInput | string): SecViTConfig {
   }
   const rawClusters = get('numClusters', 'num_clusterss');
   if (!Array.isArray(rawClusters) || rawClusters.length !== 4)
-    throw new TypeError(`${W}: numClusters must have 4 entries (one per stage), got ${JSON.stringify(rawClusters)}`);
+    throw new TypeError(`${W}: numClusters must have 4 entries (one per stage), got ${brief(rawClusters)}`);
   const numClusters = rawClusters.map((stage, i) => {
     // One count for the whole stage, or one per block (the reference's lists may be longer than
     // the depth; the first depth entries are used, as the reference does).
     const list = typeof stage === 'number' ? new Array<number>(depths[i]).fill(stage) : stage;
     if (!Array.isArray(list) || list.length < depths[i] || !list.every((c) => typeof c === 'number' && Number.isInteger(c)))
-      throw new TypeError(`${W}: numClusters[${i}] must be an integer or at least ${depths[i]} integers (the stage's depth), got ${JSON.stringify(stage)}`);
+      throw new TypeError(`${W}: numClusters[${i}] must be an integer or at least ${depths[i]} integers (the stage's depth), got ${brief(stage)}`);
     return (list as number[]).slice(0, depths[i]);
   });
   const mlp = get('mlpRatios', 'mlp_ratios') ?? [3, 3, 3, 3];
-  if (!Array.isArray(mlp) || mlp.length !== 4 || !mlp.every((r) => typeof r === 'number' && r > 0 && Number.isFinite(r)))
-    throw new TypeError(`${W}: mlpRatios must be 4 positive numbers, got ${JSON.stringify(mlp)}`);
+  if (!Array.isArray(mlp) || mlp.length !== 4 || !mlp.every((r) => typeof r === 'number' && r > 0 && r <= MODEL_LIMITS.mlpRatio))
+    throw new TypeError(`${W}: mlpRatios must be 4 numbers in (0, ${MODEL_LIMITS.mlpRatio}], got ${brief(mlp)}`);
   const ls = get('layerScales', 'layerscales') ?? [false, false, false, false];
   if (!Array.isArray(ls) || ls.length !== 4 || !ls.every((b) => typeof b === 'boolean'))
-    throw new TypeError(`${W}: layerScales must be 4 booleans, got ${JSON.stringify(ls)}`);
+    throw new TypeError(`${W}: layerScales must be 4 booleans, got ${brief(ls)}`);
   const init = get('layerScaleInit', 'layer_init_values') ?? 1e-6;
   if (typeof init !== 'number' || !Number.isFinite(init)) throw new TypeError(`${W}: layerScaleInit must be a finite number`);
   const dpr = get('dropPathRate', 'drop_path_rate') ?? 0.1;
-  if (typeof dpr !== 'number' || !(dpr >= 0 && dpr < 1)) throw new RangeError(`${W}: dropPathRate must be a number in [0, 1), got ${JSON.stringify(dpr)}`);
+  if (typeof dpr !== 'number' || !(dpr >= 0 && dpr < 1)) throw new RangeError(`${W}: dropPathRate must be a number in [0, 1), got ${brief(dpr)}`);
   const attention = get('attention', 'attention') ?? 'sec';
   if (attention !== 'sec' && attention !== 'window' && attention !== 'global')
-    throw new TypeError(`${W}: attention must be 'sec', 'window' or 'global', got ${JSON.stringify(attention)}`);
+    throw new TypeError(`${W}: attention must be 'sec', 'window' or 'global', got ${brief(attention)}`);
   const config: SecViTConfig = {
     embedDims, depths, numHeads, numClusters, mlpRatios: mlp as number[], layerScales: ls as boolean[],
-    projection: posInt(get('projection', 'projection') ?? 1024, 'projection'),
-    numClasses: posInt(get('numClasses', 'num_classes') ?? 1000, 'numClasses'),
+    projection: posInt(get('projection', 'projection') ?? 1024, 'projection', MODEL_LIMITS.width),
+    numClasses: posInt(get('numClasses', 'num_classes') ?? 1000, 'numClasses', MODEL_LIMITS.classes),
     layerScaleInit: init, dropPathRate: dpr,
   };
   if (attention !== 'sec') config.attention = attention;

@@ -11,6 +11,7 @@ import { checkedBytes, CheckpointError, openSource, STORED_DTYPE_SIZE, type Stor
 import type { ConfigInput } from './config.js';
 import type { ModelFamily } from './base.js';
 import type { ModelOptions, VisionModel } from './base.js';
+import { MODEL_LIMITS } from './limits.js';
 
 export interface Checkpoint {
   /** The state dict: names as the reference's (after `module.` prefixes are stripped). */
@@ -106,6 +107,7 @@ function progressReporter(fn: LoadProgress | undefined, total: number): (done: n
  */
 export function fillFromCheckpoint<M extends VisionModel>(model: M, ck: Checkpoint, options: LoadStateDictOptions & { strict?: boolean }): M {
   try {
+    checkImpliedSize(model, ck, options.strict ?? true);
     loadStateDict(model, ck.tensors, { strict: options.strict ?? true, onProgress: options.onProgress });
     if (ck.format === 'safetensors') model.metadata = new Map(ck.metadata);
   } catch (e) {
@@ -113,6 +115,24 @@ export function fillFromCheckpoint<M extends VisionModel>(model: M, ck: Checkpoi
     throw e;
   }
   return model;
+}
+
+/**
+ * The model a config implies (the module tree: nothing allocated yet), against the parameter
+ * limit and, for strict loads, where every parameter must come from the file, against the values
+ * the checkpoint holds. A config in a checkpoint's metadata is untrusted: this stops one that asks
+ * for a model its file cannot fill before any weight is read or made.
+ */
+function checkImpliedSize(model: VisionModel, ck: Checkpoint, strict: boolean): void {
+  const n = model.parameterCount;
+  const fmt = (v: number) => v.toLocaleString('en-US');
+  if (n > MODEL_LIMITS.parameters)
+    throw new CheckpointError(`the config implies ${fmt(n)} parameters, more than the limit of ${fmt(MODEL_LIMITS.parameters)}`);
+  if (!strict) return;
+  let stored = 0;
+  for (const t of ck.tensors.values()) stored += t.numel;
+  if (n > stored)
+    throw new CheckpointError(`the config implies ${fmt(n)} parameters but the checkpoint holds ${fmt(stored)} values: the config does not describe these weights`);
 }
 
 /**

@@ -10,11 +10,12 @@
 // Configs: a registered name, or an object with `family` ('secvit' when absent) and the family's
 // constructor arguments, camelCase or as the reference names them (torchvision's snake_case for
 // Swin and ViT, the authors' for SecViT).
+import { boundedInt, brief, MODEL_LIMITS, sameValue } from './limits.js';
 import { SecViT } from './secvit.js';
 import { SwinTransformer, SWIN_PRETRAINED, swinWindowCounts, type SwinConfig } from './swin.js';
 import { VisionTransformer, VIT_PRETRAINED, type VitConfig } from './vit.js';
 import { canonicalName, CONFIG_NAMES, inferConfig, resolveConfig, shapeReader, type SecViTConfig } from './config.js';
-import { checkOptions, type ModelFamily, type ModelOptions, type PretrainedCfg, type VisionModel } from './base.js';
+import { checkOptions, CREATE_OPTION_KEYS, LOAD_OPTION_KEYS, type ModelFamily, type ModelOptions, type PretrainedCfg, type VisionModel } from './base.js';
 import { familyOfKeys, fillFromCheckpoint, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
 
 export { familyOfKeys };
@@ -102,26 +103,24 @@ type Raw = Record<string, unknown>;
 function pick(src: Raw, camel: string, snake: string, where: string): unknown {
   const a = Object.hasOwn(src, camel) ? src[camel] : undefined;
   const b = Object.hasOwn(src, snake) ? src[snake] : undefined;
-  if (a !== undefined && b !== undefined && camel !== snake && JSON.stringify(a) !== JSON.stringify(b))
+  if (a !== undefined && b !== undefined && camel !== snake && !sameValue(a, b))
     throw new RangeError(`${where}: both ${camel} and ${snake} are given, with different values`);
   return a ?? b;
 }
 
-function int(v: unknown, name: string, where: string, min = 1): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${where}: ${name} must be an integer, got ${JSON.stringify(v)}`);
-  if (v < min) throw new RangeError(`${where}: ${name} must be >= ${min}, got ${v}`);
-  return v;
+function int(v: unknown, name: string, where: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  return boundedInt(v, name, where, min, max);
 }
 
-function ints(v: unknown, name: string, where: string, len?: number): number[] {
-  if (!Array.isArray(v) || v.length === 0 || (len !== undefined && v.length !== len))
-    throw new TypeError(`${where}: ${name} must be an array of ${len ?? 'one or more'} integers, got ${JSON.stringify(v)}`);
-  return v.map((x, i) => int(x, `${name}[${i}]`, where));
+function ints(v: unknown, name: string, where: string, len?: number, max?: number, maxLen: number = MODEL_LIMITS.blocks): number[] {
+  if (!Array.isArray(v) || v.length === 0 || (len !== undefined && v.length !== len) || v.length > maxLen)
+    throw new TypeError(`${where}: ${name} must be an array of ${len ?? `1 to ${maxLen}`} integers, got ${brief(v)}`);
+  return v.map((x, i) => int(x, `${name}[${i}]`, where, 1, max));
 }
 
-function pair(v: unknown, name: string, where: string): [number, number] {
-  if (typeof v === 'number') return [int(v, name, where), v];
-  const a = ints(v, name, where, 2);
+function pair(v: unknown, name: string, where: string, max: number): [number, number] {
+  if (typeof v === 'number') return [int(v, name, where, 1, max), v];
+  const a = ints(v, name, where, 2, max);
   return [a[0], a[1]];
 }
 
@@ -142,28 +141,31 @@ export function resolveSwinConfig(src: Raw): SwinConfig {
   checkKeys(src, SWIN_KEYS, W);
   const g = (c: string, s: string) => pick(src, c, s, W);
   for (const [c, s] of SWIN_KEYS.slice(0, 5)) if (g(c, s) === undefined) throw new TypeError(`${W}: ${c} (${s}) is required`);
-  const depths = ints(g('depths', 'depths'), 'depths', W);
-  const numHeads = ints(g('numHeads', 'num_heads'), 'numHeads', W, depths.length);
-  const embedDim = int(g('embedDim', 'embed_dim'), 'embedDim', W);
+  const depths = ints(g('depths', 'depths'), 'depths', W, undefined, MODEL_LIMITS.blocksPerStage, MODEL_LIMITS.stages);
+  if (depths.reduce((a, b) => a + b, 0) > MODEL_LIMITS.blocks) throw new RangeError(`${W}: depths [${depths.join(', ')}] add up to more than ${MODEL_LIMITS.blocks} blocks`);
+  const numHeads = ints(g('numHeads', 'num_heads'), 'numHeads', W, depths.length, MODEL_LIMITS.heads);
+  const embedDim = int(g('embedDim', 'embed_dim'), 'embedDim', W, 1, MODEL_LIMITS.width);
   depths.forEach((_, i) => {
     const dim = embedDim * 2 ** i;
+    if (dim > MODEL_LIMITS.width) throw new RangeError(`${W}: stage ${i}'s width ${dim} is more than ${MODEL_LIMITS.width}`);
     if (dim % numHeads[i] !== 0) throw new RangeError(`${W}: stage ${i}'s width ${dim} is not divisible by numHeads[${i}] = ${numHeads[i]}`);
   });
   const attention = g('attention', 'attention') ?? 'window';
   if (attention !== 'window' && attention !== 'sec' && attention !== 'global')
-    throw new TypeError(`${W}: attention must be 'window', 'sec' or 'global', got ${JSON.stringify(attention)}`);
+    throw new TypeError(`${W}: attention must be 'window', 'sec' or 'global', got ${brief(attention)}`);
   const mlpRatio = g('mlpRatio', 'mlp_ratio') ?? 4;
-  if (typeof mlpRatio !== 'number' || !(mlpRatio > 0) || !Number.isFinite(mlpRatio)) throw new TypeError(`${W}: mlpRatio must be a positive number`);
+  if (typeof mlpRatio !== 'number' || !(mlpRatio > 0 && mlpRatio <= MODEL_LIMITS.mlpRatio)) throw new TypeError(`${W}: mlpRatio must be a number in (0, ${MODEL_LIMITS.mlpRatio}], got ${brief(mlpRatio)}`);
   const sd = g('stochasticDepthProb', 'stochastic_depth_prob') ?? 0.1;
-  if (typeof sd !== 'number' || !(sd >= 0 && sd < 1)) throw new RangeError(`${W}: stochasticDepthProb must be in [0, 1), got ${JSON.stringify(sd)}`);
+  if (typeof sd !== 'number' || !(sd >= 0 && sd < 1)) throw new RangeError(`${W}: stochasticDepthProb must be in [0, 1), got ${brief(sd)}`);
   const base = {
-    patchSize: pair(g('patchSize', 'patch_size'), 'patchSize', W), depths, windowSize: pair(g('windowSize', 'window_size'), 'windowSize', W),
-    imageSize: int(g('imageSize', 'image_size') ?? 224, 'imageSize', W),
+    patchSize: pair(g('patchSize', 'patch_size'), 'patchSize', W, MODEL_LIMITS.imageSize), depths,
+    windowSize: pair(g('windowSize', 'window_size'), 'windowSize', W, MODEL_LIMITS.imageSize),
+    imageSize: int(g('imageSize', 'image_size') ?? 224, 'imageSize', W, 1, MODEL_LIMITS.imageSize),
   };
   const rawClusters = g('numClusters', 'num_clusters');
   const numClusters = rawClusters === undefined ? swinWindowCounts(base) : ints(rawClusters, 'numClusters', W, depths.length);
   return {
-    family: 'swin', ...base, embedDim, numHeads, mlpRatio, numClasses: int(g('numClasses', 'num_classes') ?? 1000, 'numClasses', W),
+    family: 'swin', ...base, embedDim, numHeads, mlpRatio, numClasses: int(g('numClasses', 'num_classes') ?? 1000, 'numClasses', W, 1, MODEL_LIMITS.classes),
     stochasticDepthProb: sd, attention, numClusters,
   };
 }
@@ -178,20 +180,21 @@ export function resolveVitConfig(src: Raw): VitConfig {
   checkKeys(src, VIT_KEYS, W);
   const g = (c: string, s: string) => pick(src, c, s, W);
   for (const [c, s] of VIT_KEYS.slice(0, 6)) if (g(c, s) === undefined) throw new TypeError(`${W}: ${c} (${s}) is required`);
-  const hiddenDim = int(g('hiddenDim', 'hidden_dim'), 'hiddenDim', W);
-  const numHeads = int(g('numHeads', 'num_heads'), 'numHeads', W);
+  const hiddenDim = int(g('hiddenDim', 'hidden_dim'), 'hiddenDim', W, 1, MODEL_LIMITS.width);
+  const numHeads = int(g('numHeads', 'num_heads'), 'numHeads', W, 1, MODEL_LIMITS.heads);
   if (hiddenDim % numHeads !== 0) throw new RangeError(`${W}: hiddenDim ${hiddenDim} is not divisible by numHeads ${numHeads}`);
-  const imageSize = int(g('imageSize', 'image_size'), 'imageSize', W);
-  const patchSize = int(g('patchSize', 'patch_size'), 'patchSize', W);
+  const imageSize = int(g('imageSize', 'image_size'), 'imageSize', W, 1, MODEL_LIMITS.imageSize);
+  const patchSize = int(g('patchSize', 'patch_size'), 'patchSize', W, 1, imageSize);
   if (imageSize % patchSize !== 0) throw new RangeError(`${W}: imageSize ${imageSize} must be a multiple of patchSize ${patchSize}`);
   const attention = g('attention', 'attention') ?? 'global';
-  if (attention !== 'global' && attention !== 'sec') throw new TypeError(`${W}: attention must be 'global' or 'sec', got ${JSON.stringify(attention)}`);
+  if (attention !== 'global' && attention !== 'sec') throw new TypeError(`${W}: attention must be 'global' or 'sec', got ${brief(attention)}`);
   const tokens = (imageSize / patchSize) ** 2 + 1;
   const numClusters = int(g('numClusters', 'num_clusters') ?? 4, 'numClusters', W);
   if (numClusters > tokens) throw new RangeError(`${W}: numClusters ${numClusters} is more than the ${tokens} tokens`);
   return {
-    family: 'vit', imageSize, patchSize, numLayers: int(g('numLayers', 'num_layers'), 'numLayers', W), numHeads, hiddenDim,
-    mlpDim: int(g('mlpDim', 'mlp_dim'), 'mlpDim', W), numClasses: int(g('numClasses', 'num_classes') ?? 1000, 'numClasses', W),
+    family: 'vit', imageSize, patchSize, numLayers: int(g('numLayers', 'num_layers'), 'numLayers', W, 1, MODEL_LIMITS.blocksPerStage), numHeads, hiddenDim,
+    mlpDim: int(g('mlpDim', 'mlp_dim'), 'mlpDim', W, 1, MODEL_LIMITS.width),
+    numClasses: int(g('numClasses', 'num_classes') ?? 1000, 'numClasses', W, 1, MODEL_LIMITS.classes),
     attention, numClusters,
   };
 }
@@ -225,7 +228,7 @@ export function resolveModelConfig(input: ModelConfigInput): { config: ModelConf
     const { family: _f, ...rest } = src;
     return { config: resolveConfig(rest) };
   }
-  throw new RangeError(`createModel: unknown family ${JSON.stringify(family)}; expected 'secvit', 'swin' or 'vit'`);
+  throw new RangeError(`createModel: unknown family ${brief(family)}; expected 'secvit', 'swin' or 'vit'`);
 }
 
 export interface CreateModelOptions extends ModelOptions {
@@ -258,12 +261,16 @@ export function buildModel(config: ModelConfig, device: VisionModel['device'], d
 
 /** A model by name or config: random weights from `seed`, or none with `empty`. */
 export function createModel(model: ModelConfigInput, options: CreateModelOptions = {}): VisionModel {
-  const { device, dtype, seed } = checkOptions('createModel', options);
+  const { device, dtype, seed } = checkOptions('createModel', options, CREATE_OPTION_KEYS);
   const r = resolveModelConfig(model);
   let config = r.config;
   if (options.numClasses !== undefined) config = { ...config, numClasses: int(options.numClasses, 'numClasses', 'createModel') };
   if (options.empty !== undefined && typeof options.empty !== 'boolean') throw new TypeError(`createModel: empty must be a boolean, got ${typeof options.empty}`);
   const m = buildModel(config, device, dtype, r.entry);
+  if (m.parameterCount > MODEL_LIMITS.parameters) {
+    m.dispose();
+    throw new RangeError(`createModel: the config implies ${m.parameterCount.toLocaleString('en-US')} parameters, more than the limit of ${MODEL_LIMITS.parameters.toLocaleString('en-US')}`);
+  }
   if (!options.empty) m.initializeWeights(seed);
   return m;
 }
@@ -339,6 +346,7 @@ export function modelFromCheckpointAny(ck: Checkpoint, options: Omit<LoadOptions
   return fillFromCheckpoint(buildModel(config, device, dtype, entry), ck, options);
 }
 
+
 export interface LoadModelOptions extends Omit<LoadOptions, 'config'> {
   /** The model name or config (default: the checkpoint's metadata, else inferred from its keys and shapes). */
   config?: ModelConfigInput;
@@ -350,7 +358,7 @@ export interface LoadModelOptions extends Omit<LoadOptions, 'config'> {
  * (torchvision's keys).
  */
 export function loadModel(weights: string | Uint8Array, options: LoadModelOptions = {}): VisionModel {
-  checkOptions('loadModel', options);
+  checkOptions('loadModel', options, LOAD_OPTION_KEYS);
   const ck = readCheckpoint(weights, { key: options.key });
   try {
     return modelFromCheckpointAny(ck, options);

@@ -35,7 +35,7 @@ import { BatchNorm2d, Conv2d, Derived, LayerNorm, ModuleList, value } from '../n
 import { checkProgress, familyOfKeys, fillFromCheckpoint, readCheckpoint, type Checkpoint, type LoadOptions } from './load.js';
 import { CheckpointError } from '../io/source.js';
 import {
-  checkOptions, IMAGENET_MEAN, IMAGENET_STD, VisionModel,
+  checkOptions, CREATE_OPTION_KEYS, IMAGENET_MEAN, LOAD_OPTION_KEYS, IMAGENET_STD, VisionModel,
   type BackboneOptions, type ClusterRecord, type ModelDType, type ModelOptions, type PretrainedCfg, type Run,
 } from './base.js';
 import { canonicalName, hiddenDim, inferConfig, resolveConfig, toReferenceConfig, windowFor, type ConfigInput, type SecViTConfig } from './config.js';
@@ -383,7 +383,7 @@ export class SecViT extends VisionModel {
 
   /** A randomly initialised model (seeded: the same seed gives the same weights everywhere). */
   static create(config: ConfigInput | string, options: SecViTOptions = {}): SecViT {
-    const { device, dtype, seed } = checkOptions('SecViT.create', options);
+    const { device, dtype, seed } = checkOptions('SecViT.create', options, CREATE_OPTION_KEYS);
     const model = new SecViT(resolveConfig(config), device, dtype);
     model.initializeWeights(seed);
     return model;
@@ -503,7 +503,7 @@ function configOf(ck: Checkpoint, given: LoadOptions['config']): ReturnType<type
 
 /** Loads a checkpoint (path or bytes; safetensors or `.pth`) into a new SecViT. */
 export function loadSecViT(input: string | Uint8Array, options: LoadOptions = {}): SecViT {
-  checkOptions('SecViT.load', options);
+  checkOptions('SecViT.load', options, LOAD_OPTION_KEYS);
   checkProgress('SecViT.load', options.onProgress);
   const ck = readCheckpoint(input, { key: options.key });
   try {

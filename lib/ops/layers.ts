@@ -46,7 +46,8 @@ const ACT: Record<Activation, number> = { none: 0, gelu: 1, silu: 2 };
 
 function activation(op: string, v: unknown): number {
   if (v === undefined) return 0;
-  if (typeof v !== 'string' || !(v in ACT)) throw new TypeError(`${op}: activation must be 'none', 'gelu' or 'silu', got ${JSON.stringify(v)}`);
+  // Own keys only: `in` also finds the prototype's ('toString' passed and failed later).
+  if (typeof v !== 'string' || !Object.hasOwn(ACT, v)) throw new TypeError(`${op}: activation must be 'none', 'gelu' or 'silu', got ${JSON.stringify(v)}`);
   return ACT[v as Activation];
 }
 

@@ -7,7 +7,7 @@ import { tensor, type Tensor } from '../tensor.js';
 import type { DeviceChoice } from '../backends.js';
 import { PRETRAINED_CFG } from '../models/secvit.js';
 import { decodeImage, type ImageInput } from './image.js';
-import { centerCropOffsets, resizeLikePillow, resizeShorterSide, type RawImage, type ResampleFilter } from './resize.js';
+import { centerCropOffsets, resizeRegionLikePillow, resizeShorterSide, type RawImage, type ResampleFilter } from './resize.js';
 
 export interface PreprocessOptions {
   /** Side of the square crop fed to the model. Default 224 (the published models' input). */
@@ -56,14 +56,10 @@ export function resolveOptions(o: PreprocessOptions): Resolved {
 /** Resize (shorter side) and center crop, as 8-bit RGB: what the model sees, before ToTensor. */
 export function resizeAndCrop(img: RawImage, o: { size: number; resize: number; interpolation: ResampleFilter }): RawImage {
   const [w, h] = resizeShorterSide(img.width, img.height, o.resize);
-  const r = resizeLikePillow(img, w, h, o.interpolation);
-  const [top, left] = centerCropOffsets(r.width, r.height, o.size, o.size);
-  const out = new Uint8Array(o.size * o.size * 3);
-  for (let y = 0; y < o.size; y++) {
-    const from = ((top + y) * r.width + left) * 3;
-    out.set(r.data.subarray(from, from + o.size * 3), y * o.size * 3);
-  }
-  return { data: out, width: o.size, height: o.size, channels: 3 };
+  const [top, left] = centerCropOffsets(w, h, o.size, o.size);
+  // Only the crop is resampled: the same pixels as resizing everything, then cropping.
+  const r = resizeRegionLikePillow(img, w, h, { left, top, width: o.size, height: o.size }, o.interpolation);
+  return r === img ? { ...img, data: img.data.slice() } : r;
 }
 
 // ToTensor + Normalize into `out` at `offset` (CHW), float32 at each step as torch computes it.
@@ -97,7 +93,19 @@ export async function preprocess(images: ImageInput | readonly ImageInput[], opt
   const decoded = await Promise.all(list.map((im, i) => decodeImage(im, list.length > 1 ? `preprocess: image ${i}` : 'preprocess')));
   const per = 3 * o.size * o.size;
   const out = new Float32Array(per * decoded.length);
-  decoded.forEach((img, i) => toNormalized(resizeAndCrop(img, o), o.mean, o.std, out, i * per));
+  decoded.forEach((img, i) => {
+    let r: RawImage;
+    try {
+      r = resizeAndCrop(img, o);
+    } catch (e) {
+      // Name the function and the image (the resampler's own messages say 'resize').
+      const which = `image ${i}${typeof list[i] === 'string' ? ` (${list[i] as string})` : ''}, ${img.width} x ${img.height}`;
+      if (e instanceof RangeError) throw new RangeError(`preprocess: ${which}: ${e.message}`);
+      if (e instanceof TypeError) throw new TypeError(`preprocess: ${which}: ${e.message}`);
+      throw e;
+    }
+    toNormalized(r, o.mean, o.std, out, i * per);
+  });
   return tensor(out, [decoded.length, 3, o.size, o.size], { device: options.device ?? 'cpu' });
 }
 
