@@ -38,8 +38,11 @@ const ULP = { bfloat16: 2 ** -7, float16: 2 ** -10 } as const;
 // GELU = x/2 (1 + erf(x / sqrt 2)). The AVX2 erf is a table of 8 degree-6 polynomials (abs.
 // error <= 7.5e-8, see native/cpu/vec_math_avx2.h); the scalar path and CUDA use the C library's
 // erff. On 400,001 points of [-10, 10] (every interval and its edges, and the saturation past
-// |x| / sqrt 2 = 4): |gelu(x) - ref| <= 2e-7 |x| (the erf error times |x| / 2, plus float
-// rounding), and exactly 0 at 0, x at +inf, NaN at -inf (-inf * 0) and NaN.
+// |x| / sqrt 2 = 4): |gelu(x) - ref| <= 1.2e-7 |x| (the erf error times |x| / 2, plus float
+// rounding; seen 1.086e-7 on the AVX2 path, 1.026e-7 with erff on the scalar path and
+// cuda-emu: the bound was 2e-7, which a constant coefficient 3 ulp off still passed; this one
+// fails it, checked by planting that change), and exactly 0 at 0, x at +inf, NaN at -inf
+// (-inf * 0) and NaN.
 describe('GELU accuracy on a dense grid', () => {
   const n = 400_001;
   const x = Float32Array.from({ length: n }, (_, i) => -10 + (20 * i) / (n - 1));
@@ -53,7 +56,7 @@ describe('GELU accuracy on a dense grid', () => {
         at = x[i];
       }
     }
-    expect(worst, `worst at x = ${at}`).toBeLessThanOrEqual(2e-7);
+    expect(worst, `worst at x = ${at}`).toBeLessThanOrEqual(1.2e-7);
   };
   const specials = (device: Device) => {
     const t = tensor(Float32Array.from([0, Infinity, -Infinity, NaN, 1e30, -1e30]), [6], { device });

@@ -2,6 +2,7 @@
 // prologue (gemm.cpp), so that the fused and the unfused LayerNorm compute the same statistics.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -26,13 +27,40 @@ inline float row_sum(const float* __restrict__ x, int64_t n, float mu, bool squa
   return s;
 }
 
-// Mean and 1 / sqrt(biased variance + eps) of n contiguous floats: two passes (the centred
-// variance has no cancellation), as PyTorch's LayerNorm.
+// sum_j (x[j] - mu) and sum_j (x[j] - mu)^2 over n contiguous floats, 8 lanes each.
+inline void row_centred_sums(const float* __restrict__ x, int64_t n, float mu, float* d, float* q) {
+  float ad[8] = {0, 0, 0, 0, 0, 0, 0, 0}, aq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float t = x[j + l] - mu;
+      ad[l] += t;
+      aq[l] += t * t;
+    }
+  float sd = ((ad[0] + ad[1]) + (ad[2] + ad[3])) + ((ad[4] + ad[5]) + (ad[6] + ad[7]));
+  float sq = ((aq[0] + aq[1]) + (aq[2] + aq[3])) + ((aq[4] + aq[5]) + (aq[6] + aq[7]));
+  for (; j < n; ++j) {
+    const float t = x[j] - mu;
+    sd += t;
+    sq += t * t;
+  }
+  *d = sd;
+  *q = sq;
+}
+
+// Mean and 1 / sqrt(biased variance + eps) of n contiguous floats, as PyTorch's LayerNorm: two
+// passes (the centred variance has no cancellation), the second also summing x - mu to correct
+// both (the corrected two-pass algorithm, Chan, Golub & LeVeque 1983): mean = mu + d / n,
+// var = (q - d^2 / n) / n. Without the correction a constant row (variance 0) kept its float
+// mean's rounding, an ulp that 1 / sqrt(eps) magnified to ~1e-4 of the output (PyTorch's
+// Welford gives exactly the bias there; so does this: d is then exactly n (x - mu)).
 inline void layer_norm_stats(const float* x, int64_t n, float eps, float* mean, float* rstd) {
   const float inv_n = 1.0f / float(n);
   const float mu = row_sum(x, n, 0.0f, false) * inv_n;
-  *mean = mu;
-  *rstd = 1.0f / std::sqrt(row_sum(x, n, mu, true) * inv_n + eps);
+  float d, q;
+  row_centred_sums(x, n, mu, &d, &q);
+  *mean = mu + d * inv_n;
+  *rstd = 1.0f / std::sqrt(std::max((q - d * d * inv_n) * inv_n, 0.0f) + eps);
 }
 
 }  // namespace secvit::cpu

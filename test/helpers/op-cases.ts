@@ -110,6 +110,8 @@ function runOne(c: OpCase, device: Device, dtype: FloatDType, seed: number): voi
       const got = dtype === 'float32' ? (data as Float32Array) : decodeHalf(data as Uint16Array, dtype);
       const { err, nonFinite } = compare(got, refList[i]);
       const label = `${c.name} output ${i} (${dtype} on ${device})`;
+      // SECVIT_REPORT_ERRORS=1: every case's error beside its bound (to keep bounds near the truth).
+      if (process.env.SECVIT_REPORT_ERRORS === '1') console.log(`error ${err.toExponential(2)} bound ${c.tol[dtype]!.toExponential(1)}: ${label}`);
       expect(nonFinite, `${label}: elements that are NaN or infinite in one of output and reference`).toEqual([]);
       expect(err, label).toBeLessThan(c.tol[dtype]!);
     });

@@ -1,11 +1,13 @@
-// gelu, silu, add, mul (broadcasting) against their definitions in double. fp32 bounds: the
-// vectorised erf (abs. error <= 1.5e-7) and exp (rel. ~2e-7) keep GELU/SiLU within ~1e-6.
+// gelu, silu, add, mul (broadcasting) against their definitions in double. fp32: the
+// vectorised erf (abs. error <= 7.5e-8) and exp (rel. ~2e-7); the grid test in numerics.test.ts bounds GELU pointwise.
 // 16-bit: the output's rounding.
 import { add, gelu, mul, silu, type Tensor } from '../../lib/index.js';
 import { withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { broadcastRef, geluRef, siluRef } from '../reference/layers.js';
 
-const HALF = { float32: 2e-6, bfloat16: 8e-3, float16: 1e-3 };
+// Seen (cpu, both SIMD paths, and cuda-emu): fp32 <= 4.6e-8, bf16 <= 2.8e-3, fp16 <= 3.5e-4 (the
+// output's rounding); the bounds sit about 2x (16-bit) and 6x (fp32) above (fp32 was 2e-6).
+const HALF = { float32: 3e-7, bfloat16: 5e-3, float16: 7e-4 };
 const cl = (t: Tensor) => t.contiguous('channelsLast');
 // Normals times 4, then the tails: where erf and exp saturate, overflow or meet NaN/infinities.
 const EXTREMES = [-90, -30, -12, -9, -5.5, 5.5, 9, 12, 30, 90, 1e4, -1e4, NaN, Infinity, -Infinity];

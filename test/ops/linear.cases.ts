@@ -8,6 +8,12 @@ import { linearRef, ropeAngles } from '../reference/layers.js';
 
 const F32 = 1e-5;
 const HALF = { float32: F32, bfloat16: 8e-3, float16: 1e-3 };
+/** Rows of `len` values at scale 1e-3 (variance ~1e-6), every third row constant (variance 0). */
+const constantRows = (len: number) => (rng: { normals(n: number, s?: number): Float32Array; normal(): number }, n: number) => {
+  const a = rng.normals(n, 1e-3);
+  for (let r = 0; r * len < n; r += 3) a.fill(0.25 + rng.normal(), r * len, Math.min(n, (r + 1) * len));
+  return a;
+};
 
 function plain(name: string, m: number, k: number, n: number, bias = true, lead: number[] = [m]): OpCase {
   return {
@@ -138,6 +144,29 @@ export const cases: OpCase[] = [
       for (let i = 0; i < 130; i++) for (let j = 0; j < 48; j++) x[i * 48 + j] = v.x[j * 130 + i];
       return linearRef(x, v.w, 130, 48, 200, { bias: v.b, add: v.a, norm: { weight: v.lw, bias: v.lb, eps: 1e-6 }, activation: 'gelu' });
     },
+    tol: HALF,
+  },
+  // LayerNorm's eps where it matters (issue 23): rows of variance ~eps (scale 1e-3 with eps 1e-6),
+  // constant rows (variance 0: the row becomes the LN bias) and a large eps, on both A' paths.
+  {
+    name: "fused: A' formed once, eps matters (rows of variance ~eps, every third row constant)",
+    inputs: { x: { shape: [60, 48], values: constantRows(48) }, w: { shape: [40, 48], scale: 0.2 }, b: { shape: [40] }, lw: { shape: [48] }, lb: { shape: [48] } },
+    run: (t) => fusedLinear(t.x, t.w, t.b, { norm: { weight: t.lw, bias: t.lb, eps: 1e-6 } }),
+    ref: (v) => linearRef(v.x, v.w, 60, 48, 40, { bias: v.b, norm: { weight: v.lw, bias: v.lb, eps: 1e-6 } }),
+    tol: HALF,
+  },
+  {
+    name: "fused: A' formed once, a large eps (0.25)",
+    inputs: { x: { shape: [33, 64] }, w: { shape: [20, 64], scale: 0.2 }, lw: { shape: [64] } },
+    run: (t) => fusedLinear(t.x, t.w, null, { norm: { weight: t.lw, eps: 0.25 } }),
+    ref: (v) => linearRef(v.x, v.w, 33, 64, 20, { norm: { weight: v.lw, eps: 0.25 } }),
+    tol: HALF,
+  },
+  {
+    name: "fused: A' formed per task (M * K = 530 * 500), eps matters (rows of variance ~eps, constant rows)",
+    inputs: { x: { shape: [530, 500], values: constantRows(500) }, w: { shape: [24, 500], scale: 0.1 }, lw: { shape: [500] }, lb: { shape: [500] } },
+    run: (t) => fusedLinear(t.x, t.w, null, { norm: { weight: t.lw, bias: t.lb, eps: 1e-6 } }),
+    ref: (v) => linearRef(v.x, v.w, 530, 500, 24, { norm: { weight: v.lw, bias: v.lb, eps: 1e-6 } }),
     tol: HALF,
   },
   {
