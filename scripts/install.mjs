@@ -18,25 +18,30 @@ const cmakeJs = createRequire(path.join(root, 'package.json')).resolve('cmake-js
 const platform = `${process.platform}-${process.arch}`;
 const prebuilt = path.join(root, 'prebuilds', platform, 'secvit.node');
 
-// Why the source build runs, or null when the prebuilt serves.
+// Loads an addon in a child process: whether it loads (a prebuilt linked against a newer glibc,
+// or for glibc on musl, does not), why not, and whether it carries the CUDA backend.
+function probeAddon(file) {
+  const r = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(file)}); if (!a.backends().length) process.exit(3); console.log(a.builtWithCuda)`], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    const why = (r.stderr || r.error?.message || '').split('\n').find((l) => /error/i.test(l)) ?? `exit ${r.status}`;
+    return { ok: false, why: why.trim(), cuda: false };
+  }
+  return { ok: true, why: '', cuda: r.stdout.trim() === 'true' };
+}
+
+// Why the source build runs, or null when the prebuilt serves (`probe`: the prebuilt's).
 function reasonToBuild() {
   if (process.env.SECVIT_BUILD_FROM_SOURCE === '1') return 'SECVIT_BUILD_FROM_SOURCE=1';
   if (existsSync(path.join(root, '.git'))) return 'a git checkout builds its own addon';
   if (!existsSync(prebuilt)) return `no prebuilt addon for ${platform} in this package`;
-  // Load it in a child process: a prebuilt linked against a newer glibc, or for glibc on musl,
-  // fails here, and then the source build is the way.
-  const probe = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(prebuilt)}); if (!a.backends().length) process.exit(3)`], { encoding: 'utf8' });
-  if (probe.status !== 0) {
-    const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).split('\n').find((l) => /error/i.test(l)) ?? `exit ${probe.status}`;
-    return `the prebuilt addon for ${platform} does not load here (${why.trim()})`;
-  }
-  return null;
+  probe = probeAddon(prebuilt);
+  return probe.ok ? null : `the prebuilt addon for ${platform} does not load here (${probe.why})`;
 }
 
+let probe = null;
 const why = reasonToBuild();
 if (why === null) {
-  const cuda = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(prebuilt)}).builtWithCuda`], { encoding: 'utf8' }).stdout.trim() === 'true';
-  console.log(`secvit: using the prebuilt addon for ${platform} (${cuda ? 'CPU and CUDA backends' : 'CPU backend'}); nothing to compile`);
+  console.log(`secvit: using the prebuilt addon for ${platform} (${probe.cuda ? 'CPU and CUDA backends' : 'CPU backend'}); nothing to compile`);
   process.exit(0);
 }
 console.log(`secvit: building the native addon from source: ${why} (needs cmake and a C++20 compiler; a few minutes)`);
@@ -71,8 +76,7 @@ child.on('close', (code) => {
     const kernels = (text.match(/Compiling entry function/g) ?? []).length;
     const spills = text.split('\n').filter((l) => /[1-9][0-9]* bytes spill (stores|loads)/.test(l)).length;
     // Whether CUDA is in the addon is the addon's to say (an incremental build compiles no kernel).
-    const built = path.join(root, 'build', 'Release', 'secvit.node');
-    const withCuda = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(built)}).builtWithCuda`], { encoding: 'utf8' }).stdout.trim() === 'true';
+    const withCuda = probeAddon(path.join(root, 'build', 'Release', 'secvit.node')).cuda;
     const cuda = !withCuda
       ? 'CUDA backend: not built (no nvcc, or SECVIT_CUDA=OFF)'
       : kernels > 0

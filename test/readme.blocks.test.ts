@@ -11,28 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readmeBlocks } from './helpers/readme.js';
 
 const repo = resolve(__dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'secvit-readme-ts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The ```ts blocks with the heading above each. */
-function blocks(): { section: string; code: string }[] {
-  const md = readFileSync(join(repo, 'README.md'), 'utf8');
-  const out: { section: string; code: string }[] = [];
-  let section = '';
-  const lines = md.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (/^#{1,4} /.test(lines[i])) section = lines[i].replace(/^#+ /, '');
-    if (lines[i] === '```ts' || lines[i] === '```js') {
-      expect(lines[i], `the block under "${section}" is JavaScript`).toBe('```js');
-      const start = i + 1;
-      while (i < lines.length && lines[++i] !== '```');
-      out.push({ section, code: lines.slice(start, i).join('\n') });
-    }
-  }
-  return out;
-}
 
 function compile(files: string[]): readonly ts.Diagnostic[] {
   const program = ts.createProgram(files, {
@@ -49,9 +33,10 @@ function compile(files: string[]): readonly ts.Diagnostic[] {
 const text = (d: ts.Diagnostic) => ts.flattenDiagnosticMessageText(d.messageText, '\n');
 
 describe('README code blocks', () => {
-  const all = blocks();
+  const all = readmeBlocks();
 
-  it('has the blocks this test expects (sections renamed would skip them silently)', () => {
+  it('has the blocks this test expects (sections renamed would skip them silently), all JavaScript', () => {
+    for (const b of all) expect(b.lang, `the block under "${b.section}" is JavaScript`).toBe('js');
     expect(all.length).toBeGreaterThanOrEqual(6);
     for (const s of ['Models', 'Images and the one-call pipeline', 'Tensors', 'Attention', 'Layers']) expect(all.map((b) => b.section)).toContain(s);
   });

@@ -140,11 +140,14 @@ export function readZip(src: ByteSource): Map<string, ZipEntry> {
     if (method !== 0 && method !== 8) fail(`entry '${name}' uses compression method ${method} (only stored and deflate are read)`);
     if (method === 0 && csize !== usize) fail(`entry '${name}': stored with size ${usize} but ${csize} bytes`);
     if (entries.has(name)) fail(`entry '${name}' appears twice`);
-    const read = (): Uint8Array => {
+    // Where the entry's data begins: after its local header's variable-length fields.
+    const dataStart = (): number => {
       const h = dv(src.read(local, 30, `local header of '${name}'`));
       if (h.getUint32(0, true) !== LOCAL) fail(`entry '${name}': bad local header`);
-      const start = local + 30 + h.getUint16(26, true) + h.getUint16(28, true);
-      const raw = src.read(start, csize, `entry '${name}'`);
+      return local + 30 + h.getUint16(26, true) + h.getUint16(28, true);
+    };
+    const read = (): Uint8Array => {
+      const raw = src.read(dataStart(), csize, `entry '${name}'`);
       if (method === 0) return raw;
       let out: Buffer;
       try {
@@ -157,9 +160,7 @@ export function readZip(src: ByteSource): Map<string, ZipEntry> {
     };
     const readPrefix = (n: number): Uint8Array => {
       if (!Number.isSafeInteger(n) || n < 0 || n > usize) fail(`entry '${name}': ${n} bytes asked of ${usize}`);
-      const h = dv(src.read(local, 30, `local header of '${name}'`));
-      if (h.getUint32(0, true) !== LOCAL) fail(`entry '${name}': bad local header`);
-      const start = local + 30 + h.getUint16(26, true) + h.getUint16(28, true);
+      const start = dataStart();
       if (method === 0) return src.read(start, n, `entry '${name}'`);
       return inflatePrefix(src.read(start, csize, `entry '${name}'`), n, fail, name);
     };

@@ -47,6 +47,18 @@ export function withSpecials(specials: Record<number, number>, scale = 1): NonNu
   };
 }
 
+/**
+ * Rows of `len` values at scale 1e-3 (variance ~1e-6, comparable to a norm's eps), every third
+ * row constant (variance 0): inputs on which a norm's eps decides the output.
+ */
+export function constantRows(len: number): NonNullable<InputSpec['values']> {
+  return (rng, n) => {
+    const a = rng.normals(n, 1e-3);
+    for (let r = 0; r * len < n; r += 3) a.fill(0.25 + rng.normal(), r * len, Math.min(n, (r + 1) * len));
+    return a;
+  };
+}
+
 /** Every (device, simd) combination the op tests run on. */
 export function targets(): Array<{ device: Device; simd?: 'scalar' | 'avx2-fma'; label: string }> {
   const out: Array<{ device: Device; simd?: 'scalar' | 'avx2-fma'; label: string }> = [];

@@ -17,17 +17,18 @@ export function userProject(): { dir: string; dispose(): void } {
   return { dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** The ```js blocks of README.md with the heading above each. */
-export function readmeBlocks(): { section: string; code: string }[] {
+/** The ```js (and ```ts) blocks of README.md with the heading above each and their language. */
+export function readmeBlocks(): { section: string; code: string; lang: string }[] {
   const lines = readFileSync(join(REPO, 'README.md'), 'utf8').split('\n');
-  const out: { section: string; code: string }[] = [];
+  const out: { section: string; code: string; lang: string }[] = [];
   let section = '';
   for (let i = 0; i < lines.length; i++) {
     if (/^#{1,4} /.test(lines[i])) section = lines[i].replace(/^#+ /, '');
-    if (/^```(ts|typescript|js|javascript)\s*$/.test(lines[i])) {
+    const fence = /^```(ts|typescript|js|javascript)\s*$/.exec(lines[i]);
+    if (fence) {
       const start = i + 1;
       while (i < lines.length - 1 && lines[++i] !== '```');
-      out.push({ section, code: lines.slice(start, i).join('\n') });
+      out.push({ section, code: lines.slice(start, i).join('\n'), lang: fence[1] });
     }
   }
   return out;

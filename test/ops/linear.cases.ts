@@ -3,17 +3,11 @@
 // the reference sees them) keep fp32 accumulation: the output's one rounding dominates,
 // bfloat16 2^-9 ~ 2e-3 relative, float16 2^-12; the bounds are 4x those.
 import { fusedLinear, linear } from '../../lib/index.js';
-import { withSpecials, type OpCase } from '../helpers/op-cases.js';
+import { constantRows, withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { linearRef, ropeAngles } from '../reference/layers.js';
 
 const F32 = 1e-5;
 const HALF = { float32: F32, bfloat16: 8e-3, float16: 1e-3 };
-/** Rows of `len` values at scale 1e-3 (variance ~1e-6), every third row constant (variance 0). */
-const constantRows = (len: number) => (rng: { normals(n: number, s?: number): Float32Array; normal(): number }, n: number) => {
-  const a = rng.normals(n, 1e-3);
-  for (let r = 0; r * len < n; r += 3) a.fill(0.25 + rng.normal(), r * len, Math.min(n, (r + 1) * len));
-  return a;
-};
 
 function plain(name: string, m: number, k: number, n: number, bias = true, lead: number[] = [m]): OpCase {
   return {

@@ -3,7 +3,7 @@
 // bound 5e-7 (it was 1e-5: 150x the truth, loose enough that eps = 0 passed). 16-bit: the
 // output's rounding, seen <= 1.9e-3 (bf16) and 2.3e-4 (fp16); bounds about twice that.
 import { batchNorm, conv2d, foldBatchNorm, layerNorm, type Tensor } from '../../lib/index.js';
-import { withSpecials, type OpCase } from '../helpers/op-cases.js';
+import { constantRows, withSpecials, type OpCase } from '../helpers/op-cases.js';
 import { batchNormRef, conv2dRef, layerNormRef } from '../reference/layers.js';
 
 const HALF = { float32: 5e-7, bfloat16: 4e-3, float16: 5e-4 };
@@ -15,12 +15,6 @@ const offset = (rng: { normal(): number }, n: number) => Float32Array.from({ len
 // cases by ~1e-7, under their bound; here it changes the output by a factor up to sqrt(2) (or NaN
 // on a constant row). Small-scale rows (variance ~1e-6), constant rows, and a large eps.
 const small = (rng: { normals(n: number, s?: number): Float32Array }, n: number) => rng.normals(n, 1e-3);
-/** Rows of `len` values: every third row constant (variance 0), the others at scale 1e-3. */
-const constantRows = (len: number) => (rng: { normals(n: number, s?: number): Float32Array; normal(): number }, n: number) => {
-  const a = rng.normals(n, 1e-3);
-  for (let r = 0; r * len < n; r += 3) a.fill(0.25 + rng.normal(), r * len, Math.min(n, (r + 1) * len));
-  return a;
-};
 const tinyVar = (rng: { next(): number }, n: number) => Float32Array.from({ length: n }, () => 2e-6 + rng.next() * 1e-5);
 
 export const cases: OpCase[] = [
