@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The package as users get it: `npm pack` (which makes the prebuilt addons, scripts/prebuild.mjs:
-# linux-x64 with CUDA, linux-arm64 cross-compiled), then into empty projects:
+# linux-x64 with CUDA, linux-arm64 cross-compiled; the arm64 one is run under qemu-user against
+# the goldens, scripts/test-arm64.sh), then into empty projects:
 #  1. the prebuilt install: `npm install --ignore-scripts <tarball>` with no cmake, compiler or
 #     make on PATH, under a minute; the CLI from there: info, classify, clusters, convert, a quick
 #     bench, ESM and CommonJS. `npm rebuild secvit` (the install script) picks the prebuilt and
@@ -26,6 +27,12 @@ done
 if grep -E '^package/(test|build[^/]*|dist/.*\.test\.|bench/results)/' "$listing"; then
   echo "test-packed: the tarball holds files users do not need (above)"; exit 1
 fi
+# The linux-arm64 prebuilt, as packed, on an arm64 Node under qemu-user: the goldens on cpu and
+# cuda-emu (scripts/test-arm64.sh; SECVIT_PACKED_ARM64=skip leaves it out).
+if [[ ${SECVIT_PACKED_ARM64:-run} != skip ]]; then
+  tar xzf "$tarball" -C "$work" package/prebuilds/linux-arm64/secvit.node
+  bash scripts/test-arm64.sh "$work/package/prebuilds/linux-arm64/secvit.node"
+fi
 
 # A PATH with node and npm but no compiler, cmake or make: only these tools, linked one by one.
 nocc=$work/nocc-bin
@@ -49,6 +56,8 @@ echo "test-packed: npm install --ignore-scripts, no compiler on PATH: ${secs} s"
 [[ ! -e node_modules/secvit/build ]] || { echo "test-packed: the prebuilt install built something"; exit 1; }
 PATH=$nocc npx secvit info | tee info.txt
 grep -q "^addon: prebuilt" info.txt || { echo "test-packed: the prebuilt addon was not used"; exit 1; }
+# The installed linux-x64 prebuilt (stripped, libstdc++ inside) against the goldens, as arm64's.
+SECVIT_ADDON_PATH=$PWD/node_modules/secvit/prebuilds/linux-x64/secvit.node node "$repo/scripts/check-addon.cjs"
 grep -iE "^ *cuda +(available|unavailable)" info.txt | grep -vq "built without CUDA" || { echo "test-packed: the linux-x64 prebuilt has no CUDA backend"; exit 1; }
 # The install script itself (npm rebuild runs it) takes the prebuilt and compiles nothing.
 PATH=$nocc npm rebuild secvit --foreground-scripts > rebuild.log 2>&1 || { cat rebuild.log; exit 1; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace secvit::cpu {
 
@@ -27,16 +28,21 @@ inline float row_sum(const float* __restrict__ x, int64_t n, float mu, bool squa
   return s;
 }
 
-// sum_j (x[j] - mu) and sum_j (x[j] - mu)^2 over n contiguous floats, 8 lanes each.
+// sum_j (x[j] - mu) and sum_j (x[j] - mu)^2 over n contiguous floats, 8 lanes each. Written with
+// GCC/Clang vector types: with two 8-float accumulator arrays g++ 12 left the loop scalar (651
+// instructions a 64-float row, against 149 for the two single-sum passes before; callgrind).
+// The vector form is SSE/AVX/NEON code on every target.
 inline void row_centred_sums(const float* __restrict__ x, int64_t n, float mu, float* d, float* q) {
-  float ad[8] = {0, 0, 0, 0, 0, 0, 0, 0}, aq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  typedef float v8f __attribute__((vector_size(32)));
+  v8f ad = {0, 0, 0, 0, 0, 0, 0, 0}, aq = ad;
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float t = x[j + l] - mu;
-      ad[l] += t;
-      aq[l] += t * t;
-    }
+  for (; j + 8 <= n; j += 8) {
+    v8f t;
+    std::memcpy(&t, x + j, sizeof t);
+    t -= mu;
+    ad += t;
+    aq += t * t;
+  }
   float sd = ((ad[0] + ad[1]) + (ad[2] + ad[3])) + ((ad[4] + ad[5]) + (ad[6] + ad[7]));
   float sq = ((aq[0] + aq[1]) + (aq[2] + aq[3])) + ((aq[4] + aq[5]) + (aq[6] + aq[7]));
   for (; j < n; ++j) {
