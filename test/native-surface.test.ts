@@ -69,6 +69,7 @@ describe('native surface', () => {
       expect(() => native.run(add, [live, live], ['1' as never], false)).toThrow(/add: attribute 0 must be a number/);
       expect(() => native.run(add, [live, live], Array(100).fill(0), false)).toThrow(/add: too many attributes/);
       expect(() => native.run(add, [live, live], [], false)).toThrow(/add: expected 1 attributes, got 0/);
+      expect(() => native.run(add, [live, live], [0], 1 as never)).toThrow(/^add: sync: expected a boolean, got number$/);
       const y = native.run(add, [live, live], [0], true) as { dispose(): void };
       y.dispose();
     } finally {

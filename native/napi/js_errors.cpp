@@ -41,6 +41,11 @@ bool arg_bool(const Napi::Value& v, const std::string& what) {
   return v.As<Napi::Boolean>().Value();
 }
 
+bool arg_bool(const Napi::Value& v, const char* op, const char* arg) {
+  if (!v.IsBoolean()) throw_type_error(op, ": ", arg, ": expected a boolean, got ", js_type(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
 int64_t arg_int(const Napi::Value& v, const std::string& what, int64_t min, int64_t max) {
   if (!v.IsNumber()) throw_type_error(what, ": expected an integer, got ", js_type(v));
   const double d = v.As<Napi::Number>().DoubleValue();

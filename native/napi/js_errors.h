@@ -47,6 +47,8 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F&& body) {
 // Argument readers: `what` names the argument in error messages ("tensor: shape").
 std::string arg_string(const Napi::Value& v, const std::string& what);
 bool arg_bool(const Napi::Value& v, const std::string& what);
+// The same, named "op: arg", with the name put together only for the error (per-op hot path).
+bool arg_bool(const Napi::Value& v, const char* op, const char* arg);
 int64_t arg_int(const Napi::Value& v, const std::string& what, int64_t min, int64_t max);
 Shape arg_shape(const Napi::Value& v, const std::string& what);
 DType arg_dtype(const Napi::Value& v, const std::string& what);

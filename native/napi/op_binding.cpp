@@ -82,7 +82,9 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
       if (!v.IsNumber()) throw_type_error(name, ": attribute ", i, " must be a number");
       attrs[i] = v.As<Napi::Number>().DoubleValue();
     }
-    const bool sync = arg_bool(info[3], str(name, ": sync"));
+    // (op, argument) rather than str(name, ": sync"): that string, built eagerly, cost an
+    // ostringstream per op (locale and facet lookups, ~1,500 instructions; callgrind).
+    const bool sync = arg_bool(info[3], name, "sync");
     EnvData* data = EnvData::Of(env);
     OpOutputs out = run_op(id, inputs, int(n_in), attrs, int(n_attrs), data->client());
     if (sync) {
