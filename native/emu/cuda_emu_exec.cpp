@@ -68,8 +68,12 @@
 // the same plus a sigprocmask system call per switch (the signal mask is per fiber there):
 // ~2.3 million system calls for one small emulated model forward, 40% of its time spent in the
 // kernel. Kernels never touch signal masks, so the hand-written switch leaves them alone.
-// Other architectures keep ucontext.
-#if defined(__x86_64__) || defined(__aarch64__)
+// Other architectures (and 32-bit-pointer ABIs) keep ucontext, as does an x86-64 process running
+// with a CET shadow stack (a `ret` onto another fiber's stack would fault there; glibc's
+// swapcontext switches shadow stacks too): fast_switch() decides at run time.
+// Not handled: arm64's Guarded Control Stack (Linux 6.13+, not enabled by any distribution's
+// Node at the time of writing) would need the same run-time fallback.
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__LP64__)
 #define SECVIT_EMU_FAST_SWITCH 1
 extern "C" {
 // Saves the running context on its stack, stores that stack pointer in *from_sp and resumes the
@@ -82,7 +86,7 @@ void secvit_emu_fiber_start();
 // Frame (low to high): MXCSR and the x87 control word (8 bytes), r15, r14, r13, r12, rbx, rbp,
 // return address.
 asm(R"(
-  .text
+  .pushsection .text,"ax",@progbits
   .p2align 4
   .globl secvit_emu_switch
   .hidden secvit_emu_switch
@@ -121,12 +125,15 @@ secvit_emu_fiber_start:
   pushq $0
   jmp *%rax
   .size secvit_emu_fiber_start, .-secvit_emu_fiber_start
+  .popsection
 )");
 constexpr size_t kSwitchFrameWords = 7;  // MXCSR/FCW, r15, r14, r13, r12, rbx, rbp
 #else
 // Frame (low to high): x19..x28, x29 (frame pointer), x30 (return address), d8..d15, FPCR, pad.
+// The entry is reached by `br x16`: with branch protection (BTI) an indirect branch through x16
+// may land on the `bti c` / `paciasp` that starts an address-taken function; through x19 not.
 asm(R"(
-  .text
+  .pushsection .text,"ax",%progbits
   .p2align 4
   .globl secvit_emu_switch
   .hidden secvit_emu_switch
@@ -171,13 +178,34 @@ secvit_emu_switch:
 secvit_emu_fiber_start:
   mov x29, xzr
   mov x30, xzr
-  br x19
+  mov x16, x19
+  br x16
   .size secvit_emu_fiber_start, .-secvit_emu_fiber_start
+  .popsection
 )");
 #endif
 #else
 #define SECVIT_EMU_FAST_SWITCH 0
 #endif
+
+// Whether this process uses the hand-written switch (see above): not where a shadow stack is
+// active, nor with SECVIT_EMU_SWITCH=ucontext (how the self-test runs the fallback).
+bool fast_switch() {
+  static const bool ok = [] {
+    if (SECVIT_EMU_FAST_SWITCH == 0) return false;
+    const char* e = std::getenv("SECVIT_EMU_SWITCH");
+    if (e != nullptr && std::strcmp(e, "ucontext") == 0) return false;
+#if SECVIT_EMU_FAST_SWITCH && defined(__x86_64__)
+    // rdsspq reads the shadow-stack pointer; without an active shadow stack (or on a CPU
+    // without CET, where it is a no-op) the register keeps its 0.
+    unsigned long long ssp = 0;
+    asm volatile("rdsspq %0" : "+r"(ssp));
+    if (ssp != 0) return false;
+#endif
+    return true;
+  }();
+  return ok;
+}
 
 namespace secvit::emu {
 namespace {
@@ -391,11 +419,8 @@ struct KThread {  // one CUDA thread of the block being run
 };
 
 struct Fiber {
-#if SECVIT_EMU_FAST_SWITCH
-  void* sp = nullptr;  // saved stack pointer while suspended
-#else
-  ucontext_t ctx;
-#endif
+  void* sp = nullptr;  // saved stack pointer while suspended (fast_switch())
+  ucontext_t ctx;      // the saved context otherwise
   void* map = nullptr;  // guard page + stack
   size_t map_bytes = 0;
   char* stack_lo = nullptr;
@@ -479,12 +504,13 @@ class Runner {
 #if SECVIT_EMU_ASAN
       __sanitizer_start_switch_fiber(&main_fake_stack_, first->stack_lo, first->stack_bytes);
 #endif
+      int rc = 0;
 #if SECVIT_EMU_FAST_SWITCH
-      secvit_emu_switch(&main_sp_, first->sp);
-      const int rc = 0;
-#else
-      const int rc = swapcontext(&main_ctx_, &first->ctx);
+      if (fast_switch())
+        secvit_emu_switch(&main_sp_, first->sp);
+      else
 #endif
+        rc = swapcontext(&main_ctx_, &first->ctx);
 #if SECVIT_EMU_ASAN
       __sanitizer_finish_switch_fiber(main_fake_stack_, nullptr, nullptr);
 #endif
@@ -866,14 +892,17 @@ class Runner {
                                    to != nullptr ? to->stack_bytes : main_size_);
 #endif
 #if SECVIT_EMU_FAST_SWITCH
-    secvit_emu_switch(&self->sp, to != nullptr ? to->sp : main_sp_);
-#else
+    if (fast_switch()) {
+      secvit_emu_switch(&self->sp, to != nullptr ? to->sp : main_sp_);
+      arrived_on(self, /*first_entry=*/false);
+      return;
+    }
+#endif
     if (swapcontext(&self->ctx, to != nullptr ? &to->ctx : &main_ctx_) != 0) {
       // Only possible with a corrupted context; nothing sensible can continue on this fiber.
       fail(strf("swapcontext failed (errno %d)", errno));
       return;
     }
-#endif
     arrived_on(self, /*first_entry=*/false);
   }
 
@@ -896,7 +925,28 @@ class Runner {
   }
 
   bool init_context(Fiber* f) {
+    f->asan_fake_stack = nullptr;
+    f->thread = nullptr;
 #if SECVIT_EMU_FAST_SWITCH
+    if (fast_switch()) {
+      init_fast_frame(f);
+      return true;
+    }
+#endif
+    if (getcontext(&f->ctx) != 0) return false;
+    f->ctx.uc_stack.ss_sp = f->stack_lo;
+    f->ctx.uc_stack.ss_size = f->stack_bytes;
+    f->ctx.uc_link = nullptr;
+    makecontext(&f->ctx, &fiber_trampoline, 0);
+    // makecontext has laid the stack out; forgetting it keeps ASan's swapcontext interceptor
+    // from wiping the shadow (and with it the redzones) of this stack on every switch.
+    f->ctx.uc_stack.ss_sp = nullptr;
+    f->ctx.uc_stack.ss_size = 0;
+    return true;
+  }
+
+#if SECVIT_EMU_FAST_SWITCH
+  static void init_fast_frame(Fiber* f) {
     // A frame as secvit_emu_switch leaves it, at the top of the stack, whose return address is
     // secvit_emu_fiber_start and whose first callee-saved register (rbx / x19) holds the entry.
     // The floating-point control words are the creating thread's.
@@ -908,7 +958,7 @@ class Runner {
     // `ret` pops `start` and leaves rsp = top; fiber_start pushes a zero return address (the end
     // of the stack for unwinders), so the entry begins as after a call: rsp + 8 aligned to 16.
     uintptr_t* sp = top - (kSwitchFrameWords + 1);
-    uint32_t csr[2];
+    uint32_t csr[2] = {0, 0};
     asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(csr[0]), "=m"(csr[1]));
     std::memcpy(&sp[0], csr, sizeof csr);
     for (size_t i = 1; i < kSwitchFrameWords; ++i) sp[i] = 0;
@@ -925,24 +975,8 @@ class Runner {
     sp[20] = fpcr;
 #endif
     f->sp = sp;
-    f->asan_fake_stack = nullptr;
-    f->thread = nullptr;
-    return true;
-#else
-    if (getcontext(&f->ctx) != 0) return false;
-    f->ctx.uc_stack.ss_sp = f->stack_lo;
-    f->ctx.uc_stack.ss_size = f->stack_bytes;
-    f->ctx.uc_link = nullptr;
-    makecontext(&f->ctx, &fiber_trampoline, 0);
-    // makecontext has laid the stack out; forgetting it keeps ASan's swapcontext interceptor
-    // from wiping the shadow (and with it the redzones) of this stack on every switch.
-    f->ctx.uc_stack.ss_sp = nullptr;
-    f->ctx.uc_stack.ss_size = 0;
-    f->asan_fake_stack = nullptr;
-    f->thread = nullptr;
-    return true;
-#endif
   }
+#endif
 
   Fiber* new_fiber() {
     std::unique_ptr<Fiber> f;
@@ -1084,11 +1118,8 @@ class Runner {
   size_t ready_count_ = 0;
   Fiber* current_ = nullptr;
 
-#if SECVIT_EMU_FAST_SWITCH
   void* main_sp_ = nullptr;
-#else
   ucontext_t main_ctx_{};
-#endif
   void* main_fake_stack_ = nullptr;
   const void* main_bottom_ = nullptr;
   size_t main_size_ = 0;

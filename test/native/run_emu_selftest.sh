@@ -85,6 +85,13 @@ build_and_run() {
       fi
     done
   fi
+  # The ucontext fallback of the fiber switch (used where a shadow stack is active, and on
+  # architectures without the hand-written switch), under the schedule that switches most.
+  step "g++ $name: run with SECVIT_EMU_SWITCH=ucontext SECVIT_EMU_SCHEDULE=random"
+  if ! SECVIT_EMU_SWITCH=ucontext SECVIT_EMU_SCHEDULE=random "$BUILD/selftest_$name"; then
+    echo "FAIL  $name self-test with the ucontext switch"
+    status=1
+  fi
 }
 
 # detect_leaks=0: LeakSanitizer needs ptrace, which containers often forbid; leaks are not what
