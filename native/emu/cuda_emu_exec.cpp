@@ -190,7 +190,7 @@ secvit_emu_fiber_start:
 
 // Whether this process uses the hand-written switch (see above): not where a shadow stack is
 // active, nor with SECVIT_EMU_SWITCH=ucontext (how the self-test runs the fallback).
-bool fast_switch() {
+static bool fast_switch() {
   static const bool ok = [] {
     if (SECVIT_EMU_FAST_SWITCH == 0) return false;
     const char* e = std::getenv("SECVIT_EMU_SWITCH");
